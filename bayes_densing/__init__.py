@@ -1,3 +1,21 @@
-"""bayes-densing: a Bayesian model of the Densing Law of large language models."""
+"""bayes-densing: a Bayesian model of the Densing Law of large language models.
+
+>>> from bayes_densing import load_config, fit   # doctest: +SKIP
+>>> result = fit(load_config("default"), out="runs/demo")  # doctest: +SKIP
+>>> print(result.summary)  # doctest: +SKIP
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Config", "load_config", "fit", "__version__"]
+
+
+def __getattr__(name):  # lazy: `import bayes_densing` must not import PyMC and JAX
+    if name in ("Config", "load_config"):
+        from . import config
+
+        return getattr(config, name)
+    if name == "fit":
+        from .run import fit
+
+        return fit
+    raise AttributeError(f"module 'bayes_densing' has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""The ``bayes-densing`` command line: thin wrappers over the library.
+
+Exit codes: 0 success, 2 bad input or configuration (nothing written), 3 the sampler's
+diagnostics failed a threshold (results written; pass --allow-warnings to exit 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  help="Bayesian analysis of the Densing Law of LLMs: how fast does capability "
+                       "density (effective ÷ actual parameters) grow, and how sure can we be?")
+
+EXIT_BAD_INPUT = 2
+EXIT_DIAGNOSTICS = 3
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def sample(
+    data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`)."),
+    model: str = typer.Option("default", "--model", help="Preset name (default, paper, robust, changepoint) or a TOML file."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference family (a `family` value)."),
+    benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="Comma-separated benchmarks to use."),
+    since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date (YYYY-MM-DD)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Targets released on/before this date."),
+    trend: Optional[str] = typer.Option(None, "--trend", help="frontier | mean | envelope | changepoint"),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="betabinomial | robust"),
+    params: Optional[str] = typer.Option(None, "--params", help="total | active: the size density divides by."),
+    d0: Optional[float] = typer.Option(None, "--d0", help="D0 in trillions of tokens (paper: 1)."),
+    chains: Optional[int] = typer.Option(None, "--chains"),
+    draws: Optional[int] = typer.Option(None, "--draws"),
+    tune: Optional[int] = typer.Option(None, "--tune"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="numpyro | pymc | blackjax | nutpie"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
+    set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set priors.slope_sd=0.5"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (default runs/<timestamp>)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    allow_warnings: bool = typer.Option(False, "--allow-warnings", help="Exit 0 even when diagnostics fail."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Fit the joint model and print the doubling time of capability density.
+
+    **Example** (bundled data, default model):
+
+        bayes-densing sample --out runs/demo
+
+    Your own scores, with the bundled Qwen1.5 models as reference if your file has none:
+
+        bayes-densing sample --data scores.csv --benchmarks mmlu,gsm8k --out runs/mine
+    """
+    from datetime import datetime
+
+    from .config import ConfigError, load_config
+    from .data import DataError
+    from .inference import SamplerError
+    from .results import RunDirError
+    from .run import fit
+
+    try:
+        cfg = load_config(model)
+        overrides = {"data.dataset": dataset, "data.reference": reference,
+                     "data.benchmarks": benchmarks, "data.since": since, "data.until": until,
+                     "data.params": params, "model.trend": trend, "model.likelihood": likelihood,
+                     "model.d0": d0, "sampler.chains": chains, "sampler.draws": draws,
+                     "sampler.tune": tune, "sampler.seed": seed, "sampler.sampler": sampler,
+                     "sampler.device": device}
+        for key, value in overrides.items():
+            if value is not None:
+                cfg.set(key, value)
+        for item in set_:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. priors.slope_sd=0.5")
+            cfg.set(key.strip(), value.strip())
+        cfg.validate()
+        out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
+        result = fit(cfg, data, out=out, force=force, progressbar=not quiet)
+    except (ConfigError, DataError, RunDirError, SamplerError) as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # model-level checks (e.g. changepoint needs data on both sides)
+        _fail(str(exc))
+    typer.echo(result.summary)
+    typer.echo(f"\nRun written to {result.out}/")
+    if result.diagnostics["problems"] and not allow_warnings:
+        typer.echo("error: the sampler's diagnostics failed (see above); the results may be "
+                   "unreliable. Re-run with more --tune/--draws, or pass --allow-warnings.", err=True)
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., "--out", help="CSV to write; the truth goes to OUT.truth.json"),
+    doubling_months: float = typer.Option(3.3, "--doubling-months"),
+    models: int = typer.Option(60, "--models", help="Number of target models."),
+    benchmarks: int = typer.Option(5, "--benchmarks", help="Number of benchmarks (1–12)."),
+    reference: int = typer.Option(8, "--reference-models", help="Reference sizes (2–8)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Simulate scores from the generative model with a known doubling time.
+
+    **Example:**
+
+        bayes-densing simulate --doubling-months 3.3 --models 60 --benchmarks 5 --seed 1 --out synth.csv
+    """
+    from .simulate import simulate as run, write
+
+    if doubling_months <= 0:
+        _fail("--doubling-months must be positive")
+    try:
+        df, truth = run(models, benchmarks, doubling_months, seed=seed, n_reference=reference)
+    except ValueError as exc:
+        _fail(str(exc))
+    csv, truth_path = write(df, truth, out)
+    typer.echo(f"wrote {csv} ({len(df)} scores: {models} targets + {reference} reference models × "
+               f"{benchmarks} benchmarks) and {truth_path}")
+    typer.echo(f"fit it with: bayes-densing sample --data {csv} --out runs/synth")
+
+
+@app.command()
+def datasets() -> None:
+    """List the bundled datasets: size, date range, benchmarks, default reference, source."""
+    from .data import DATASETS, dataset_path, read_scores
+
+    for ds in DATASETS.values():
+        df, _ = read_scores(dataset_path(ds.name))
+        typer.echo(f"{ds.name}: {ds.description}")
+        typer.echo(f"  {df.model.nunique()} models, {len(df)} scores, released "
+                   f"{df.release_date.min():%Y-%m-%d} … {df.release_date.max():%Y-%m-%d}")
+        typer.echo(f"  benchmarks: {', '.join(sorted(df.benchmark.unique()))}")
+        typer.echo(f"  defaults: reference {ds.reference}; benchmarks {', '.join(ds.benchmarks)}; "
+                   f"targets since {ds.since}")
+        typer.echo(f"  source: {ds.source}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

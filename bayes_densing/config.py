@@ -1,0 +1,217 @@
+"""Run configuration: what data, which model, which priors, how to sample.
+
+A configuration is read from a TOML preset (``models/*.toml``, shipped inside the wheel as
+``bayes_densing/presets``) or a user's TOML file, then overridden by command-line options, and
+written back verbatim as ``config.toml`` in the run directory so that a run can be redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+TRENDS = ("frontier", "mean", "envelope", "changepoint")
+LIKELIHOODS = ("betabinomial", "robust")
+SAMPLERS = ("numpyro", "pymc", "blackjax", "nutpie")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "open-base-llms"   # bundled dataset used when no --data is given
+    benchmarks: list[str] = field(default_factory=list)  # empty: every benchmark in the data
+    since: str = ""                   # keep target models released on/after this date
+    until: str = ""                   # ... and on/before this date
+    reference: str = ""               # reference family; empty: `role` column or dataset default
+    params: str = "total"             # "total" or "active": which size density divides by
+    base_only: bool = True            # drop rows flagged is_base = false
+    exclude_specialists: bool = False  # drop rows flagged specialist = true
+    exclude_families: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PriorConfig:
+    """Prior scales. Units: ln(billions) for sizes, months for time."""
+    slope_sd: float = 0.3             # A ~ Normal(0, slope_sd), per month
+    intercept_sd: float = 2.0         # B (ln ρ at the data's mean date) ~ Normal(0, intercept_sd)
+    sigma_v: float = 0.3              # frontier noise σ_v ~ LogNormal(ln sigma_v, 0.5)
+    sigma_u: float = 1.0              # frontier inefficiency σ_u ~ HalfNormal(sigma_u)
+    sigma_mean: float = 1.0           # mean/envelope trend σ ~ HalfNormal(sigma_mean)
+    alpha: float = 0.3                # shared loss-law exponent α ~ LogNormal(ln alpha, 0.5)
+    alpha_tau: float = 0.2            # spread of per-benchmark α_j on the log scale
+    z_centre: float = 0.0             # score logit at the references' mean loss ~ Normal(z_centre, z_centre_sd)
+    z_centre_sd: float = 2.0
+    z_gain: float = 4.0               # its rise from smallest to largest reference ~ HalfNormal(z_gain)
+    ceiling_a: float = 9.0            # c_j/(1-d_j) ~ Beta(ceiling_a, ceiling_b)
+    ceiling_b: float = 1.0
+    phi: float = 100.0                # targets' overdispersion φ_j ~ LogNormal(ln phi, 1)
+    phi_reference: float = 500.0      # reference family's φ_j ~ LogNormal(ln phi_reference, 1)
+    data_coef: float = 0.5            # b (with a = 1) ~ LogNormal(ln data_coef, 0.5)
+    beta: float = 0.28                # β ~ LogNormal(ln beta, 0.3) (Chinchilla's 0.28)
+    outlier_rate: float = 0.05        # robust likelihood: π ~ Beta with this mean
+
+
+@dataclass
+class ModelSpec:
+    trend: str = "frontier"
+    likelihood: str = "betabinomial"
+    d0: float = 1.0                   # D0, trillions of tokens at which N̂ is evaluated
+    date_origin: str = "2023-02-24"   # t = 0 for the reported intercept (Llama-1's release)
+    changepoint: str = "2022-11-30"   # ChatGPT
+    data_term: str = "auto"           # "auto", "on", "off": the b·D^-β term of the loss law
+    ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
+
+
+@dataclass
+class SamplerConfig:
+    sampler: str = "numpyro"
+    device: str = "cpu"
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    seed: int = 0
+    target_accept: float = 0.9
+    chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    priors: PriorConfig = field(default_factory=PriorConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(self) -> "Config":
+        m, s, d = self.model, self.sampler, self.data
+        _one_of("model.trend", m.trend, TRENDS)
+        _one_of("model.likelihood", m.likelihood, LIKELIHOODS)
+        _one_of("model.data_term", m.data_term, ("auto", "on", "off"))
+        _one_of("model.ceiling", m.ceiling, ("fixed", "free"))
+        _one_of("sampler.sampler", s.sampler, SAMPLERS)
+        _one_of("sampler.device", s.device, ("cpu", "gpu"))
+        _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))
+        _one_of("data.params", d.params, ("total", "active"))
+        if m.d0 <= 0:
+            raise ConfigError(f"model.d0 must be positive (trillions of tokens), got {m.d0}")
+        for name in ("chains", "draws", "tune"):
+            if getattr(s, name) < (1 if name != "tune" else 0):
+                raise ConfigError(f"sampler.{name} must be positive, got {getattr(s, name)}")
+        if not 0.5 <= s.target_accept < 1:
+            raise ConfigError(f"sampler.target_accept must be in [0.5, 1), got {s.target_accept}")
+        for key in ("date_origin", "changepoint"):
+            _parse_date(f"model.{key}", getattr(m, key))
+        for key in ("since", "until"):
+            if getattr(d, key):
+                _parse_date(f"data.{key}", getattr(d, key))
+        for f in fields(self.priors):
+            if f.name != "z_centre" and getattr(self.priors, f.name) <= 0:
+                raise ConfigError(f"priors.{f.name} must be positive, got {getattr(self.priors, f.name)}")
+        return self
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "Config":
+        cfg = cls()
+        cfg.update(raw, source)
+        return cfg
+
+    def update(self, raw: dict[str, Any], source: str = "config") -> "Config":
+        """Apply nested overrides ``{"section": {"key": value}}``; unknown keys are errors."""
+        for section, values in raw.items():
+            if section not in {f.name for f in fields(self)}:
+                raise ConfigError(f"{source}: unknown section [{section}]; known: "
+                                  f"{', '.join(f.name for f in fields(self))}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{section}] must be a table")
+            target = getattr(self, section)
+            known = {f.name: f for f in fields(target)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{source}: unknown key {section}.{key}; known: "
+                                      f"{', '.join(known)}")
+                setattr(target, key, _coerce(f"{section}.{key}", getattr(target, key), value))
+        return self
+
+    def set(self, dotted: str, value: Any) -> "Config":
+        """Override one key given as ``section.key`` (e.g. ``model.d0``)."""
+        section, _, key = dotted.partition(".")
+        return self.update({section: {key: value}}, source="override")
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return bool(value)
+    if isinstance(current, list):
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return list(value)
+    try:
+        return type(current)(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a {type(current).__name__}, got {value!r}") from None
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+def _preset_dirs() -> list[Path]:
+    dirs = [Path(str(resources.files("bayes_densing") / "presets"))]
+    dirs.append(Path(__file__).resolve().parent.parent / "models")  # source checkout
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_presets() -> list[str]:
+    return sorted({p.stem for d in _preset_dirs() for p in d.glob("*.toml")})
+
+
+def load_config(preset_or_file: str | None = None) -> Config:
+    """A Config from a preset name (``default``, ``paper``, …) or a path to a TOML file."""
+    name = preset_or_file or "default"
+    path = Path(name)
+    if path.suffix != ".toml" or not path.exists():
+        if path.suffix == ".toml":
+            raise ConfigError(f"{name}: no such TOML file")
+        found = [d / f"{name}.toml" for d in _preset_dirs() if (d / f"{name}.toml").exists()]
+        if not found:
+            raise ConfigError(f"unknown model preset {name!r}; presets: {', '.join(list_presets())}"
+                              " (or give a path to a .toml file)")
+        path = found[0]
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return Config.from_dict(raw, source=str(path)).validate()

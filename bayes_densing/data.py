@@ -1,0 +1,524 @@
+"""Read, validate and assemble benchmark scores into the container the model consumes.
+
+Two layouts are accepted (see docs/data-format.md):
+
+* long — one row per (model, benchmark): ``model, params, release_date, benchmark, score``
+  plus optional ``tokens, family, role, n_items, chance, loss, params_active``;
+* wide — one row per model, one column per benchmark score.
+
+Every problem is reported as a :class:`DataError` whose one-line message names the file, the
+row(s) (as line numbers in the file, header = line 1) and the column, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import benchmark_registry
+from .config import Config
+from .laws import DAYS_PER_MONTH
+
+REQUIRED = ("model", "params", "release_date")
+ALIASES = {"params_b": "params", "tokens_t": "tokens", "date": "release_date",
+           "params_active_b": "params_active", "name": "model"}
+METADATA = ("model", "family", "params", "params_active", "tokens", "release_date",
+            "date_precision", "role", "suite", "is_base", "specialist", "in_densing_paper",
+            "note", "n_items", "chance", "loss", "benchmark", "score")
+MODEL_LEVEL = ("family", "params", "params_active", "tokens", "release_date", "role")
+RAW_COUNT = 1e5        # params above this many "billions" are raw counts
+MAX_NAME = 200
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names file, rows and column."""
+
+
+@dataclass(frozen=True)
+class BundledDataset:
+    name: str
+    filename: str
+    description: str
+    source: str
+    reference: str                      # default reference family
+    benchmarks: tuple[str, ...]         # default benchmark set
+    since: str                          # default start of the target window
+
+
+DATASETS: dict[str, BundledDataset] = {d.name: d for d in [
+    BundledDataset(
+        name="open-base-llms",
+        filename="open_base_llms.csv",
+        description="148 open base LLMs (2019–2024), Open LLM Leaderboard v1/v2 + HumanEval",
+        source="ObsScaling (Ruan et al. 2024, Apache-2.0); dates from model cards; Epoch AI (MIT)",
+        reference="Qwen1.5",
+        benchmarks=("mmlu", "arc_challenge", "hellaswag", "winogrande", "truthfulqa", "gsm8k"),
+        since="2023-01-01",
+    ),
+]}
+
+
+def dataset_path(name: str) -> Path:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; bundled datasets: {', '.join(DATASETS)}")
+    return Path(str(resources.files("bayes_densing") / "datasets" / DATASETS[name].filename))
+
+
+@dataclass
+class ScoreData:
+    """Everything the model needs, with reference models first, then targets by date."""
+
+    models: pd.DataFrame          # model, family, params, params_total, params_active, tokens,
+                                  # release_date, t (months from date_origin), role
+    benchmarks: list[str]
+    chance: np.ndarray            # per benchmark
+    n_items: np.ndarray           # per benchmark
+    obs: pd.DataFrame             # model_idx, bench_idx, score, k, n, loss
+    source: str
+    sha256: str
+    date_origin: str
+    notices: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_ref(self) -> int:
+        return int((self.models.role == "reference").sum())
+
+    @property
+    def n_target(self) -> int:
+        return len(self.models) - self.n_ref
+
+    @property
+    def targets(self) -> pd.DataFrame:
+        return self.models.iloc[self.n_ref:]
+
+    @property
+    def references(self) -> pd.DataFrame:
+        return self.models.iloc[: self.n_ref]
+
+    @property
+    def has_loss(self) -> bool:
+        return bool(self.obs["loss"].notna().any())
+
+    def describe(self) -> str:
+        t = self.targets.release_date
+        return (f"{self.n_target} target models ({t.min():%Y-%m-%d} … {t.max():%Y-%m-%d}), "
+                f"{self.n_ref} reference models ({', '.join(sorted(set(self.references.family)))}), "
+                f"{len(self.benchmarks)} benchmarks ({', '.join(self.benchmarks)}), "
+                f"{len(self.obs)} scores")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _fail(path, message: str) -> DataError:
+    return DataError(f"{path}: {message}")
+
+
+def _lines(rows) -> str:
+    rows = sorted({int(r) for r in rows})
+    shown = ", ".join(str(r) for r in rows[:8])
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{' …' if len(rows) > 8 else ''}"
+
+
+def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read a scores CSV into a validated long table (one row per model × benchmark).
+
+    Returns the table (with a ``line`` column: the row's line number in the file) and the
+    notices about conversions made on the way (percentages, raw parameter counts).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise _fail(path, "file not found; give the path to a scores CSV (see docs/data-format.md)")
+    if path.is_dir():
+        raise _fail(path, "is a directory, not a CSV file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise _fail(path, "the file is empty; it needs a header row and one row per model × benchmark")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise _fail(path, f"row {line}: bytes that are not UTF-8 (byte {exc.start}); "
+                          "save the file as UTF-8") from None
+    if "\x00" in text:
+        raise _fail(path, "contains NUL bytes: not a text CSV file")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise _fail(path, f"not a valid CSV ({str(exc).strip()})") from None
+    df.columns = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in df.columns]
+    if len(df.columns) < 3:
+        raise _fail(path, f"not a scores CSV: found columns {list(df.columns)}; need at least "
+                          f"{', '.join(REQUIRED)} and benchmark scores (see docs/data-format.md)")
+    if df.columns.duplicated().any():
+        dup = df.columns[df.columns.duplicated()][0]
+        raise _fail(path, f"column {dup!r} appears twice in the header")
+    df["line"] = np.arange(len(df)) + 2
+    if df.empty:
+        raise _fail(path, "has a header but no data rows")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise _fail(path, f"missing required column{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)} (found: {', '.join(c for c in df.columns if c != 'line')})")
+    if "benchmark" in df.columns or "score" in df.columns:
+        for col in ("benchmark", "score"):
+            if col not in df.columns:
+                raise _fail(path, f"missing column {col!r}: a long-format file needs both "
+                                  "'benchmark' and 'score' (or use wide format, one column per benchmark)")
+    else:
+        df = _melt_wide(df, path)
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].str.strip()
+    notices: list[str] = []
+    _check_text(df, path)
+    _parse_numbers(df, path, notices)
+    _parse_dates(df, path)
+    _check_consistency(df, path, notices)
+    return df.reset_index(drop=True), notices
+
+
+def _melt_wide(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    bench_cols = [c for c in df.columns if c not in METADATA and c != "line"]
+    if not bench_cols:
+        raise _fail(path, "no benchmark columns: give a long file (benchmark, score columns) or a "
+                          "wide file with one score column per benchmark")
+    keep = [c for c in df.columns if c not in bench_cols]
+    long = df.melt(id_vars=keep, value_vars=bench_cols, var_name="benchmark", value_name="score")
+    return long[long.score != ""].copy()
+
+
+def _check_text(df: pd.DataFrame, path: Path) -> None:
+    for col in ("model", "benchmark"):
+        blank = df[df[col] == ""]
+        if len(blank):
+            raise _fail(path, f"{_lines(blank.line)}, column {col!r}: empty {col} name")
+        long = df[df[col].str.len() > MAX_NAME]
+        if len(long):
+            raise _fail(path, f"{_lines(long.line)}, column {col!r}: name longer than {MAX_NAME} "
+                              "characters; shorten it")
+    df["benchmark"] = df["benchmark"].str.lower()
+    if "role" in df.columns:
+        df["role"] = df["role"].str.lower()
+        bad = df[~df.role.isin(["reference", "target", ""])]
+        if len(bad):
+            raise _fail(path, f"{_lines(bad.line)}, column 'role': {bad.role.iloc[0]!r} is not "
+                              "'reference' or 'target'")
+
+
+def _to_float(df: pd.DataFrame, col: str, path: Path, *, required: bool) -> pd.Series:
+    values = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+    bad = df[values.isna() & (df[col] != "")]
+    if len(bad):
+        raise _fail(path, f"{_lines(bad.line)}, column {col!r}: {bad[col].iloc[0]!r} is not a number")
+    if required and values.isna().any():
+        rows = df.line[values.isna()]
+        raise _fail(path, f"{_lines(rows)}, column {col!r}: missing value")
+    return values.astype(float)
+
+
+def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
+    df["params"] = _to_float(df, "params", path, required=True)
+    for col in ("params", "params_active"):
+        if col not in df.columns:
+            continue
+        if col != "params":
+            df[col] = _to_float(df, col, path, required=False)
+        values = df[col]
+        bad = df[(values <= 0) | ~np.isfinite(values.fillna(1.0))]
+        if len(bad):
+            raise _fail(path, f"{_lines(bad.line)}, column {col!r}: {bad[col].iloc[0]} is not a "
+                              "positive parameter count (billions)")
+        raw = values > RAW_COUNT
+        if raw.any():
+            df.loc[raw, col] = values[raw] / 1e9
+            notices.append(f"{path.name}: column {col!r} had raw parameter counts (e.g. "
+                           f"{values[raw].iloc[0]:.3g}) in {_lines(df.line[raw])}; read as "
+                           f"{values[raw].iloc[0] / 1e9:.3g} billion")
+    if "tokens" in df.columns:
+        df["tokens"] = _to_float(df, "tokens", path, required=False)
+        bad = df[df.tokens <= 0]
+        if len(bad):
+            raise _fail(path, f"{_lines(bad.line)}, column 'tokens': must be positive (trillions)")
+        raw = df.tokens > 1e6
+        if raw.any():
+            df.loc[raw, "tokens"] = df.tokens[raw] / 1e12
+            notices.append(f"{path.name}: column 'tokens' had raw token counts in "
+                           f"{_lines(df.line[raw])}; read as trillions")
+    else:
+        df["tokens"] = np.nan
+    df["score"] = _to_float(df, "score", path, required=False)
+    blank = df.score.isna()
+    if blank.any():
+        notices.append(f"{path.name}: {_lines(df.line[blank])} have no score and were skipped")
+    for bench, rows in df[~blank].groupby("benchmark"):
+        s = rows.score
+        if (s < 0).any():
+            bad = rows[s < 0]
+            raise _fail(path, f"{_lines(bad.line)}, column 'score': {bad.score.iloc[0]} is "
+                              "negative; scores are fractions in [0, 1]")
+        if s.max() > 1:
+            if s.max() <= 100:
+                df.loc[rows.index, "score"] = s / 100.0
+                notices.append(f"{path.name}: scores of {bench!r} are percentages (max "
+                               f"{s.max():g}); divided by 100")
+            else:
+                bad = rows[s > 100]
+                raise _fail(path, f"{_lines(bad.line)}, column 'score': {bad.score.iloc[0]} is "
+                                  "above 1 (and above 100); scores are fractions in [0, 1]")
+    for col in ("n_items", "chance", "loss"):
+        if col in df.columns:
+            df[col] = _to_float(df, col, path, required=False)
+    if "n_items" in df.columns:
+        bad = df[(df.n_items < 1) | (df.n_items != df.n_items.round())]
+        if len(bad):
+            raise _fail(path, f"{_lines(bad.line)}, column 'n_items': must be a whole number ≥ 1")
+    if "chance" in df.columns:
+        bad = df[(df.chance < 0) | (df.chance >= 1)]
+        if len(bad):
+            raise _fail(path, f"{_lines(bad.line)}, column 'chance': must be in [0, 1)")
+
+
+def _parse_dates(df: pd.DataFrame, path: Path) -> None:
+    text = df.release_date
+    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    month = pd.to_datetime(text, format="%Y-%m", errors="coerce")
+    parsed = parsed.fillna(month)
+    bad = df[parsed.isna()]
+    if len(bad):
+        raise _fail(path, f"{_lines(bad.line)}, column 'release_date': {bad.release_date.iloc[0]!r} "
+                          "is not a date; write YYYY-MM-DD (or YYYY-MM)")
+    future = df[parsed > pd.Timestamp(date.today())]
+    if len(future):
+        raise _fail(path, f"{_lines(future.line)}, column 'release_date': "
+                          f"{future.release_date.iloc[0]} is in the future")
+    df["release_date"] = parsed
+
+
+def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
+    df.drop(df.index[df.score.isna()], inplace=True)
+    if df.empty:
+        raise _fail(path, "no row has a score")
+    dup = df[df.duplicated(["model", "benchmark"], keep=False)]
+    if len(dup):
+        differing = dup.groupby(["model", "benchmark"]).score.nunique()
+        differing = differing[differing > 1]
+        if len(differing):
+            m, b = differing.index[0]
+            rows = dup[(dup.model == m) & (dup.benchmark == b)].line
+            raise _fail(path, f"{_lines(rows)}, column 'score': {m!r} has {differing.iloc[0]} "
+                              f"different scores on {b!r}; keep one row per model and benchmark")
+        notices.append(f"{path.name}: dropped exact duplicate rows {_lines(dup.line[dup.duplicated(['model', 'benchmark'])])}")
+        df.drop_duplicates(["model", "benchmark"], inplace=True)
+    for col in MODEL_LEVEL:
+        if col not in df.columns:
+            continue
+        n = df.groupby("model")[col].nunique(dropna=False)
+        if (n > 1).any():
+            m = n[n > 1].index[0]
+            rows = df.line[df.model == m]
+            raise _fail(path, f"{_lines(rows)}, column {col!r}: model {m!r} has "
+                              f"{n[m]} different values; a model's {col} must be the same on every row")
+
+
+# --- assembling --------------------------------------------------------------------------------
+
+def _flag(df: pd.DataFrame, col: str) -> pd.Series:
+    return df[col].astype(str).str.lower().isin(["true", "1", "yes"])
+
+
+def load(config: Config, data_path: str | Path | None = None) -> ScoreData:
+    """Read the user's file (or the bundled dataset) and assemble it under ``config``."""
+    cfg = config.data
+    bundled = DATASETS.get(cfg.dataset)
+    if data_path is None:
+        if bundled is None:
+            raise DataError(f"unknown dataset {cfg.dataset!r}; bundled datasets: {', '.join(DATASETS)}")
+        path = dataset_path(cfg.dataset)
+        benchmarks = cfg.benchmarks or list(bundled.benchmarks)
+        since = cfg.since or bundled.since
+        reference = cfg.reference or bundled.reference
+    else:
+        path = Path(data_path)
+        benchmarks, since, reference = cfg.benchmarks, cfg.since, cfg.reference
+    df, notices = read_scores(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    label = path.name if data_path is None else str(path)
+    has_reference = reference or ("role" in df.columns and (df.role == "reference").any())
+    if not has_reference and data_path is not None:
+        df, reference = _add_bundled_reference(df, path, benchmarks, config, notices)
+    return assemble(df, config, source=label, sha256=sha, benchmarks=benchmarks, since=since,
+                    reference=reference, notices=notices)
+
+
+def _add_bundled_reference(df, path, benchmarks, config, notices):
+    """A file of targets only: borrow the bundled dataset's default reference family."""
+    bundled = DATASETS[config.data.dataset]
+    ref, _ = read_scores(dataset_path(bundled.name))
+    ref = ref[ref.family == bundled.reference]
+    shared = sorted(set(df.benchmark) & set(ref.benchmark))
+    if benchmarks:
+        shared = [b for b in shared if b in benchmarks]
+    if not shared:
+        raise _fail(path, f"column 'benchmark': no reference models given (no 'role' column, no "
+                          f"--reference) and none of the file's benchmarks "
+                          f"({', '.join(sorted(set(df.benchmark)))}) is among those of the bundled "
+                          f"reference family {bundled.reference} ({', '.join(sorted(set(ref.benchmark)))}); "
+                          "add reference models with a role column, or score your models on one of those")
+    clash = set(df.model) & set(ref.model)
+    df = df[~df.model.isin(clash)].copy()
+    ref = ref[ref.benchmark.isin(shared)].copy()
+    ref["line"] = 0
+    ref["role"] = "reference"
+    df["role"] = "target"
+    notices.append(f"no reference models in {path.name}: using the bundled {bundled.name} dataset's "
+                   f"{bundled.reference} family as reference on the shared benchmarks "
+                   f"({', '.join(shared)})")
+    keep = [c for c in df.columns if c in ref.columns] + [c for c in df.columns if c not in ref.columns]
+    return pd.concat([df[keep], ref], ignore_index=True), ""
+
+
+def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
+             benchmarks=None, since=None, reference=None, notices=None) -> ScoreData:
+    """Select, check and index a validated long table (from :func:`read_scores`)."""
+    cfg = config.data
+    benchmarks = list(cfg.benchmarks if benchmarks is None else benchmarks)
+    since = cfg.since if since is None else since
+    reference = cfg.reference if reference is None else reference
+    notices = list(notices or [])
+    warnings: list[str] = []
+    df = df.copy()
+
+    if cfg.base_only and "is_base" in df.columns:
+        drop = ~_flag(df, "is_base") & (df.is_base != "")
+        if drop.any():
+            notices.append(f"excluded {df.model[drop].nunique()} model(s) flagged is_base=false: "
+                           f"{', '.join(sorted(df.model[drop].unique()))}")
+            df = df[~drop]
+    if cfg.exclude_specialists and "specialist" in df.columns:
+        drop = _flag(df, "specialist")
+        notices.append(f"excluded {df.model[drop].nunique()} specialist model(s)")
+        df = df[~drop]
+    if cfg.exclude_families:
+        if "family" not in df.columns:
+            raise _fail(source, "column 'family' is needed to exclude families")
+        df = df[~df.family.isin(cfg.exclude_families)]
+
+    present = sorted(df.benchmark.unique())
+    if benchmarks:
+        unknown = [b for b in benchmarks if b not in present]
+        if unknown:
+            raise _fail(source, f"column 'benchmark': {', '.join(unknown)} not in the data; "
+                                f"available: {', '.join(present)}")
+        df = df[df.benchmark.isin(benchmarks)]
+    else:
+        benchmarks = present
+
+    # roles
+    if "family" not in df.columns:
+        df["family"] = df.model
+    df["family"] = df.family.replace("", np.nan).fillna(df.model)
+    if reference:
+        families = sorted(df.family.unique())
+        if reference not in families:
+            raise _fail(source, f"column 'family': reference family {reference!r} not found; "
+                                f"families: {', '.join(families[:30])}{' …' if len(families) > 30 else ''}")
+        df["role"] = np.where(df.family == reference, "reference", "target")
+    elif "role" in df.columns and (df.role == "reference").any():
+        df["role"] = df.role.replace("", "target")
+    else:
+        raise _fail(source, "no reference models: give --reference FAMILY (a family column value) "
+                            "or a 'role' column with 'reference' for the reference models")
+    ref = df[df.role == "reference"]
+    sizes = ref.drop_duplicates("model").params
+    if sizes.nunique() < 2:
+        raise _fail(source, f"{_lines(ref.line)}, column 'params': the reference set needs at least 2 "
+                            f"different sizes to fit the loss law; it has {sizes.nunique()} "
+                            f"({', '.join(sorted(ref.model.unique()))})")
+
+    # date window, targets only
+    targets = df.role == "target"
+    if since:
+        early = targets & (df.release_date < pd.Timestamp(since))
+        df = df[~early]
+    if cfg.until:
+        late = (df.role == "target") & (df.release_date > pd.Timestamp(cfg.until))
+        df = df[~late]
+    tg = df[df.role == "target"]
+    window = f" in the window {since or '…'} to {cfg.until or '…'}" if (since or cfg.until) else ""
+    if tg.empty:
+        raise _fail(source, f"column 'release_date': no target models{window}; widen --since/--until")
+    if tg.release_date.nunique() < 2:
+        raise _fail(source, f"{_lines(tg.line)}, column 'release_date': all target models share one "
+                            f"release date ({tg.release_date.iloc[0]:%Y-%m-%d}); the trend over time "
+                            "needs at least two dates")
+
+    # benchmarks: item counts and chance
+    chance, n_items = [], []
+    for b in benchmarks:
+        rows = df[df.benchmark == b]
+        if rows.model.nunique() < 2:
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {b!r} has scores for "
+                                f"{rows.model.nunique()} model only; drop it or add models")
+        known = benchmark_registry.lookup(b)
+        given_n = rows.n_items.dropna().unique() if "n_items" in rows.columns else []
+        given_c = rows.chance.dropna().unique() if "chance" in rows.columns else []
+        if len(given_n):
+            n_items.append(int(given_n[0]))
+        elif known:
+            n_items.append(known.n_items)
+        else:
+            raise _fail(source, f"{_lines(rows.line)}, column 'n_items': benchmark {b!r} is not in "
+                                "the registry; add an n_items column with its number of questions "
+                                "(and optionally a chance column with its random-guess score)")
+        chance.append(float(given_c[0]) if len(given_c) else (known.chance if known else 0.0))
+
+    # parameter size used for density
+    df["params_total"] = df.params
+    if "params_active" not in df.columns:
+        df["params_active"] = df.params
+    df["params_active"] = df.params_active.fillna(df.params)
+    if cfg.params == "active":
+        df["params"] = df.params_active
+
+    # models table: references by size, then targets by date
+    cols = ["model", "family", "params", "params_total", "params_active", "tokens",
+            "release_date", "role"]
+    models = df.drop_duplicates("model")[cols]
+    models = pd.concat([models[models.role == "reference"].sort_values(["params", "model"]),
+                        models[models.role == "target"].sort_values(["release_date", "model"])],
+                       ignore_index=True)
+    origin = pd.Timestamp(config.model.date_origin)
+    models["t"] = (models.release_date - origin).dt.days / DAYS_PER_MONTH
+
+    index = {m: i for i, m in enumerate(models.model)}
+    bindex = {b: j for j, b in enumerate(benchmarks)}
+    obs = pd.DataFrame({"model_idx": df.model.map(index).to_numpy(),
+                        "bench_idx": df.benchmark.map(bindex).to_numpy(),
+                        "score": df.score.to_numpy(),
+                        "loss": df["loss"].to_numpy() if "loss" in df.columns else np.nan})
+    obs = obs.sort_values(["model_idx", "bench_idx"], ignore_index=True)
+    obs["n"] = np.asarray(n_items)[obs.bench_idx]
+    obs["k"] = np.rint(obs.score * obs.n).astype(int)
+
+    # warnings: legal but out of range
+    ref_max = models.params[models.role == "reference"].max()
+    big = models[(models.role == "target") & (models.params > 10 * ref_max)]
+    if len(big):
+        warnings.append(f"{len(big)} target model(s) are over 10× the largest reference model "
+                        f"({ref_max:g}B): {', '.join(big.model[:5])}; their effective sizes extrapolate")
+    below = obs[obs.score < np.asarray(chance)[obs.bench_idx]]
+    if len(below):
+        warnings.append(f"{len(below)} score(s) are below their benchmark's chance level "
+                        "(accepted: the likelihood allows it)")
+    return ScoreData(models=models, benchmarks=benchmarks, chance=np.asarray(chance, dtype=float),
+                     n_items=np.asarray(n_items, dtype=int), obs=obs, source=source, sha256=sha256,
+                     date_origin=config.model.date_origin, notices=notices, warnings=warnings)

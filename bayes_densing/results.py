@@ -1,0 +1,279 @@
+"""Posterior summaries and the run directory.
+
+A run directory holds everything later commands need, so that nothing re-samples:
+``posterior.nc`` (ArviZ InferenceData with posterior, posterior_predictive, observed_data,
+sample_stats and constant_data), ``models.csv``, ``trend.csv``, ``diagnostics.json`` and
+``config.toml``. It is written into a temporary directory beside the target and renamed into
+place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import laws
+from .config import Config
+from .data import ScoreData
+from .model import obs_concentration, score_probability
+
+HDI = 0.9
+CLAIMS = (3.3, 3.5)
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be written or read; the message says why."""
+
+
+# --- posterior quantities ----------------------------------------------------------------------
+
+def draws(idata: az.InferenceData, name: str) -> np.ndarray:
+    """Posterior draws of ``name`` flattened over chains: shape (samples, ...)."""
+    values = idata.posterior[name].values
+    return values.reshape((-1,) + values.shape[2:])
+
+
+def hdi(x: np.ndarray, prob: float = HDI) -> tuple[float, float]:
+    """Highest-density interval of 1-D draws, by ArviZ; finite draws only."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (math.nan, math.nan)
+    lo, hi = az.hdi(x, hdi_prob=prob)
+    return float(lo), float(hi)
+
+
+def slope_draws(idata: az.InferenceData, data: ScoreData, config: Config) -> np.ndarray:
+    """Per-draw slope A (per month) of the trend the config asks for.
+
+    For ``envelope`` this applies the paper's rule inside every draw: OLS of ln ρ on t over
+    the models on the running-max envelope of that draw.
+    """
+    if config.model.trend == "envelope":
+        t = data.targets.t.to_numpy(dtype=float)
+        A, _ = laws.envelope_trend(t, draws(idata, "log_density"))
+        return A
+    return draws(idata, "A")
+
+
+def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
+    """Doubling time T = ln 2 / A in months: median, HDI, P(T ≤ m) for each claim m.
+
+    Draws with A ≤ 0 (no growth) count as T = ∞: they lower P(T ≤ m) and are reported as
+    ``p_no_growth``; the median is ln 2 / median(A), exact under this monotone map.
+    """
+    A = np.asarray(A, dtype=float)
+    T = np.where(A > 0, laws.doubling_time(np.where(A > 0, A, 1.0)), np.inf)
+    med_A = float(np.median(A))
+    lo, hi = hdi(T[np.isfinite(T)], prob)
+    return {
+        "median_months": laws.doubling_time(med_A) if med_A > 0 else math.inf,
+        "hdi_months": [lo, hi], "hdi_prob": prob,
+        "p_no_growth": float(np.mean(A <= 0)),
+        "p_leq": {f"{m:g}": float(np.mean(T <= m)) for m in claims},
+    }
+
+
+def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
+    """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
+    A = slope_draws(idata, data, config)
+    rows = {"A_per_month": A, "A_per_day": A / laws.DAYS_PER_MONTH,
+            "doubling_months": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf),
+            "doubling_days": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf)
+            * laws.DAYS_PER_MONTH,
+            "growth_per_year": np.exp(12 * A)}
+    post = idata.posterior
+    if config.model.trend == "envelope":
+        rows["A_mean_trend_per_month"] = draws(idata, "A")
+    for name in ("B", "sigma_v", "sigma_u", "sigma", "A_before", "A_after", "slope_ratio"):
+        if name in post:
+            rows[name] = draws(idata, name)
+    out = []
+    for name, x in rows.items():
+        finite = x[np.isfinite(x)]
+        lo, hi = hdi(finite)
+        out.append({"parameter": name, "median": float(np.median(x)), "hdi_low": lo,
+                    "hdi_high": hi, "mean": float(finite.mean()) if finite.size else math.nan,
+                    "sd": float(finite.std()) if finite.size else math.nan})
+    return pd.DataFrame(out)
+
+
+def models_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
+    """Per model: size, date, role, N̂ and ρ (median, 90% HDI), P(on the running-max envelope)."""
+    eta = draws(idata, "log_effective_size")
+    log_rho = draws(idata, "log_density")
+    t = data.targets.t.to_numpy(dtype=float)
+    on_envelope = laws.envelope_mask(t, log_rho).mean(axis=0)
+    tg = data.targets
+    rows = []
+    for i, (_, m) in enumerate(tg.iterrows()):
+        e_lo, e_hi = hdi(eta[:, i])
+        r_lo, r_hi = hdi(log_rho[:, i])
+        rows.append({"model": m.model, "family": m.family, "role": "target",
+                     "release_date": m.release_date.strftime("%Y-%m-%d"), "params": m.params,
+                     "effective_params": math.exp(np.median(eta[:, i])),
+                     "effective_params_low": math.exp(e_lo), "effective_params_high": math.exp(e_hi),
+                     "density": math.exp(np.median(log_rho[:, i])), "density_low": math.exp(r_lo),
+                     "density_high": math.exp(r_hi), "p_on_frontier": float(on_envelope[i])})
+    for _, m in data.references.iterrows():
+        rows.append({"model": m.model, "family": m.family, "role": "reference",
+                     "release_date": m.release_date.strftime("%Y-%m-%d"), "params": m.params,
+                     "effective_params": m.params, "effective_params_low": m.params,
+                     "effective_params_high": m.params, "density": 1.0, "density_low": 1.0,
+                     "density_high": 1.0, "p_on_frontier": math.nan})
+    return pd.DataFrame(rows)
+
+
+def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
+                         seed: int) -> xr.Dataset:
+    """Replicated correct counts from every posterior draw (numpy; same formulas as the model)."""
+    post = idata.posterior
+    names = ["log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
+             "a", "E"]
+    params = {n: draws(idata, n) for n in names if n in post}
+    p, _ = score_probability(params, data, config, xp=np)
+    phi = obs_concentration(draws(idata, "phi_reference"), draws(idata, "phi_target"), data, xp=np)
+    rng = np.random.default_rng(seed)
+    n = data.obs.n.to_numpy()
+    k = rng.binomial(n, rng.beta(p * phi, (1 - p) * phi))
+    shape = (post.sizes["chain"], post.sizes["draw"], len(n))
+    return xr.Dataset({"correct": (("chain", "draw", "obs"), k.reshape(shape))},
+                      coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(len(n))})
+
+
+def constant_data(data: ScoreData) -> xr.Dataset:
+    """The inputs a later command needs to interpret the posterior without the CSV."""
+    m, o = data.models, data.obs
+    return xr.Dataset({
+        "model_name": ("model", m.model.astype(str).to_numpy()),
+        "family": ("model", m.family.astype(str).to_numpy()),
+        "role": ("model", m.role.astype(str).to_numpy()),
+        "params": ("model", m.params.to_numpy(dtype=float)),
+        "tokens": ("model", m.tokens.to_numpy(dtype=float)),
+        "release_date": ("model", m.release_date.dt.strftime("%Y-%m-%d").to_numpy().astype(str)),
+        "t_months": ("model", m.t.to_numpy(dtype=float)),
+        "chance": ("benchmark", data.chance), "n_items": ("benchmark", data.n_items),
+        "obs_model": ("obs", o.model_idx.to_numpy()), "obs_benchmark": ("obs", o.bench_idx.to_numpy()),
+        "score": ("obs", o.score.to_numpy(dtype=float)),
+    }, coords={"benchmark": data.benchmarks, "obs": np.arange(len(o))})
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
+                 doubling: dict, data_desc: str, notices: list[str], warnings: list[str],
+                 top: int = 5) -> str:
+    """The terminal summary of a run."""
+    t = trend.set_index("parameter")
+    lines = [f"Data: {data_desc}"]
+    lines += [f"  note: {n}" for n in notices] + [f"  warning: {w}" for w in warnings]
+    lo, hi = doubling["hdi_months"]
+    lines.append("")
+    lines.append(f"Doubling time of density: {doubling['median_months']:.2f} months "
+                 f"(90% HDI {lo:.2f}–{hi:.2f}; {doubling['median_months'] * laws.DAYS_PER_MONTH:.0f} days)")
+    lines.append("  " + ", ".join(f"P(T ≤ {m} months) = {p:.2f}" for m, p in doubling["p_leq"].items())
+                 + (f", P(no growth) = {doubling['p_no_growth']:.3f}" if doubling["p_no_growth"] else ""))
+    a = t.loc["A_per_day"]
+    lines.append(f"  A = {a['median']:.4f} per day (90% HDI {a.hdi_low:.4f}–{a.hdi_high:.4f}); "
+                 "the paper's point estimate: 0.0073")
+    g = t.loc["growth_per_year"]
+    lines.append(f"  density grows ×{g['median']:.1f} per year (90% HDI ×{g.hdi_low:.1f}–×{g.hdi_high:.1f})")
+    if "slope_ratio" in t.index:
+        r = t.loc["slope_ratio"]
+        lines.append(f"  slope after / before the change date: {r['median']:.2f} "
+                     f"(90% HDI {r.hdi_low:.2f}–{r.hdi_high:.2f})")
+    tg = models[models.role == "target"].sort_values("density", ascending=False)
+    lines.append("")
+    lines.append(f"Densest models (density = effective / actual size, median and 90% HDI):")
+    for _, m in tg.head(top).iterrows():
+        lines.append(f"  {m.model[:48]:<48} {m.params:>7.3g}B  ρ = {m.density:6.2f} "
+                     f"[{m.density_low:.2f}, {m.density_high:.2f}]  {m.release_date}")
+    d = diagnostics
+    lines.append("")
+    verdict = "OK" if not d["problems"] else "PROBLEMS: " + "; ".join(d["problems"])
+    lines.append(f"Diagnostics: {verdict}")
+    lines.append(f"  divergences {d['divergences']}, max R-hat {d['max_rhat']:.3f}, "
+                 f"min ESS bulk {d['min_ess_bulk']:.0f} / tail {d['min_ess_tail']:.0f}, "
+                 f"min E-BFMI {d['min_bfmi']:.2f}; {d['chains']}×{d['draws']} draws, "
+                 f"{d.get('sampler', '')} on {d.get('device', '')}, wall {d.get('wall_s', 0):.1f} s")
+    return "\n".join(lines)
+
+
+# --- the run directory -------------------------------------------------------------------------
+
+def check_out_dir(out: str | Path, force: bool) -> Path:
+    """Refuse to overwrite an existing run directory unless ``force``; check the parent exists."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise RunDirError(f"{out} already exists; choose another --out or pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a directory")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise RunDirError(f"{parent} does not exist; create it or choose another --out")
+    return out
+
+
+@contextmanager
+def atomic_dir(out: str | Path, force: bool = False):
+    """Yield a temporary directory beside ``out``; rename it to ``out`` only on success."""
+    out = check_out_dir(out, force)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_run(directory: Path, *, idata: az.InferenceData, models: pd.DataFrame,
+              trend: pd.DataFrame, diagnostics: dict, config: Config) -> None:
+    idata.to_netcdf(str(directory / "posterior.nc"))
+    models.to_csv(directory / "models.csv", index=False)
+    trend.to_csv(directory / "trend.csv", index=False)
+    (directory / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, default=_json))
+    (directory / "config.toml").write_text(config.to_toml())
+
+
+def _json(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return str(x)
+
+
+def load_run(directory: str | Path) -> dict:
+    """Read a run directory back: idata, models, trend, diagnostics and config."""
+    from .config import Config as _Config
+    import tomllib
+
+    directory = Path(directory)
+    needed = ["posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml"]
+    missing = [n for n in needed if not (directory / n).exists()]
+    if missing:
+        raise RunDirError(f"{directory}: not a complete run directory (missing {', '.join(missing)})")
+    return {
+        "idata": az.from_netcdf(str(directory / "posterior.nc")),
+        "models": pd.read_csv(directory / "models.csv"),
+        "trend": pd.read_csv(directory / "trend.csv"),
+        "diagnostics": json.loads((directory / "diagnostics.json").read_text()),
+        "config": _Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
+    }

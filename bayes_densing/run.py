@@ -1,0 +1,91 @@
+"""One complete fit: load data → build the model → sample → summarise → write the run directory.
+
+This is what ``bayes-densing sample`` calls; it is also the Python entry point::
+
+    from bayes_densing import load_config, fit
+    cfg = load_config("default")
+    result = fit(cfg, out="runs/demo")          # bundled dataset
+    print(result.summary)
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+
+from . import __version__, data as data_mod, results
+from .config import Config
+from .inference import diagnose, sample
+from .model import build_model
+
+
+@dataclass
+class FitResult:
+    idata: az.InferenceData
+    data: data_mod.ScoreData
+    models: pd.DataFrame
+    trend: pd.DataFrame
+    doubling: dict
+    diagnostics: dict
+    summary: str
+    out: Path | None
+
+
+def versions() -> dict[str, str]:
+    out = {"bayes_densing": __version__, "python": platform.python_version()}
+    for pkg in ("pymc", "pytensor", "numpyro", "jax", "jaxlib", "arviz", "numpy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
+        force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None
+        ) -> FitResult:
+    """Fit the model of ``config`` to the data and, if ``out`` is given, write a run directory.
+
+    Raises :class:`data.DataError` / :class:`config.ConfigError` on bad input before anything
+    is sampled or written; an existing ``out`` is refused unless ``force``.
+    """
+    config.validate()
+    if out is not None:
+        results.check_out_dir(out, force)
+    if data is None:
+        data = data_mod.load(config, data_path)
+    model = build_model(data, config)
+    sampled = sample(model, config.sampler, progressbar=progressbar)
+    idata = sampled.idata
+    idata.add_groups(posterior_predictive=results.posterior_predictive(idata, data, config,
+                                                                       config.sampler.seed),
+                     constant_data=results.constant_data(data))
+    free = [rv.name for rv in model.free_RVs]
+    diagnostics = diagnose(idata, free)
+    models = results.models_table(idata, data, config)
+    trend = results.trend_table(idata, data, config)
+    doubling = results.doubling_summary(results.slope_draws(idata, data, config))
+    diagnostics.update({
+        "sampler": config.sampler.sampler, "device": config.sampler.device,
+        "chain_method": sampled.chain_method, "wall_s": sampled.wall_s,
+        "sampling_s": sampled.sampling_s, "seed": config.sampler.seed,
+        "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
+        "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
+        "versions": versions(), "config": config.to_dict(),
+    })
+    summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),
+                                   data.notices, data.warnings)
+    written = None
+    if out is not None:
+        with results.atomic_dir(out, force) as tmp:
+            results.write_run(tmp, idata=idata, models=models, trend=trend,
+                              diagnostics=diagnostics, config=config)
+            (tmp / "summary.txt").write_text(summary + "\n")
+        written = Path(out)
+    return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
+                     diagnostics=diagnostics, summary=summary, out=written)
