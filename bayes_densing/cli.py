@@ -44,7 +44,7 @@ def sample(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="numpyro | pymc | blackjax | nutpie"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set priors.slope_sd=0.5"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (default runs/<timestamp>)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (default runs/sample-YYYYMMDD-HHMMSS)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     allow_warnings: bool = typer.Option(False, "--allow-warnings", help="Exit 0 even when diagnostics fail."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -64,6 +64,7 @@ def sample(
     from .config import ConfigError, load_config
     from .data import DataError
     from .inference import SamplerError
+    from .model import ModelError
     from .results import RunDirError
     from .run import fit
 
@@ -86,9 +87,7 @@ def sample(
         cfg.validate()
         out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
         result = fit(cfg, data, out=out, force=force, progressbar=not quiet)
-    except (ConfigError, DataError, RunDirError, SamplerError) as exc:
-        _fail(str(exc))
-    except ValueError as exc:  # model-level checks (e.g. changepoint needs data on both sides)
+    except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(str(exc))
     typer.echo(result.summary)
     typer.echo(f"\nRun written to {result.out}/")
@@ -100,7 +99,7 @@ def sample(
 
 @app.command()
 def simulate(
-    out: Path = typer.Option(..., "--out", help="CSV to write; the truth goes to OUT.truth.json"),
+    out: Path = typer.Option(..., "--out", help="CSV to write; the truth goes beside it (synth.csv → synth.truth.json)"),
     doubling_months: float = typer.Option(3.3, "--doubling-months"),
     models: int = typer.Option(60, "--models", help="Number of target models."),
     benchmarks: int = typer.Option(5, "--benchmarks", help="Number of benchmarks (1–12)."),

@@ -43,7 +43,7 @@ class DataConfig:
 class PriorConfig:
     """Prior scales. Units: ln(billions) for sizes, months for time."""
     slope_sd: float = 0.3             # A ~ Normal(0, slope_sd), per month
-    intercept_sd: float = 2.0         # B (ln ρ at the data's mean date) ~ Normal(0, intercept_sd)
+    intercept_sd: float = 2.0         # B_centre (ln ρ at the targets' mean date) ~ Normal(0, intercept_sd)
     sigma_v: float = 0.3              # frontier noise σ_v ~ LogNormal(ln sigma_v, 0.5)
     sigma_u: float = 1.0              # frontier inefficiency σ_u ~ HalfNormal(sigma_u)
     sigma_mean: float = 1.0           # mean/envelope trend σ ~ HalfNormal(sigma_mean)

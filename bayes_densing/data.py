@@ -85,6 +85,7 @@ class ScoreData:
     source: str
     sha256: str
     date_origin: str
+    since: str = ""
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -187,7 +188,9 @@ def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _melt_wide(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    bench_cols = [c for c in df.columns if c not in METADATA and c != "line"]
+    bench_cols = [c for c in df.columns if c not in METADATA and c != "line"
+                  and (benchmark_registry.lookup(c) is not None
+                       or pd.to_numeric(df[c].replace("", np.nan), errors="coerce").notna().any())]
     if not bench_cols:
         raise _fail(path, "no benchmark columns: give a long file (benchmark, score columns) or a "
                           "wide file with one score column per benchmark")
@@ -243,8 +246,16 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
             notices.append(f"{path.name}: column {col!r} had raw parameter counts (e.g. "
                            f"{values[raw].iloc[0]:.3g}) in {_lines(df.line[raw])}; read as "
                            f"{values[raw].iloc[0] / 1e9:.3g} billion")
+    small = df.params < 0.01
+    if small.any():
+        notices.append(f"{path.name}: {_lines(df.line[small])} have params below 0.01 (10M); "
+                       "params are in billions — check the unit")
     if "tokens" in df.columns:
         df["tokens"] = _to_float(df, "tokens", path, required=False)
+        huge = (df.tokens > 100) & (df.tokens <= 1e6)
+        if huge.any():
+            notices.append(f"{path.name}: {_lines(df.line[huge])} have tokens above 100 trillion; "
+                           "tokens are in trillions (627 billion is 0.627) — check the unit")
         bad = df[df.tokens <= 0]
         if len(bad):
             raise _fail(path, f"{_lines(bad.line)}, column 'tokens': must be positive (trillions)")
@@ -266,6 +277,11 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
             raise _fail(path, f"{_lines(bad.line)}, column 'score': {bad.score.iloc[0]} is "
                               "negative; scores are fractions in [0, 1]")
         if s.max() > 1:
+            if s.max() <= 100 and s.median() <= 1:  # mostly fractions, some percentages
+                bad = rows[s > 1]
+                raise _fail(path, f"{_lines(bad.line)}, column 'score': benchmark {bench!r} mixes "
+                                  f"fractions and percentages (e.g. {s[s < 1].iloc[0]:g} and "
+                                  f"{bad.score.iloc[0]:g}); use one unit per benchmark")
             if s.max() <= 100:
                 df.loc[rows.index, "score"] = s / 100.0
                 notices.append(f"{path.name}: scores of {bench!r} are percentages (max "
@@ -278,7 +294,7 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
         if col in df.columns:
             df[col] = _to_float(df, col, path, required=False)
     if "n_items" in df.columns:
-        bad = df[(df.n_items < 1) | (df.n_items != df.n_items.round())]
+        bad = df[df.n_items.notna() & ((df.n_items < 1) | (df.n_items != df.n_items.round()))]
         if len(bad):
             raise _fail(path, f"{_lines(bad.line)}, column 'n_items': must be a whole number ≥ 1")
     if "chance" in df.columns:
@@ -354,7 +370,7 @@ def load(config: Config, data_path: str | Path | None = None) -> ScoreData:
     label = path.name if data_path is None else str(path)
     has_reference = reference or ("role" in df.columns and (df.role == "reference").any())
     if not has_reference and data_path is not None:
-        df, reference = _add_bundled_reference(df, path, benchmarks, config, notices)
+        df, _ = _add_bundled_reference(df, path, benchmarks, config, notices)
     return assemble(df, config, source=label, sha256=sha, benchmarks=benchmarks, since=since,
                     reference=reference, notices=notices)
 
@@ -374,7 +390,14 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
                           f"reference family {bundled.reference} ({', '.join(sorted(set(ref.benchmark)))}); "
                           "add reference models with a role column, or score your models on one of those")
     clash = set(df.model) & set(ref.model)
-    df = df[~df.model.isin(clash)].copy()
+    if clash:
+        notices.append(f"{path.name}: {', '.join(sorted(clash))} are in the bundled reference family; "
+                       "their rows in the file were dropped")
+    unshared = sorted(set(df.benchmark) - set(shared))
+    if unshared:
+        notices.append(f"{path.name}: benchmarks without reference scores were dropped: "
+                       f"{', '.join(unshared)}")
+    df = df[~df.model.isin(clash) & df.benchmark.isin(shared)].copy()
     ref = ref[ref.benchmark.isin(shared)].copy()
     ref["line"] = 0
     ref["role"] = "reference"
@@ -382,8 +405,11 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     notices.append(f"no reference models in {path.name}: using the bundled {bundled.name} dataset's "
                    f"{bundled.reference} family as reference on the shared benchmarks "
                    f"({', '.join(shared)})")
-    keep = [c for c in df.columns if c in ref.columns] + [c for c in df.columns if c not in ref.columns]
-    return pd.concat([df[keep], ref], ignore_index=True), ""
+    merged = pd.concat([df, ref], ignore_index=True)
+    for col in ("is_base", "specialist", "in_densing_paper", "note", "family"):
+        if col in merged.columns:
+            merged[col] = merged[col].fillna("")
+    return merged, bundled.reference
 
 
 def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
@@ -468,9 +494,18 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         if rows.model.nunique() < 2:
             raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {b!r} has scores for "
                                 f"{rows.model.nunique()} model only; drop it or add models")
+        if not (rows.role == "reference").any():
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {b!r} has no score from a "
+                                "reference model, so it cannot be mapped to effective sizes; drop it "
+                                "(--benchmarks) or add reference scores")
         known = benchmark_registry.lookup(b)
         given_n = rows.n_items.dropna().unique() if "n_items" in rows.columns else []
         given_c = rows.chance.dropna().unique() if "chance" in rows.columns else []
+        for col, given in (("n_items", given_n), ("chance", given_c)):
+            if len(given) > 1:
+                raise _fail(source, f"{_lines(rows.line)}, column {col!r}: benchmark {b!r} has "
+                                    f"{len(given)} different values ({', '.join(f'{g:g}' for g in given)}); "
+                                    "give one value per benchmark")
         if len(given_n):
             n_items.append(int(given_n[0]))
         elif known:
@@ -521,4 +556,5 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
                         "(accepted: the likelihood allows it)")
     return ScoreData(models=models, benchmarks=benchmarks, chance=np.asarray(chance, dtype=float),
                      n_items=np.asarray(n_items, dtype=int), obs=obs, source=source, sha256=sha256,
-                     date_origin=config.model.date_origin, notices=notices, warnings=warnings)
+                     date_origin=config.model.date_origin, since=since or "", notices=notices,
+                     warnings=warnings)

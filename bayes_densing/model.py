@@ -8,9 +8,10 @@
 
 Geometry choices (each removes a source of divergences measured on the real data):
 
-* (l_j, γ_j) are sampled as the score's logit z at the smallest reference size and its gain up
-  to the largest (``laws.sigmoid_through``): the curve is linear in them, and a benchmark that
-  barely moves with size stays well-posed.
+* (l_j, γ_j) are sampled as the score's logit z at the reference models' mean loss and its
+  gain from the smallest to the largest reference size at D0 (``laws.sigmoid_through``): z is
+  linear in them, level and gain are nearly uncorrelated (a centred regressor), and a
+  benchmark that barely moves with size stays well-posed.
 * In score-only mode the loss scale is fixed (a_j = 1, E_j = 0): it is not identified, and no
   reported quantity depends on it.
 * The stochastic frontier's composed error v − u is marginalised into a skew-normal, so each
@@ -33,6 +34,10 @@ from .config import Config
 from .data import ScoreData
 
 P_EPS = 1e-9
+
+
+class ModelError(ValueError):
+    """The model cannot be built for this data and configuration; the message says why."""
 OUTLIER_PHI = 2.0   # robust likelihood: concentration of the outlier component
 
 
@@ -42,7 +47,7 @@ def data_term_on(data: ScoreData, config: Config) -> bool:
     tokens_known = bool(data.references.tokens.notna().all())
     if mode == "on" and not tokens_known:
         missing = data.references.model[data.references.tokens.isna()]
-        raise ValueError(f"model.data_term = 'on' needs tokens for every reference model; "
+        raise ModelError(f"model.data_term = 'on' needs tokens for every reference model; "
                          f"missing for {', '.join(missing)}")
     return mode == "on" or (mode == "auto" and tokens_known)
 
@@ -160,7 +165,7 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
                 "timedelta64[D]").astype(float) / laws.DAYS_PER_MONTH
             n_before = int((t < t_change).sum())
             if n_before < 3 or len(t) - n_before < 3:
-                raise ValueError(f"changepoint trend needs ≥ 3 target models on each side of "
+                raise ModelError(f"changepoint trend needs ≥ 3 target models on each side of "
                                  f"{M.changepoint}; found {n_before} before and {len(t) - n_before} "
                                  "after (widen --since)")
             A_before = pm.Normal("A_before", 0.0, P.slope_sd)

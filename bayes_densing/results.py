@@ -73,6 +73,7 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
     ``p_no_growth``; the median is ln 2 / median(A), exact under this monotone map.
     """
     A = np.asarray(A, dtype=float)
+    A = A[np.isfinite(A)]  # an envelope draw with a single model or date has no slope
     T = np.where(A > 0, laws.doubling_time(np.where(A > 0, A, 1.0)), np.inf)
     med_A = float(np.median(A))
     lo, hi = hdi(T[np.isfinite(T)], prob)
@@ -87,13 +88,14 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
 def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
     """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
     A = slope_draws(idata, data, config)
+    A = A[np.isfinite(A)]
     rows = {"A_per_month": A, "A_per_day": A / laws.DAYS_PER_MONTH,
             "doubling_months": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf),
             "doubling_days": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf)
             * laws.DAYS_PER_MONTH,
             "growth_per_year": np.exp(12 * A)}
     post = idata.posterior
-    if config.model.trend == "envelope":
+    if config.model.trend == "envelope":  # the model's own (mean) trend, for comparison
         rows["A_mean_trend_per_month"] = draws(idata, "A")
     for name in ("B", "sigma_v", "sigma_u", "sigma", "A_before", "A_after", "slope_ratio"):
         if name in post:
@@ -145,6 +147,11 @@ def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Confi
     phi = obs_concentration(draws(idata, "phi_reference"), draws(idata, "phi_target"), data, xp=np)
     rng = np.random.default_rng(seed)
     n = data.obs.n.to_numpy()
+    if "outlier_rate" in post:  # robust likelihood: draw each score's mixture component
+        from .model import OUTLIER_PHI
+
+        outlier = rng.random(p.shape) < draws(idata, "outlier_rate")[:, None]
+        phi = np.where(outlier, OUTLIER_PHI, phi)
     k = rng.binomial(n, rng.beta(p * phi, (1 - p) * phi))
     shape = (post.sizes["chain"], post.sizes["draw"], len(n))
     return xr.Dataset({"correct": (("chain", "draw", "obs"), k.reshape(shape))},

@@ -10,6 +10,7 @@ This is what ``bayes-densing sample`` calls; it is also the Python entry point::
 
 from __future__ import annotations
 
+import copy
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -46,6 +47,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+def resolved_config(config: Config, data: data_mod.ScoreData) -> Config:
+    """A copy of ``config`` with the dataset defaults that were applied written in, so that
+    ``config.toml`` records exactly what ran."""
+    ran = copy.deepcopy(config)
+    ran.data.benchmarks = list(data.benchmarks)
+    ran.data.since = data.since
+    families = sorted(set(data.references.family))
+    if not ran.data.reference and len(families) == 1 and data.source.endswith(".csv") \
+            and ran.data.dataset in data_mod.DATASETS \
+            and data.source == data_mod.DATASETS[ran.data.dataset].filename:
+        ran.data.reference = families[0]
+    return ran
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None
         ) -> FitResult:
@@ -59,6 +74,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         results.check_out_dir(out, force)
     if data is None:
         data = data_mod.load(config, data_path)
+    config = resolved_config(config, data)
     model = build_model(data, config)
     sampled = sample(model, config.sampler, progressbar=progressbar)
     idata = sampled.idata

@@ -69,7 +69,8 @@ def simulate(n_models: int = 60, n_benchmarks: int = 5, doubling_months: float =
         "alpha": 0.3 * np.exp(0.15 * rng.normal(size=nb)),
         "z_centre": rng.normal(-0.3, 0.5, nb),
         "z_gain": rng.uniform(2.0, 4.5, nb),
-        "ceiling_frac": rng.uniform(0.85, 1.0, nb),
+        "ceiling_frac": (rng.uniform(0.85, 1.0, nb) if config.model.ceiling == "free"
+                         else np.ones(nb)),
         "b": 0.5, "beta": 0.28,
     }
     phi_reference = rng.uniform(300.0, 1000.0, nb)

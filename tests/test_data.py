@@ -134,3 +134,45 @@ def test_active_params_for_moe(tmp_path):
     data = load(cfg)
     mixtral = data.models[data.models.model.str.contains("Mixtral-8x7B")].iloc[0]
     assert mixtral.params == pytest.approx(12.9) and mixtral.params_total == pytest.approx(46.7)
+
+
+TARGETS_ONLY = """model,params,release_date,benchmark,score,n_items
+m1,1.5,2024-01-10,mmlu,0.45,
+m1,1.5,2024-01-10,gsm8k,0.20,
+m1,1.5,2024-01-10,hellaswag,0.60,
+m2,3,2024-03-01,mmlu,0.55,
+m2,3,2024-03-01,gsm8k,0.35,
+m2,3,2024-03-01,hellaswag,0.70,
+m3,7,2024-05-01,mmlu,0.64,
+m3,7,2024-05-01,gsm8k,0.50,
+m3,7,2024-05-01,hellaswag,0.79,
+m4,8,2024-07-01,mmlu,0.68,
+m4,8,2024-07-01,gsm8k,0.55,
+m4,8,2024-07-01,hellaswag,0.81,
+m5,14,2024-09-01,mmlu,0.72,
+m5,14,2024-09-01,gsm8k,0.65,
+m5,14,2024-09-01,hellaswag,0.83,
+m5,14,2024-09-01,mybench,0.40,200
+"""
+
+
+def test_target_only_file_borrows_bundled_reference(tmp_path):
+    data = load(Config(), write(tmp_path, TARGETS_ONLY))
+    assert data.n_target == 5 and set(data.references.family) == {"Qwen1.5"}
+    assert data.benchmarks == ["gsm8k", "hellaswag", "mmlu"]
+    assert any("Qwen1.5" in n and "shared benchmarks" in n for n in data.notices)
+    assert any("mybench" in n for n in data.notices)
+
+
+def test_target_only_file_without_shared_benchmark_is_an_error(tmp_path):
+    text = "model,params,release_date,benchmark,score,n_items\n" \
+           "m1,1,2024-01-01,foo,0.3,100\nm2,2,2024-02-01,foo,0.4,100\n"
+    with pytest.raises(DataError, match="none of the file's benchmarks"):
+        load(Config(), write(tmp_path, text))
+
+
+def test_benchmark_without_reference_scores_is_an_error(tmp_path):
+    text = HEADER + REF + TGT + "t1,A,3,,2023-06-01,humaneval,0.1,target\n" \
+                                "t2,B,7,,2023-09-01,humaneval,0.2,target\n"
+    with pytest.raises(DataError, match="no score from a reference model"):
+        load(Config(), write(tmp_path, text))
