@@ -13,7 +13,9 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Bayesian analysis of the Densing Law of LLMs: how fast does capability "
-                       "density (effective ÷ actual parameters) grow, and how sure can we be?")
+                       "density (effective ÷ actual parameters) grow, and how sure can we be?\n\n"
+                       "**Example:** `bayes-densing sample --out runs/demo` fits the bundled "
+                       "dataset and prints the doubling time with its credible interval.")
 
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3

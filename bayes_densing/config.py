@@ -70,6 +70,7 @@ class ModelSpec:
     changepoint: str = "2022-11-30"   # ChatGPT
     data_term: str = "auto"           # "auto", "on", "off": the b·D^-β term of the loss law
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
+    reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Config:
         _one_of("model.likelihood", m.likelihood, LIKELIHOODS)
         _one_of("model.data_term", m.data_term, ("auto", "on", "off"))
         _one_of("model.ceiling", m.ceiling, ("fixed", "free"))
+        _one_of("model.reparam", m.reparam, ("shear", "centred"))
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))

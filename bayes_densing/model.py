@@ -76,32 +76,30 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     d0 = config.model.d0
     d_ref = refs.tokens.fillna(d0).to_numpy(dtype=float)
     d_all = np.concatenate([d_ref, np.full(data.n_target, d0)])
-    alpha = params["alpha"]
-    a, E = params.get("a", 1.0), params.get("E", 0.0)
-    b, beta = params.get("b", 0.0), params.get("beta", 1.0)
+    # per-benchmark parameters have shape (..., benchmark); global ones (b, β) are scalars in
+    # the model and (draws,) in numpy, lifted here to (draws, 1) so both broadcast alike
+    lift = (lambda v: v[..., None] if xp is np and np.ndim(v) >= 1 else v)
+    bench = {"a": params.get("a", 1.0), "alpha": params["alpha"], "E": params.get("E", 0.0),
+             "b": lift(params.get("b", 0.0)), "beta": lift(params.get("beta", 1.0))}
+    is_global = {"b", "beta"}
     # anchors: the smallest and the largest reference model at D0, and the references' mean
     # loss, all in one broadcast evaluation of shape (..., 3 + n_ref, benchmark)
     n_ref = np.exp(log_n_ref)
     n_anchor = np.concatenate([[n_ref.min(), n_ref.max()], n_ref])[:, None]
     d_anchor = np.concatenate([[d0, d0], d_ref])[:, None]
-    expand = (lambda v: v[..., None, :] if hasattr(v, "ndim") and v.ndim >= 1 else v)
-    L_anchor = laws.loss_law(n_anchor, d_anchor, a=expand(a), alpha=expand(alpha),
-                             b=expand(b) if xp is np and hasattr(b, "ndim") else b,
-                             beta=expand(beta) if xp is np and hasattr(beta, "ndim") else beta,
-                             E=expand(E))
+    at_anchor = {k: (v[..., None, :] if np.ndim(v) >= 1 or getattr(v, "ndim", 0) >= 1 else v)
+                 for k, v in bench.items()}
+    L_anchor = laws.loss_law(n_anchor, d_anchor, **at_anchor)
     L_low, L_high = L_anchor[..., 0, :], L_anchor[..., 1, :]
     L_centre = L_anchor[..., 2:, :].mean(axis=-2)
     l, gamma = laws.sigmoid_through(params["z_centre"], L_centre, params["z_gain"], L_low, L_high)
     c = (1.0 - data.chance) * params.get("ceiling_frac", 1.0)
 
     def per_obs(v):
-        return v[..., bj] if hasattr(v, "ndim") and v.ndim >= 1 else v
+        return v[..., bj] if getattr(v, "ndim", 0) >= 1 else v
 
-    def scalar(v):  # global parameters broadcast over observations
-        return v[..., None] if xp is np and hasattr(v, "ndim") and v.ndim >= 1 else v
-
-    L = laws.loss_law(xp.exp(x_all[..., mi]), d_all[mi], a=per_obs(a), alpha=per_obs(alpha),
-                      b=scalar(b), beta=scalar(beta), E=per_obs(E))
+    at_obs = {k: (v if k in is_global else per_obs(v)) for k, v in bench.items()}
+    L = laws.loss_law(xp.exp(x_all[..., mi]), d_all[mi], **at_obs)
     p = laws.performance(L, per_obs(c), per_obs(gamma), per_obs(l), data.chance[bj])
     return ns.clip(p, P_EPS, 1.0 - P_EPS), L
 
@@ -159,6 +157,16 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
               "reference": refs.model.tolist(), "obs": np.arange(len(obs))}
 
     with pm.Model(coords=coords) as model:
+        params: dict = {}
+        # --- performance map -------------------------------------------------------------
+        # the score's logit between floor and ceiling at the reference models' mean loss, and
+        # its rise from the smallest to the largest (laws.sigmoid_through gives l_j, γ_j)
+        params["z_centre"] = pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark")
+        params["z_gain"] = pm.HalfNormal("z_gain", P.z_gain, dims="benchmark")
+        if M.ceiling == "free":
+            params["ceiling_frac"] = pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
+                                             dims="benchmark")
+
         # --- trend: the prior of every target's log density -------------------------------
         if M.trend == "changepoint":
             t_change = (np.datetime64(M.changepoint) - np.datetime64(M.date_origin)).astype(
@@ -184,10 +192,25 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
             sigma_v = pm.LogNormal("sigma_v", math.log(P.sigma_v), 0.5)
             sigma_u = pm.HalfNormal("sigma_u", P.sigma_u)
             omega, shape = laws.frontier_skewnormal(sigma_v, sigma_u)
-            log_rho = pm.SkewNormal("log_density", mu=mu, sigma=omega, alpha=shape, dims="target")
+            prior = pm.SkewNormal.dist(mu=mu, sigma=omega, alpha=shape)
         else:  # mean, envelope (the envelope rule is applied to the draws afterwards)
             sigma = pm.HalfNormal("sigma", P.sigma_mean)
-            log_rho = pm.Normal("log_density", mu=mu, sigma=sigma, dims="target")
+            prior = pm.Normal.dist(mu=mu, sigma=sigma)
+        if M.reparam == "shear":
+            # sample η̃ = ln ρ − ξ, where ξ is the common shift of all targets that the curve
+            # levels imply: least squares of Δz_j = s_j·ξ over benchmarks, with s_j = z_gain_j /
+            # ln(N_max/N_min) each curve's mean slope in ln N. Moving every curve up and every
+            # target down together was the posterior's widest direction (benchmarks/README.md);
+            # in (η̃, z) it is nearly axis-aligned. ln ρ depends on the other parameters only
+            # additively, so the Jacobian is 1; the trend prior is applied to ln ρ itself.
+            log_n_ref = np.log(refs.params.to_numpy(dtype=float))
+            w = params["z_gain"] / float(log_n_ref.max() - log_n_ref.min())
+            xi = -pt.sum(w * params["z_centre"]) / pt.sum(w * w)
+            shifted = pm.Flat("log_density_shifted", dims="target")
+            log_rho = pm.Deterministic("log_density", shifted + xi, dims="target")
+            pm.Potential("trend_prior", pm.logp(prior, log_rho).sum())
+        else:
+            log_rho = model.register_rv(prior, "log_density", dims="target")
         eta = pm.Deterministic("log_effective_size", log_rho + log_n_target, dims="target")
         pm.Deterministic("doubling_months", laws.doubling_time(A))
 
@@ -195,9 +218,9 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
         alpha_mu = pm.LogNormal("alpha_mu", math.log(P.alpha), 0.5)
         alpha_tau = pm.HalfNormal("alpha_tau", P.alpha_tau)
         alpha_z = pm.Normal("alpha_z", 0.0, 1.0, dims="benchmark")
-        params = {"log_effective_size": eta,
-                  "alpha": pm.Deterministic("alpha", alpha_mu * pt.exp(alpha_tau * alpha_z),
-                                            dims="benchmark")}
+        params.update({"log_effective_size": eta,
+                       "alpha": pm.Deterministic("alpha", alpha_mu * pt.exp(alpha_tau * alpha_z),
+                                                 dims="benchmark")})
         if data_term_on(data, config):
             params["b"] = pm.LogNormal("b", math.log(P.data_coef), 0.5)
             params["beta"] = pm.LogNormal("beta", math.log(P.beta), 0.3)
@@ -205,14 +228,6 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
             params["a"] = pm.LogNormal("a", 0.0, 1.0, dims="benchmark")
             params["E"] = pm.HalfNormal("E", 2.0, dims="benchmark")
 
-        # --- performance map -------------------------------------------------------------
-        # the score's logit between floor and ceiling at the reference models' mean loss, and
-        # its rise from the smallest to the largest (laws.sigmoid_through gives l_j, γ_j)
-        params["z_centre"] = pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark")
-        params["z_gain"] = pm.HalfNormal("z_gain", P.z_gain, dims="benchmark")
-        if M.ceiling == "free":
-            params["ceiling_frac"] = pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
-                                             dims="benchmark")
         # overdispersion: the reference family (one recipe, a smooth series in size) sits
         # much closer to its curves than the heterogeneous targets do; one shared φ would let
         # the targets' spread loosen the curves that define every effective size

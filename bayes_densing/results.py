@@ -241,7 +241,11 @@ def atomic_dir(out: str | Path, force: bool = False):
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)
-            tmp.rename(out)
+            try:
+                tmp.rename(out)
+            except BaseException:
+                old.rename(out)  # put the previous run back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)

@@ -35,6 +35,7 @@ class FitResult:
     diagnostics: dict
     summary: str
     out: Path | None
+    config: Config  # what ran: the input config with the dataset defaults that were applied
 
 
 def versions() -> dict[str, str]:
@@ -104,4 +105,4 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
             (tmp / "summary.txt").write_text(summary + "\n")
         written = Path(out)
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
-                     diagnostics=diagnostics, summary=summary, out=written)
+                     diagnostics=diagnostics, summary=summary, out=written, config=config)

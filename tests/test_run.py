@@ -1,0 +1,215 @@
+"""Library-level runs (bayes_densing.run.fit): reproducibility, the run directory, atomic writes."""
+
+import copy
+import hashlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_densing.results as results_mod
+import bayes_densing.run as run_mod
+from bayes_densing.data import load
+from bayes_densing.results import RunDirError, load_run
+
+RUN_FILES = {"posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml",
+             "summary.txt"}
+
+
+# --- reproducibility -------------------------------------------------------------------------
+
+def test_same_seed_gives_identical_draws(lib_run, synth, small_config):
+    again = run_mod.fit(small_config(), synth.csv, progressbar=False)
+    first, second = lib_run.result.idata, again.idata
+    assert set(first.posterior.data_vars) == set(second.posterior.data_vars)
+    for name in first.posterior.data_vars:
+        np.testing.assert_array_equal(first.posterior[name].values, second.posterior[name].values,
+                                      err_msg=name)
+    np.testing.assert_array_equal(first.posterior_predictive["correct"].values,
+                                  second.posterior_predictive["correct"].values)
+    pd.testing.assert_frame_equal(lib_run.result.models, again.models)
+    assert again.out is None
+
+
+def test_different_seed_gives_different_draws(lib_run, synth, small_config):
+    other = run_mod.fit(small_config(seed=1), synth.csv, progressbar=False)
+    a, b = lib_run.result.idata.posterior, other.idata.posterior
+    assert a["A"].shape == b["A"].shape == (2, 60)
+    assert not np.array_equal(a["A"].values, b["A"].values)
+    assert not np.array_equal(a["log_density"].values, b["log_density"].values)
+    assert other.diagnostics["seed"] == 1
+
+
+# --- the run directory -----------------------------------------------------------------------
+
+def test_run_directory_has_every_file(lib_run):
+    assert lib_run.result.out == lib_run.out
+    assert {p.name for p in lib_run.out.iterdir()} == RUN_FILES
+    assert (lib_run.out / "summary.txt").read_text() == lib_run.result.summary + "\n"
+
+
+def test_run_directory_round_trips(lib_run):
+    loaded = load_run(lib_run.out)
+    result = lib_run.result
+    pd.testing.assert_frame_equal(loaded["models"], result.models, check_dtype=False)
+    pd.testing.assert_frame_equal(loaded["trend"], result.trend, check_dtype=False)
+    assert loaded["config"].to_dict() == lib_run.result.config.to_dict()
+    # what ran records the benchmarks that were used, not the empty "all" of the input config
+    assert lib_run.result.config.data.benchmarks == lib_run.result.data.benchmarks
+    assert loaded["config"].sampler.draws == 60 and loaded["config"].model.data_term == "off"
+    for name in result.idata.posterior.data_vars:
+        np.testing.assert_array_equal(loaded["idata"].posterior[name].values,
+                                      result.idata.posterior[name].values, err_msg=name)
+    for group in ("posterior", "posterior_predictive", "sample_stats", "observed_data",
+                  "constant_data"):
+        assert group in loaded["idata"].groups(), group
+    names = loaded["idata"].constant_data["model_name"].values.tolist()
+    assert names == result.data.models.model.tolist()
+
+
+def test_diagnostics_json_records_provenance(lib_run, synth):
+    diag = json.loads((lib_run.out / "diagnostics.json").read_text())
+    for key in ("versions", "input_sha256", "seed", "config", "divergences", "max_rhat"):
+        assert key in diag, key
+    assert diag["input_sha256"] == hashlib.sha256(synth.csv.read_bytes()).hexdigest()
+    assert diag["seed"] == 0
+    assert diag["config"] == lib_run.result.config.to_dict()
+    assert {"bayes_densing", "python", "pymc", "numpyro", "jax", "arviz"} <= set(diag["versions"])
+    assert isinstance(diag["divergences"], int) and diag["divergences"] >= 0
+    assert isinstance(diag["max_rhat"], float) and diag["max_rhat"] >= 1.0 - 1e-6
+    assert diag["chains"] == 2 and diag["draws"] == 60
+    assert diag["input"] == str(synth.csv)
+    # the loaded diagnostics are the in-memory ones (up to JSON)
+    assert load_run(lib_run.out)["diagnostics"]["max_rhat"] == lib_run.result.diagnostics["max_rhat"]
+
+
+def test_load_run_refuses_an_incomplete_directory(lib_run, tmp_path):
+    partial = tmp_path / "incomplete"
+    partial.mkdir()
+    (partial / "models.csv").write_bytes((lib_run.out / "models.csv").read_bytes())
+    with pytest.raises(RunDirError, match="posterior.nc"):
+        load_run(partial)
+
+
+# --- models.csv --------------------------------------------------------------------------------
+
+def test_models_table(lib_run, synth):
+    models = pd.read_csv(lib_run.out / "models.csv")
+    sim_models = synth.df.drop_duplicates("model").set_index("model")
+    assert len(models) == len(sim_models) == 12 + 8
+    assert not models.model.duplicated().any()
+    assert set(models.model) == set(sim_models.index)
+    assert (models.set_index("model").role == sim_models.role.reindex(models.model)).all()
+
+    tg = models[models.role == "target"]
+    assert len(tg) == 12
+    assert (tg.density_low <= tg.density).all() and (tg.density <= tg.density_high).all()
+    assert (tg.effective_params_low <= tg.effective_params).all()
+    assert (tg.effective_params <= tg.effective_params_high).all()
+    assert (tg.density_low < tg.density_high).all()            # a posterior, not a point
+    assert (tg.density > 0).all()
+    # effective size = density × actual size (both are medians of the same shifted draws)
+    np.testing.assert_allclose(tg.effective_params, tg.density * tg.params, rtol=1e-9)
+    assert tg.p_on_frontier.between(0, 1).all()
+
+    ref = models[models.role == "reference"]
+    assert len(ref) == 8
+    assert (ref.density == 1).all() and (ref.density_low == 1).all() and (ref.density_high == 1).all()
+    np.testing.assert_array_equal(ref.effective_params, ref.params)
+    assert set(ref.family) == {"SimRef"}
+
+
+# --- no partial directory on failure -----------------------------------------------------------
+
+def test_no_directory_when_sampling_is_interrupted(synth, small_config, tmp_path, monkeypatch,
+                                                   leftovers):
+    calls = []
+
+    def interrupted(model, cfg, **kwargs):
+        calls.append(cfg)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_mod, "sample", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.fit(small_config(), synth.csv, out=out, progressbar=False)
+    assert calls, "run.fit did not reach the sampler"
+    assert not out.exists()
+    assert leftovers(out) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def _failing_write_run(monkeypatch):
+    """write_run writes the real files into the temporary directory, then is interrupted."""
+    real = results_mod.write_run
+    seen = []
+
+    def failing(directory, **kwargs):
+        real(directory, **kwargs)
+        seen.append(sorted(p.name for p in directory.iterdir()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results_mod, "write_run", failing)
+    return seen
+
+
+def test_no_partial_directory_when_writing_is_interrupted(synth, small_config, tmp_path,
+                                                          monkeypatch, replay_sampler, leftovers):
+    seen = _failing_write_run(monkeypatch)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.fit(small_config(), synth.csv, out=out, progressbar=False)
+    assert replay_sampler["n"] == 1
+    assert seen and "posterior.nc" in seen[0]      # files were being written when it failed
+    assert not out.exists()
+    assert leftovers(out) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_force_leaves_the_old_run_intact(synth, small_config, tmp_path, monkeypatch,
+                                                     replay_sampler, leftovers):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("old run")
+    _failing_write_run(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.fit(small_config(), synth.csv, out=out, force=True, progressbar=False)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "old run"
+    assert leftovers(out) == []
+
+
+def test_existing_out_is_refused_before_sampling(synth, small_config, tmp_path, no_sampling):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("old run")
+    with pytest.raises(RunDirError, match="--force"):
+        run_mod.fit(small_config(), synth.csv, out=out, progressbar=False)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_force_replaces_an_existing_run(synth, small_config, tmp_path, replay_sampler, leftovers):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("old run")
+    result = run_mod.fit(small_config(), synth.csv, out=out, force=True, progressbar=False)
+    assert result.out == out
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert leftovers(out) == []
+
+
+# --- regression: global b/β draws must broadcast in the numpy posterior predictive ------------
+
+def test_posterior_predictive_with_data_term_on(lib_run, synth, small_config):
+    """results.posterior_predictive must work for a posterior that has the b·D^-β term."""
+    cfg = small_config()
+    cfg.set("model.data_term", "on")
+    data = load(cfg, synth.csv)
+    idata = copy.deepcopy(lib_run.sample_result.idata)
+    shape = idata.posterior["A"].shape
+    idata.posterior["b"] = (("chain", "draw"), np.full(shape, 0.5))
+    idata.posterior["beta"] = (("chain", "draw"), np.full(shape, 0.28))
+    pp = results_mod.posterior_predictive(idata, data, cfg, seed=0)
+    assert pp["correct"].shape == shape + (len(data.obs),)
