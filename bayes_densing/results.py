@@ -219,15 +219,17 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
 # --- the run directory -------------------------------------------------------------------------
 
 def check_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing run directory unless ``force``; check the parent exists."""
+    """Refuse to overwrite an existing run directory unless ``force``; create its parent."""
     out = Path(out)
     if out.exists() and not force:
         raise RunDirError(f"{out} already exists; choose another --out or pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out} exists and is not a directory")
     parent = out.resolve().parent
-    if not parent.is_dir():
-        raise RunDirError(f"{parent} does not exist; create it or choose another --out")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {parent} for --out ({exc.strerror})") from None
     return out
 
 
