@@ -85,22 +85,27 @@ def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITT
     month (doubling in three weeks) against data that say ~0.1; such a chain's step size
     collapsed during warm-up and it never moved (seen on the bundled data, seed 0).
     """
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+
     rng = np.random.default_rng([seed, 0xD0])
     start = model.initial_point()
-    logp_dlogp = model.compile_fn([model.logp(), model.dlogp()], point_fn=True)
+    names = [v.name for v in model.value_vars]
+    logp = get_jaxified_logp(model, negative_logp=False)  # the function the sampler will use
+    value_and_grad = jax.jit(jax.value_and_grad(logp))
     free = [rv.name for rv in model.free_RVs]
     outputs = [v for v in model.unobserved_value_vars if v.name in free]
-    constrained = model.compile_fn(outputs, point_fn=True)
+    constrained = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
     points = []
     for _ in range(chains):
         for _ in range(tries):
-            point = {k: v + rng.uniform(-radius, radius, np.shape(v)) for k, v in start.items()}
-            values = logp_dlogp(point)
-            if all(np.all(np.isfinite(v)) for v in values):
+            point = [start[n] + rng.uniform(-radius, radius, np.shape(start[n])) for n in names]
+            value, grad = value_and_grad(point)
+            if np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grad):
                 break
         else:
-            point = dict(start)
-        points.append({v.name: value for v, value in zip(outputs, constrained(point))})
+            point = [start[n] for n in names]
+        points.append({v.name: np.asarray(x) for v, x in zip(outputs, constrained(*point))})
     return points
 
 
