@@ -9,10 +9,9 @@ posterior. Each fit still costs ~20 s (mostly JAX compilation), so fits are shar
   again when all they need is a realistic posterior (``--force``, interrupted writes);
 * ``cli_run``  — one ``bayes-densing sample`` through typer's CliRunner.
 
-Workaround: the simulator gives every reference model a token count, so ``model.data_term =
-"auto"`` switches the b·D^-β term on, and then ``results.posterior_predictive`` crashes with a
-broadcasting error (see ``test_run.py::test_posterior_predictive_with_data_term_on``). The shared
-runs therefore set ``model.data_term = "off"``.
+The shared runs set ``model.data_term = "off"`` (the simulator trains its references at D0, where
+the term cancels anyway); ``test_run.py::test_posterior_predictive_with_data_term_on`` covers
+the data term.
 """
 
 from __future__ import annotations
