@@ -30,7 +30,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 def sample(
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`)."),
-    model: str = typer.Option("default", "--model", help="Preset name (default, paper, robust, changepoint) or a TOML file."),
+    model: str = typer.Option("default", "--model", "--preset", help="Preset name (default, paper, robust, changepoint) or a TOML file."),
     reference: Optional[str] = typer.Option(None, "--reference", help="Reference family (a `family` value)."),
     benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="Comma-separated benchmarks to use."),
     since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date (YYYY-MM-DD)."),

@@ -113,3 +113,20 @@ def test_missing_optional_sampler_is_a_clear_error(sampler):
     cfg.sampler.sampler = sampler
     with pytest.raises(SamplerError, match=rf"pip install 'bayes-densing\[samplers\]'"):
         run(df, cfg)
+
+
+def test_target_only_csv_runs_end_to_end_with_the_bundled_reference(tmp_path):
+    from typer.testing import CliRunner
+
+    from bayes_densing.cli import app
+    from tests.test_data import TARGETS_ONLY
+
+    csv = tmp_path / "mine.csv"
+    csv.write_text(TARGETS_ONLY)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["sample", "--data", str(csv), "--out", str(out), "--chains", "2",
+                                      "--draws", "60", "--tune", "60", "--quiet", "--allow-warnings"])
+    assert result.exit_code == 0, result.output
+    assert "using the bundled open-base-llms dataset's Qwen1.5 family as reference" in result.output
+    assert "5 target models" in result.output and "Doubling time of density" in result.output
+    assert (out / "models.csv").exists()
