@@ -86,6 +86,7 @@ class ScoreData:
     sha256: str
     date_origin: str
     since: str = ""
+    reference: str = ""           # the reference family chosen by name ("" when from a role column)
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -556,5 +557,6 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
                         "(accepted: the likelihood allows it)")
     return ScoreData(models=models, benchmarks=benchmarks, chance=np.asarray(chance, dtype=float),
                      n_items=np.asarray(n_items, dtype=int), obs=obs, source=source, sha256=sha256,
-                     date_origin=config.model.date_origin, since=since or "", notices=notices,
+                     date_origin=config.model.date_origin, since=since or "", reference=reference or "",
+                     notices=notices,
                      warnings=warnings)

@@ -54,11 +54,7 @@ def resolved_config(config: Config, data: data_mod.ScoreData) -> Config:
     ran = copy.deepcopy(config)
     ran.data.benchmarks = list(data.benchmarks)
     ran.data.since = data.since
-    families = sorted(set(data.references.family))
-    if not ran.data.reference and len(families) == 1 and data.source.endswith(".csv") \
-            and ran.data.dataset in data_mod.DATASETS \
-            and data.source == data_mod.DATASETS[ran.data.dataset].filename:
-        ran.data.reference = families[0]
+    ran.data.reference = data.reference
     return ran
 
 
