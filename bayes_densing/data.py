@@ -371,7 +371,7 @@ def load(config: Config, data_path: str | Path | None = None) -> ScoreData:
     label = path.name if data_path is None else str(path)
     has_reference = reference or ("role" in df.columns and (df.role == "reference").any())
     if not has_reference and data_path is not None:
-        df, _ = _add_bundled_reference(df, path, benchmarks, config, notices)
+        df = _add_bundled_reference(df, path, benchmarks, config, notices)
     return assemble(df, config, source=label, sha256=sha, benchmarks=benchmarks, since=since,
                     reference=reference, notices=notices)
 
@@ -410,7 +410,7 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     for col in ("is_base", "specialist", "in_densing_paper", "note", "family"):
         if col in merged.columns:
             merged[col] = merged[col].fillna("")
-    return merged, bundled.reference
+    return merged
 
 
 def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",

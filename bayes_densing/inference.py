@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -53,7 +53,7 @@ def chain_method(cfg: SamplerConfig, n_devices: int) -> str:
     """How NumPyro runs the chains.
 
     CPU: "parallel" — PyMC exposes the host's cores as XLA devices and each chain runs in its
-    own thread; measured 2.4× faster than "vectorized" on 2 cores (benchmarks/README.md),
+    own thread; measured 2.2× faster than "vectorized" on 2 cores (benchmarks/README.md),
     because vectorised NUTS advances every chain to the longest trajectory among them.
     GPU: "parallel" when there is a GPU per chain, else "vectorized" (chains batched on one).
     """
@@ -70,7 +70,6 @@ class SampleResult:
     wall_s: float
     sampling_s: float | None
     chain_method: str
-    info: dict = field(default_factory=dict)
 
 
 JITTER = 0.5

@@ -15,15 +15,15 @@ Geometry choices (each removes a source of divergences measured on the real data
 * In score-only mode the loss scale is fixed (a_j = 1, E_j = 0): it is not identified, and no
   reported quantity depends on it.
 * The stochastic frontier's composed error v − u is marginalised into a skew-normal, so each
-  target has one latent (its log density), sampled centred: the scores inform it strongly.
+  target has one latent (its log density). By default it is sampled sheared along the common
+  shift of all curves (``model.reparam = "shear"``, see build_model); "centred" is the plain
+  alternative.
 * Per-benchmark exponents α_j are pooled non-centred around a shared α.
 """
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -38,6 +38,8 @@ P_EPS = 1e-9
 
 class ModelError(ValueError):
     """The model cannot be built for this data and configuration; the message says why."""
+
+
 OUTLIER_PHI = 2.0   # robust likelihood: concentration of the outlier component
 
 
@@ -52,12 +54,6 @@ def data_term_on(data: ScoreData, config: Config) -> bool:
     return mode == "on" or (mode == "auto" and tokens_known)
 
 
-def _namespace(module):
-    if module is np:
-        return SimpleNamespace(concatenate=np.concatenate, clip=np.clip, ones=np.ones)
-    return SimpleNamespace(concatenate=pt.concatenate, clip=pt.clip, ones=pt.ones)
-
-
 def score_probability(params, data: ScoreData, config: Config, xp=pt):
     """Expected score p_ij of every observation, from the model's parameters.
 
@@ -65,14 +61,13 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     draw axis (posterior predictive); the same code builds both, so the likelihood's mean is
     written once.
     """
-    ns = _namespace(xp)
     obs = data.obs
     mi, bj = obs.model_idx.to_numpy(), obs.bench_idx.to_numpy()
     refs = data.references
     log_n_ref = np.log(refs.params.to_numpy(dtype=float))
     eta = params["log_effective_size"]
     lead = eta.shape[:-1] if xp is np else ()
-    x_all = ns.concatenate([np.broadcast_to(log_n_ref, tuple(lead) + log_n_ref.shape), eta], axis=-1)
+    x_all = xp.concatenate([np.broadcast_to(log_n_ref, tuple(lead) + log_n_ref.shape), eta], axis=-1)
     d0 = config.model.d0
     d_ref = refs.tokens.fillna(d0).to_numpy(dtype=float)
     d_all = np.concatenate([d_ref, np.full(data.n_target, d0)])
@@ -101,15 +96,14 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     at_obs = {k: (v if k in is_global else per_obs(v)) for k, v in bench.items()}
     L = laws.loss_law(xp.exp(x_all[..., mi]), d_all[mi], **at_obs)
     p = laws.performance(L, per_obs(c), per_obs(gamma), per_obs(l), data.chance[bj])
-    return ns.clip(p, P_EPS, 1.0 - P_EPS), L
+    return xp.clip(p, P_EPS, 1.0 - P_EPS), L
 
 
 def obs_concentration(phi_reference, phi_target, data: ScoreData, xp=pt):
     """Beta-binomial concentration φ of every observation: the reference or the target φ_j."""
     nb = len(data.benchmarks)
     index = data.obs.bench_idx.to_numpy() + nb * (data.obs.model_idx.to_numpy() >= data.n_ref)
-    concatenate = pt.concatenate if xp is pt else np.concatenate
-    return concatenate([phi_reference, phi_target], axis=-1)[..., index]
+    return xp.concatenate([phi_reference, phi_target], axis=-1)[..., index]
 
 
 def _betabinomial_logp(k, n, p, phi, binomln):

@@ -62,8 +62,14 @@ def slope_draws(idata: az.InferenceData, data: ScoreData, config: Config) -> np.
     if config.model.trend == "envelope":
         t = data.targets.t.to_numpy(dtype=float)
         A, _ = laws.envelope_trend(t, draws(idata, "log_density"))
-        return A
+        return A[np.isfinite(A)]  # a draw whose envelope has a single model or date has no slope
     return draws(idata, "A")
+
+
+def doubling_months(A: np.ndarray) -> np.ndarray:
+    """Doubling time ln 2 / A per draw, in months; ∞ for draws with no growth (A ≤ 0)."""
+    A = np.asarray(A, dtype=float)
+    return np.where(A > 0, laws.doubling_time(np.where(A > 0, A, 1.0)), np.inf)
 
 
 def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
@@ -73,8 +79,7 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
     ``p_no_growth``; the median is ln 2 / median(A), exact under this monotone map.
     """
     A = np.asarray(A, dtype=float)
-    A = A[np.isfinite(A)]  # an envelope draw with a single model or date has no slope
-    T = np.where(A > 0, laws.doubling_time(np.where(A > 0, A, 1.0)), np.inf)
+    T = doubling_months(A)
     med_A = float(np.median(A))
     lo, hi = hdi(T[np.isfinite(T)], prob)
     return {
@@ -88,11 +93,9 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
 def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
     """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
     A = slope_draws(idata, data, config)
-    A = A[np.isfinite(A)]
+    T = doubling_months(A)
     rows = {"A_per_month": A, "A_per_day": A / laws.DAYS_PER_MONTH,
-            "doubling_months": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf),
-            "doubling_days": np.where(A > 0, laws.LN2 / np.where(A > 0, A, 1), np.inf)
-            * laws.DAYS_PER_MONTH,
+            "doubling_months": T, "doubling_days": T * laws.DAYS_PER_MONTH,
             "growth_per_year": np.exp(12 * A)}
     post = idata.posterior
     if config.model.trend == "envelope":  # the model's own (mean) trend, for comparison
