@@ -129,6 +129,74 @@ def simulate(
 
 
 @app.command()
+def classic(
+    data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`)."),
+    model: str = typer.Option("default", "--model", "--preset", help="Preset name (default, paper, robust, changepoint) or a TOML file: its data selection, D0 and date origin are used."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference family (a `family` value)."),
+    benchmarks: Optional[str] = typer.Option(None, "--benchmarks", help="Comma-separated benchmarks to use."),
+    since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date (YYYY-MM-DD)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Targets released on/before this date."),
+    params: Optional[str] = typer.Option(None, "--params", help="total | active: the size density divides by."),
+    d0: Optional[float] = typer.Option(None, "--d0", help="D0 in trillions of tokens (paper: 1)."),
+    set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set model.date_origin=2023-02-24"),
+    top: int = typer.Option(10, "--top", help="How many of the densest models to list."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the whole result as JSON to this file."),
+) -> None:
+    """The Densing paper's point pipeline (no uncertainty), for comparison with `sample`.
+
+    Fits each benchmark's reference curve by least squares, inverts every target's scores to
+    effective sizes at D0, averages ln N̂ over benchmarks, and fits OLS of ln ρ on the release
+    day over the running-maximum envelope models. Prints A per day, the doubling time, R² and
+    the densest models. Takes seconds.
+
+    **Example** (bundled data, the paper's benchmarks and window):
+
+        bayes-densing classic --preset paper --out classic.json
+    """
+    import json
+    import os
+    import tempfile
+
+    from .classic import ClassicError, fit
+    from .config import ConfigError, load_config
+    from .data import DataError, load
+
+    try:
+        cfg = load_config(model)
+        overrides = {"data.dataset": dataset, "data.reference": reference,
+                     "data.benchmarks": benchmarks, "data.since": since, "data.until": until,
+                     "data.params": params, "model.d0": d0}
+        for key, value in overrides.items():
+            if value is not None:
+                cfg.set(key, value)
+        for item in set_:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. model.d0=2")
+            cfg.set(key.strip(), value.strip())
+        cfg.validate()
+        result = fit(load(cfg, data), cfg)
+    except (ConfigError, DataError, ClassicError) as exc:
+        _fail(str(exc))
+    typer.echo(result.summary_text(top=top))
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(result.to_dict(), fh, indent=2, allow_nan=False)
+                os.replace(tmp, out)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            _fail(f"{out}: cannot write ({exc.strerror or exc})")
+        typer.echo(f"\nwrote {out}")
+
+
+@app.command()
 def datasets() -> None:
     """List the bundled datasets: size, date range, benchmarks, default reference, source."""
     from .data import DATASETS, dataset_path, read_scores
