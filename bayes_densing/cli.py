@@ -26,6 +26,22 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def _config(model: str, overrides: dict, set_: list[str]):
+    """The preset (or TOML file) ``model`` with command-line overrides and ``--set KEY=VALUE``."""
+    from .config import ConfigError, load_config
+
+    cfg = load_config(model)
+    for key, value in overrides.items():
+        if value is not None:
+            cfg.set(key, value)
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. priors.slope_sd=0.5")
+        cfg.set(key.strip(), value.strip())
+    return cfg.validate()
+
+
 @app.command()
 def sample(
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
@@ -63,7 +79,7 @@ def sample(
     """
     from datetime import datetime
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError
     from .data import DataError
     from .inference import SamplerError
     from .model import ModelError
@@ -71,22 +87,12 @@ def sample(
     from .run import fit
 
     try:
-        cfg = load_config(model)
-        overrides = {"data.dataset": dataset, "data.reference": reference,
-                     "data.benchmarks": benchmarks, "data.since": since, "data.until": until,
-                     "data.params": params, "model.trend": trend, "model.likelihood": likelihood,
-                     "model.d0": d0, "sampler.chains": chains, "sampler.draws": draws,
-                     "sampler.tune": tune, "sampler.seed": seed, "sampler.sampler": sampler,
-                     "sampler.device": device}
-        for key, value in overrides.items():
-            if value is not None:
-                cfg.set(key, value)
-        for item in set_:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. priors.slope_sd=0.5")
-            cfg.set(key.strip(), value.strip())
-        cfg.validate()
+        cfg = _config(model, {
+            "data.dataset": dataset, "data.reference": reference, "data.benchmarks": benchmarks,
+            "data.since": since, "data.until": until, "data.params": params,
+            "model.trend": trend, "model.likelihood": likelihood, "model.d0": d0,
+            "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
+            "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
         result = fit(cfg, data, out=out, force=force, progressbar=not quiet)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
@@ -159,23 +165,14 @@ def classic(
     import tempfile
 
     from .classic import ClassicError, fit
-    from .config import ConfigError, load_config
+    from .config import ConfigError
     from .data import DataError, load
 
     try:
-        cfg = load_config(model)
-        overrides = {"data.dataset": dataset, "data.reference": reference,
-                     "data.benchmarks": benchmarks, "data.since": since, "data.until": until,
-                     "data.params": params, "model.d0": d0}
-        for key, value in overrides.items():
-            if value is not None:
-                cfg.set(key, value)
-        for item in set_:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. model.d0=2")
-            cfg.set(key.strip(), value.strip())
-        cfg.validate()
+        cfg = _config(model, {
+            "data.dataset": dataset, "data.reference": reference, "data.benchmarks": benchmarks,
+            "data.since": since, "data.until": until, "data.params": params, "model.d0": d0},
+            set_)
         result = fit(load(cfg, data), cfg)
     except (ConfigError, DataError, ClassicError) as exc:
         _fail(str(exc))
@@ -194,6 +191,37 @@ def classic(
         except OSError as exc:
             _fail(f"{out}: cannot write ({exc.strerror or exc})")
         typer.echo(f"\nwrote {out}")
+
+
+@app.command()
+def claim(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `bayes-densing sample`."),
+    months: list[float] = typer.Option([3.3, 3.5], "--months", help="A claimed doubling time in months; repeat for several."),
+    ratio: float = typer.Option(1.5, "--ratio", help="Changepoint runs: the claimed slope ratio after/before (paper: 1.5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """How sure can we be of a claimed doubling time? Reads a run; nothing is re-sampled.
+
+    Prints the doubling time's median and 50/90/95% HDIs (months and days), P(T ≤ m) for
+    each claimed m, the growth factor per year and, for a changepoint run, the slope ratio
+    after/before the change date with P(ratio ≥ --ratio).
+
+    **Example:**
+
+        bayes-densing claim runs/demo --months 3.3 --months 3.5
+    """
+    import json
+
+    from .analyses.claim import claim as run_claim
+    from .results import RunDirError
+
+    if any(m <= 0 for m in months) or ratio <= 0:
+        _fail("--months and --ratio must be positive")
+    try:
+        result = run_claim(run_dir, months=months, ratio=ratio)
+    except RunDirError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
 
 
 @app.command()

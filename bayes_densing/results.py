@@ -53,14 +53,22 @@ def hdi(x: np.ndarray, prob: float = HDI) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def slope_draws(idata: az.InferenceData, data: ScoreData, config: Config) -> np.ndarray:
+def target_times(idata: az.InferenceData) -> np.ndarray:
+    """Release times (months from the date origin) of the target models, from constant_data."""
+    cd = idata.constant_data
+    return cd["t_months"].values[cd["role"].values == "target"].astype(float)
+
+
+def slope_draws(idata: az.InferenceData, config: Config, t_targets: np.ndarray | None = None
+                ) -> np.ndarray:
     """Per-draw slope A (per month) of the trend the config asks for.
 
     For ``envelope`` this applies the paper's rule inside every draw: OLS of ln ρ on t over
-    the models on the running-max envelope of that draw.
+    the models on the running-max envelope of that draw (``t_targets``: the targets' release
+    times; by default read from the run's constant_data).
     """
     if config.model.trend == "envelope":
-        t = data.targets.t.to_numpy(dtype=float)
+        t = target_times(idata) if t_targets is None else np.asarray(t_targets, dtype=float)
         A, _ = laws.envelope_trend(t, draws(idata, "log_density"))
         return A[np.isfinite(A)]  # a draw whose envelope has a single model or date has no slope
     return draws(idata, "A")
@@ -92,7 +100,7 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
 
 def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
     """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
-    A = slope_draws(idata, data, config)
+    A = slope_draws(idata, config, data.targets.t.to_numpy(dtype=float))
     T = doubling_months(A)
     rows = {"A_per_month": A, "A_per_day": A / laws.DAYS_PER_MONTH,
             "doubling_months": T, "doubling_days": T * laws.DAYS_PER_MONTH,
@@ -282,6 +290,8 @@ def load_run(directory: str | Path) -> dict:
     import tomllib
 
     directory = Path(directory)
+    if not directory.is_dir():
+        raise RunDirError(f"{directory}: no such run directory (write one with bayes-densing sample --out)")
     needed = ["posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml"]
     missing = [n for n in needed if not (directory / n).exists()]
     if missing:

@@ -82,7 +82,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     diagnostics = diagnose(idata, free)
     models = results.models_table(idata, data, config)
     trend = results.trend_table(idata, data, config)
-    doubling = results.doubling_summary(results.slope_draws(idata, data, config))
+    doubling = results.doubling_summary(results.slope_draws(idata, config))
     diagnostics.update({
         "sampler": config.sampler.sampler, "device": config.sampler.device,
         "chain_method": sampled.chain_method, "wall_s": sampled.wall_s,

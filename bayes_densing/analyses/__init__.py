@@ -1,0 +1,1 @@
+"""Analyses over fitted runs: the doubling claim, benchmark subsets, sensitivity, influence."""
