@@ -91,7 +91,8 @@ def sigmoid_through(z_at, L_at, gain, L_low, L_high):
     ``gain`` is the rise of z from loss ``L_low`` to ``L_high`` (the smallest and the largest
     reference model). Then γ = gain / (L_low − L_high) and l = L_at + z_at/γ.
 
-    The Bayesian model samples (z_at, gain) with ``L_at`` the reference models' mean loss: z is
+    The Bayesian model samples (z_at, gain) with ``L_at`` the loss at the references' geometric-
+    mean size: z is
     linear in them, the level and the gain are nearly uncorrelated (a centred regressor), and
     a benchmark that barely moves with size (gain ≈ 0) stays well-posed, where (l, γ) or a
     midpoint and a slope form a funnel.

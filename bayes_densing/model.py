@@ -8,7 +8,7 @@
 
 Geometry choices (each removes a source of divergences measured on the real data):
 
-* (l_j, γ_j) are sampled as the score's logit z at the reference models' mean loss and its
+* (l_j, γ_j) are sampled as the score's logit z at the references' geometric-mean size and its
   gain from the smallest to the largest reference size at D0 (``laws.sigmoid_through``): z is
   linear in them, level and gain are nearly uncorrelated (a centred regressor), and a
   benchmark that barely moves with size stays well-posed.
@@ -77,16 +77,19 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     bench = {"a": params.get("a", 1.0), "alpha": params["alpha"], "E": params.get("E", 0.0),
              "b": lift(params.get("b", 0.0)), "beta": lift(params.get("beta", 1.0))}
     is_global = {"b", "beta"}
-    # anchors: the smallest and the largest reference model at D0, and the references' mean
-    # loss, all in one broadcast evaluation of shape (..., 3 + n_ref, benchmark)
+    # anchors, all at D0: the smallest and the largest reference model, and the references'
+    # geometric-mean size N_c, in one broadcast evaluation of shape (..., 3, benchmark). z_centre
+    # is the score's logit at N_c: a fixed size, so the level does not slide along the curve
+    # when α changes (anchoring at the references' mean *loss* did, and tied z_centre to α:
+    # MMLU's z_centre ESS 154 → 1021 on the paper preset, benchmarks/README.md)
     n_ref = np.exp(log_n_ref)
-    n_anchor = np.concatenate([[n_ref.min(), n_ref.max()], n_ref])[:, None]
-    d_anchor = np.concatenate([[d0, d0], d_ref])[:, None]
+    n_anchor = np.array([n_ref.min(), n_ref.max(), math.exp(float(np.mean(log_n_ref)))])[:, None]
+    d_anchor = np.full((3, 1), d0)
     at_anchor = {k: (v[..., None, :] if np.ndim(v) >= 1 or getattr(v, "ndim", 0) >= 1 else v)
                  for k, v in bench.items()}
     L_anchor = laws.loss_law(n_anchor, d_anchor, **at_anchor)
     L_low, L_high = L_anchor[..., 0, :], L_anchor[..., 1, :]
-    L_centre = L_anchor[..., 2:, :].mean(axis=-2)
+    L_centre = L_anchor[..., 2, :]
     l, gamma = laws.sigmoid_through(params["z_centre"], L_centre, params["z_gain"], L_low, L_high)
     c = (1.0 - data.chance) * params.get("ceiling_frac", 1.0)
 
@@ -137,8 +140,16 @@ def gammaln_fused(x):
     return (z - 0.5) * pt.log(z) - z + _HALF_LOG_2PI + series - pt.log(prod)
 
 
-def build_model(data: ScoreData, config: Config) -> pm.Model:
-    """The PyMC model for ``data`` under ``config`` (trend form, likelihood, priors)."""
+def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -> pm.Model:
+    """The PyMC model for ``data`` under ``config`` (trend form, likelihood, priors).
+
+    ``weights = (obs_weight, bench_weight)``, two symbolic vectors (``pt.vector``), turns the
+    model into one family of fits (``sweep.py``): each observation's log-likelihood is
+    multiplied by its 0/1 weight and the shear uses only the weighted benchmarks, so a
+    benchmark subset is a weight vector and every subset shares one compiled log density. A
+    target with no weighted score keeps only its trend prior, which integrates to one and
+    leaves the trend's posterior exactly as if the target were absent.
+    """
     P, M = config.priors, config.model
     refs, targets = data.references, data.targets
     obs = data.obs
@@ -153,7 +164,7 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
     with pm.Model(coords=coords) as model:
         params: dict = {}
         # --- performance map -------------------------------------------------------------
-        # the score's logit between floor and ceiling at the reference models' mean loss, and
+        # the score's logit between floor and ceiling at the references' geometric-mean size, and
         # its rise from the smallest to the largest (laws.sigmoid_through gives l_j, γ_j)
         params["z_centre"] = pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark")
         params["z_gain"] = pm.HalfNormal("z_gain", P.z_gain, dims="benchmark")
@@ -190,7 +201,7 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
         else:  # mean, envelope (the envelope rule is applied to the draws afterwards)
             sigma = pm.HalfNormal("sigma", P.sigma_mean)
             prior = pm.Normal.dist(mu=mu, sigma=sigma)
-        if M.reparam == "shear":
+        if M.reparam in ("shear", "affine"):
             # sample η̃ = ln ρ − ξ, where ξ is the common shift of all targets that the curve
             # levels imply: least squares of Δz_j = s_j·ξ over benchmarks, with s_j = z_gain_j /
             # ln(N_max/N_min) each curve's mean slope in ln N. Moving every curve up and every
@@ -199,9 +210,20 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
             # additively, so the Jacobian is 1; the trend prior is applied to ln ρ itself.
             log_n_ref = np.log(refs.params.to_numpy(dtype=float))
             w = params["z_gain"] / float(log_n_ref.max() - log_n_ref.min())
+            if weights is not None:
+                w = w * weights[1]
             xi = -pt.sum(w * params["z_centre"]) / pt.sum(w * w)
             shifted = pm.Flat("log_density_shifted", dims="target")
-            log_rho = pm.Deterministic("log_density", shifted + xi, dims="target")
+            if M.reparam == "affine":
+                # also stretch about N_c with the curves' typical gain k: steeper curves pull
+                # every target's ln N̂ towards N_c (a common scale, seen with few benchmarks on
+                # the paper preset); ln ρ = c_i + ξ + η̃/k, log-Jacobian −n·ln k
+                k = pt.sqrt(pt.mean(params["z_gain"] ** 2))
+                centre = float(np.mean(log_n_ref)) - log_n_target
+                log_rho = pm.Deterministic("log_density", centre + xi + shifted / k, dims="target")
+                pm.Potential("affine_jacobian", -len(t) * pt.log(k))
+            else:
+                log_rho = pm.Deterministic("log_density", shifted + xi, dims="target")
             pm.Potential("trend_prior", pm.logp(prior, log_rho).sum())
         else:
             log_rho = model.register_rv(prior, "log_density", dims="target")
@@ -232,7 +254,14 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
         # --- likelihood ------------------------------------------------------------------
         p, L = score_probability(params, data, config, xp=pt)
         k, n = obs.k.to_numpy(), obs.n.to_numpy()
-        if M.likelihood == "robust":
+        if weights is not None:
+            # one log-likelihood term per observation, weighted; no observed variable
+            if M.likelihood == "robust":
+                raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
+            binomln = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+            pm.Potential("weighted_loglik",
+                         pt.sum(weights[0] * _betabinomial_logp(k, n, p, phi_obs, binomln)))
+        elif M.likelihood == "robust":
             a_pi = 2.0
             pi = pm.Beta("outlier_rate", a_pi, a_pi * (1 - P.outlier_rate) / P.outlier_rate)
             components = [pm.BetaBinomial.dist(n=n, alpha=p * phi_obs, beta=(1 - p) * phi_obs),
@@ -248,6 +277,10 @@ def build_model(data: ScoreData, config: Config) -> pm.Model:
         if loss_mode:
             has = obs.loss.notna().to_numpy()
             sigma_loss = pm.HalfNormal("sigma_loss", 0.1)
-            pm.Normal("loss", mu=L[np.flatnonzero(has)], sigma=sigma_loss,
-                      observed=obs.loss.to_numpy()[has])
+            idx = np.flatnonzero(has)
+            if weights is not None:
+                pm.Potential("weighted_loss_loglik", pt.sum(weights[0][idx] * pm.logp(
+                    pm.Normal.dist(mu=L[idx], sigma=sigma_loss), obs.loss.to_numpy()[has])))
+            else:
+                pm.Normal("loss", mu=L[idx], sigma=sigma_loss, observed=obs.loss.to_numpy()[has])
     return model

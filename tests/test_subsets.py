@@ -1,0 +1,122 @@
+"""Benchmark subsets: the weighted model, the one-compile sweep, the table, the forest plot, the CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytensor.tensor as pt
+import pytest
+from typer.testing import CliRunner
+
+from bayes_densing.analyses.subsets import all_subsets, run_subsets, write
+from bayes_densing.cli import app
+from bayes_densing.config import ConfigError
+from bayes_densing.data import load
+from bayes_densing.model import build_model
+from bayes_densing.simulate import simulate, write as write_sim
+
+
+@pytest.fixture(scope="module")
+def synth3(tmp_path_factory):
+    df, truth = simulate(n_models=12, n_benchmarks=3, doubling_months=3.3, seed=2)
+    csv, _ = write_sim(df, truth, tmp_path_factory.mktemp("subsets") / "synth3.csv")
+    return csv, sorted(df.benchmark.unique())
+
+
+def _logp_fn(model, extra=()):
+    from pymc.sampling.jax import get_jaxified_graph
+
+    fn = get_jaxified_graph(inputs=model.value_vars + list(extra), outputs=[model.logp()])
+    return lambda point, *w: float(fn(*[point[v.name] for v in model.value_vars], *w)[0])
+
+
+def test_subsets_are_enumerated_largest_first():
+    subs = all_subsets(list("abcde"))
+    assert len(subs) == 31 and subs[0] == tuple("abcde") and len(set(subs)) == 31
+    assert len(all_subsets(list("abcde"), min_size=4)) == 6
+    with pytest.raises(ConfigError, match="min-size"):
+        all_subsets(list("abc"), min_size=4)
+
+
+def test_weighted_model_with_all_weights_is_the_model(synth3, small_config):
+    csv, _ = synth3
+    cfg = small_config()
+    data = load(cfg, csv)
+    plain = build_model(data, cfg)
+    ow, bw = pt.vector("ow"), pt.vector("bw")
+    weighted = build_model(data, cfg, weights=(ow, bw))
+    rng = np.random.default_rng(0)
+    start = plain.initial_point()
+    for _ in range(3):
+        point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in start.items()}
+        ones = np.ones(len(data.obs)), np.ones(len(data.benchmarks))
+        assert _logp_fn(weighted, (ow, bw))(point, *ones) == pytest.approx(
+            _logp_fn(plain)(point), rel=1e-10)
+
+
+def test_zero_weight_removes_a_benchmarks_scores(synth3, small_config, tmp_path):
+    csv, benchmarks = synth3
+    cfg = small_config()
+    df = pd.read_csv(csv)
+    dropped = benchmarks[-1]
+    changed = df.copy()
+    rows = changed.benchmark == dropped
+    changed.loc[rows, "score"] = 1 - changed.loc[rows, "score"] * 0.5
+    changed.to_csv(tmp_path / "changed.csv", index=False)
+    values = []
+    for path in (csv, tmp_path / "changed.csv"):
+        data = load(cfg, path)
+        ow, bw = pt.vector("ow"), pt.vector("bw")
+        model = build_model(data, cfg, weights=(ow, bw))
+        bench_w = np.array([b != dropped for b in data.benchmarks], float)
+        point = model.initial_point()
+        values.append([_logp_fn(model, (ow, bw))(point, bench_w[data.obs.bench_idx.to_numpy()],
+                                                  bench_w),
+                       _logp_fn(model, (ow, bw))(point, np.ones(len(data.obs)),
+                                                 np.ones(len(bench_w)))])
+    assert values[0][0] == pytest.approx(values[1][0], rel=1e-12)   # weight 0: scores ignored
+    assert values[0][1] != pytest.approx(values[1][1], rel=1e-6)    # weight 1: they count
+
+
+def test_sweep_fits_every_subset_and_writes_table_and_forest(synth3, small_config, tmp_path):
+    csv, benchmarks = synth3
+    lines = []
+    table = run_subsets(small_config(), benchmarks, csv, progress=lines.append)
+    assert len(table) == 7 and len(lines) == 7
+    assert table.subset.iloc[0] == "+".join(benchmarks)
+    assert table.rank_corr_with_all.iloc[0] == pytest.approx(1.0)
+    assert np.isfinite(table.doubling_median).all() and (table.hdi_low < table.hdi_high).all()
+    assert (table.hdi_low <= table.doubling_median).all()
+    assert ((table["p_leq_3.3"] >= 0) & (table["p_leq_3.3"] <= 1)).all()
+    assert (table.n_targets <= 12).all()
+    out = write(table, tmp_path / "sweep", small_config())
+    assert {p.name for p in out.iterdir()} >= {"subsets.csv", "subsets.json", "forest.png",
+                                               "forest.svg", "config.toml"}
+    assert (out / "forest.png").stat().st_size > 10_000
+    assert len(json.loads((out / "subsets.json").read_text())["rows"]) == 7
+
+
+def test_forest_plot_has_its_elements():
+    from bayes_densing import plots
+
+    table = pd.DataFrame({"subset": ["a+b", "a", "b"], "n_benchmarks": [2, 1, 1],
+                          "doubling_median": [4.0, 3.0, 6.0], "hdi_low": [3.0, 2.0, 4.0],
+                          "hdi_high": [5.0, 4.5, 9.0], "diagnostics": ["OK", "OK", "max R-hat"]})
+    fig = plots.forest(table)
+    ax = fig.axes[0]
+    assert "doubling time" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a + b", "a"]  # by median
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "all 2 benchmarks" in legend and "claimed 3.3 months" in legend
+
+
+def test_cli_refuses_bad_benchmarks(synth3, small_args, tmp_path):
+    csv, _ = synth3
+    runner = CliRunner()
+    result = runner.invoke(app, ["subsets", "--data", str(csv), "--benchmarks", "onlyone",
+                                 "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "at least two" in result.output
+    result = runner.invoke(app, ["subsets", "--data", str(csv), "--benchmarks", "mmlu,nosuch",
+                                 "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "error:" in result.output
+    assert not (tmp_path / "x").exists()
