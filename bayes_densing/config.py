@@ -37,6 +37,7 @@ class DataConfig:
     base_only: bool = True            # drop rows flagged is_base = false
     exclude_specialists: bool = False  # drop rows flagged specialist = true
     exclude_families: list[str] = field(default_factory=list)
+    exclude_models: list[str] = field(default_factory=list)  # model names to leave out
 
 
 @dataclass
@@ -49,7 +50,7 @@ class PriorConfig:
     sigma_mean: float = 1.0           # mean/envelope trend σ ~ HalfNormal(sigma_mean)
     alpha: float = 0.3                # shared loss-law exponent α ~ LogNormal(ln alpha, 0.5)
     alpha_tau: float = 0.2            # spread of per-benchmark α_j on the log scale
-    z_centre: float = 0.0             # score logit at the references' mean loss ~ Normal(z_centre, z_centre_sd)
+    z_centre: float = 0.0             # score logit at the references' geometric-mean size ~ Normal(z_centre, z_centre_sd)
     z_centre_sd: float = 2.0
     z_gain: float = 4.0               # its rise from smallest to largest reference ~ HalfNormal(z_gain)
     ceiling_a: float = 9.0            # c_j/(1-d_j) ~ Beta(ceiling_a, ceiling_b)
@@ -99,7 +100,7 @@ class Config:
         _one_of("model.likelihood", m.likelihood, LIKELIHOODS)
         _one_of("model.data_term", m.data_term, ("auto", "on", "off"))
         _one_of("model.ceiling", m.ceiling, ("fixed", "free"))
-        _one_of("model.reparam", m.reparam, ("shear", "centred"))
+        _one_of("model.reparam", m.reparam, ("shear", "affine", "centred"))
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))

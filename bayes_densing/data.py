@@ -13,6 +13,7 @@ row(s) (as line numbers in the file, header = line 1) and the column, and says h
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -423,6 +424,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
     notices = list(notices or [])
     warnings: list[str] = []
     df = df.copy()
+    known_models = set(df.model)   # before any filter: data.exclude_models may name any of them
 
     if cfg.base_only and "is_base" in df.columns:
         drop = ~_flag(df, "is_base") & (df.is_base != "")
@@ -438,6 +440,16 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         if "family" not in df.columns:
             raise _fail(source, "column 'family' is needed to exclude families")
         df = df[~df.family.isin(cfg.exclude_families)]
+    if cfg.exclude_models:
+        unknown = [m for m in cfg.exclude_models if m not in known_models]
+        if unknown:
+            hint = difflib.get_close_matches(unknown[0], sorted(known_models), n=3)
+            raise _fail(source, f"column 'model': data.exclude_models names {', '.join(map(repr, unknown))}, "
+                                f"not in the data{'; did you mean ' + ', '.join(hint) + '?' if hint else ''}")
+        drop = df.model.isin(cfg.exclude_models)
+        notices.append(f"excluded {df.model[drop].nunique()} model(s) by name: "
+                       f"{', '.join(sorted(df.model[drop].unique()))}")
+        df = df[~drop]
 
     present = sorted(df.benchmark.unique())
     if benchmarks:

@@ -147,15 +147,24 @@ def models_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd
     return pd.DataFrame(rows)
 
 
-def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
-                         seed: int) -> xr.Dataset:
-    """Replicated correct counts from every posterior draw (numpy; same formulas as the model)."""
+def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per posterior draw, the beta-binomial mean p and concentration φ of every observation:
+    two arrays of shape (samples, obs), by the model's own formulas (numpy)."""
     post = idata.posterior
     names = ["log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
              "a", "E"]
     params = {n: draws(idata, n) for n in names if n in post}
     p, _ = score_probability(params, data, config, xp=np)
     phi = obs_concentration(draws(idata, "phi_reference"), draws(idata, "phi_target"), data, xp=np)
+    return p, phi
+
+
+def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
+                         seed: int) -> xr.Dataset:
+    """Replicated correct counts from every posterior draw (numpy; same formulas as the model)."""
+    post = idata.posterior
+    p, phi = likelihood_draws(idata, data, config)
     rng = np.random.default_rng(seed)
     n = data.obs.n.to_numpy()
     if "outlier_rate" in post:  # robust likelihood: draw each score's mixture component

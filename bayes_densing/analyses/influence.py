@@ -1,0 +1,431 @@
+"""Influence: which models drive the answer?
+
+Leave-one-model-out cross-validation by PSIS-LOO (ArviZ), from a run directory alone::
+
+    from bayes_densing.analyses.influence import influence
+    inf = influence("runs/demo", refit=True, max_refits=5)
+    print(inf.text())
+    inf.write("runs/demo")                     # influence.csv + influence.json
+
+* The log-likelihood of every score is recomputed for every posterior draw with numpy, by the
+  model's own formulas (``results.likelihood_draws``: ``model.score_probability`` and
+  ``model.obs_concentration``) and scipy's beta-binomial — for the ``robust`` likelihood the
+  two-component mixture with ``model.OUTLIER_PHI``.
+* Leaving a model out means leaving all its scores out, so the pointwise log-likelihood is
+  summed over each model's benchmarks, and PSIS-LOO runs over models: every model gets its
+  contribution to elpd_loo and a Pareto k. Reference models are included (leaving one out
+  moves the curves that define every effective size) and marked as such.
+* A model with k > 0.7 (``K_THRESHOLD``) has a posterior so unlike the posterior without it that
+  importance sampling cannot say what leaving it out would do: it is *flagged*, and (up to
+  ``max_refits``, highest k first) the model is refitted without it to show how far the doubling
+  time moves.
+
+The inputs are rebuilt from the run's ``constant_data`` (model sizes, dates, roles, scores, item
+counts, chance levels), so neither this nor the refits need the original CSV. The one
+exception is a run with observed losses (a ``loss`` column; constant_data does not keep them):
+its refits reload the input recorded in diagnostics.json (or ``data_path``), and the losses'
+own likelihood is not part of the LOO (only the scores are).
+
+Each target model has its own latent effective size, informed mostly by its own scores; leaving
+the model out removes most of what is known about that latent, so large k's are common in this
+model (more so with few benchmarks and few draws). k flags where the importance-sampling answer
+is unreliable; the refits give the direct answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+from scipy.stats import betabinom
+
+from .. import data as data_mod, results
+from ..config import Config
+from ..data import DataError, ScoreData
+from ..model import OUTLIER_PHI
+
+K_THRESHOLD = 0.7
+MAX_REFITS = 5
+TABLE_COLUMNS = ["model", "role", "family", "n_scores", "elpd_loo_i", "pareto_k", "flagged",
+                 "doubling_median", "hdi_low", "hdi_high", "shift", "refit_note"]
+
+Progress = Callable[[str], None]         # called with one line of progress at a time
+
+
+# --- the run's data, rebuilt from its constant_data ---------------------------------------------
+
+def run_scores(idata: az.InferenceData) -> pd.DataFrame:
+    """The run's scores as a validated long table (``data.read_scores``'s form), from the
+    run's constant_data: one row per model × benchmark, with n_items and chance columns."""
+    if "constant_data" not in idata.groups():
+        raise results.RunDirError("the run has no constant_data group (written by an older "
+                                  "version?); re-run bayes-densing sample")
+    cd = idata.constant_data
+    mi = cd["obs_model"].values.astype(int)
+    bj = cd["obs_benchmark"].values.astype(int)
+    per_model = {k: cd[k].values for k in ("model_name", "family", "role", "params", "tokens",
+                                           "release_date")}
+    bench = np.asarray(cd["benchmark"].values).astype(str)
+    df = pd.DataFrame({
+        "model": per_model["model_name"].astype(str)[mi],
+        "family": per_model["family"].astype(str)[mi],
+        "role": per_model["role"].astype(str)[mi],
+        "params": per_model["params"].astype(float)[mi],
+        "tokens": per_model["tokens"].astype(float)[mi],
+        "release_date": pd.to_datetime(per_model["release_date"].astype(str)[mi], format="%Y-%m-%d"),
+        "benchmark": bench[bj],
+        "score": cd["score"].values.astype(float),
+        "n_items": cd["n_items"].values.astype(float)[bj],
+        "chance": cd["chance"].values.astype(float)[bj],
+    })
+    # the size density divides by is what the run used (total or active): keep it under both
+    df["params_active"] = df["params"]
+    df["line"] = np.arange(len(df)) + 2
+    return df
+
+
+def run_data(idata: az.InferenceData, config: Config, exclude: list[str] | tuple = (),
+             source: str = "the run's constant_data") -> ScoreData:
+    """The ScoreData the run was fitted to (less the ``exclude``d models, by
+    ``data.exclude_models``), rebuilt from its constant_data under its resolved config."""
+    cfg = copy.deepcopy(config)
+    cfg.data.exclude_models = list(exclude)
+    bench = [str(b) for b in idata.constant_data["benchmark"].values]
+    return data_mod.assemble(run_scores(idata), cfg, source=source, benchmarks=bench,
+                             since=cfg.data.since, reference=cfg.data.reference)
+
+
+def _has_loss(idata: az.InferenceData) -> bool:
+    return "sigma_loss" in idata.posterior
+
+
+# --- pointwise log-likelihood -----------------------------------------------------------------
+
+def pointwise_loglik(idata: az.InferenceData, data_or_run: ScoreData | dict | None = None,
+                     config: Config | None = None) -> np.ndarray:
+    """log p(k_o | θ_s) of every score o for every posterior draw s: shape (chain, draw, obs).
+
+    ``data_or_run``: the ScoreData the run was fitted to, a run dict (``results.load_run``) or
+    None — then the data are rebuilt from ``idata``'s constant_data. ``config``: the run's
+    config (taken from the run dict when one is given).
+    """
+    if isinstance(data_or_run, dict):
+        config = config or data_or_run["config"]
+        data_or_run = None
+    if config is None:
+        raise ValueError("pointwise_loglik needs the run's config")
+    data = run_data(idata, config) if data_or_run is None else data_or_run
+    p, phi = results.likelihood_draws(idata, data, config)
+    k = data.obs.k.to_numpy()
+    n = data.obs.n.to_numpy()
+    ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
+    if config.model.likelihood == "robust":
+        pi = results.draws(idata, "outlier_rate")[:, None]
+        wide = betabinom.logpmf(k, n, p * OUTLIER_PHI, (1.0 - p) * OUTLIER_PHI)
+        ll = logsumexp(np.stack([np.log1p(-pi) + ll, np.log(pi) + wide]), axis=0)
+    post = idata.posterior
+    return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
+
+
+def by_model(ll: np.ndarray, data: ScoreData) -> np.ndarray:
+    """Sum a (..., obs) log-likelihood over each model's scores: shape (..., models), in the
+    order of ``data.models`` (references first, then targets by date)."""
+    onehot = np.zeros((len(data.obs), len(data.models)))
+    onehot[np.arange(len(data.obs)), data.obs.model_idx.to_numpy()] = 1.0
+    return ll @ onehot
+
+
+def model_loo(ll_models: np.ndarray, idata: az.InferenceData, names) -> az.ELPDData:
+    """ArviZ PSIS-LOO over models: ``ll_models`` of shape (chain, draw, model)."""
+    post = idata.posterior
+    # ArviZ's relative efficiency is the posterior's mean ESS: keep the variables it can use
+    finite = [v for v in post.data_vars
+              if np.issubdtype(post[v].dtype, np.number) and np.isfinite(post[v].values).all()]
+    loglik = xr.Dataset({"scores": (("chain", "draw", "model"), ll_models)},
+                        coords={"chain": post.chain.values, "draw": post.draw.values,
+                                "model": list(names)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the k > 0.7 warning: we flag those models ourselves
+        return az.loo(az.InferenceData(posterior=post[finite], log_likelihood=loglik),
+                      pointwise=True)
+
+
+# --- refits -------------------------------------------------------------------------------------
+
+@dataclass
+class LeaveOut:
+    """Doubling time of the full fit and of each refit without one model."""
+    full: dict                                   # results.doubling_summary of the full fit
+    refits: list[dict] = field(default_factory=list)   # model, doubling (summary), problems, wall_s, error
+    skipped: list[str] = field(default_factory=list)   # beyond max_refits
+
+    def to_dict(self) -> dict:
+        return {"full": self.full, "refits": self.refits, "skipped": self.skipped}
+
+
+def _as_run(run_or_config) -> tuple[dict | None, Config]:
+    if isinstance(run_or_config, Config):
+        return None, run_or_config
+    run = run_or_config if isinstance(run_or_config, dict) else results.load_run(run_or_config)
+    return run, run["config"]
+
+
+def _input_path(run: dict, config: Config) -> Path | None:
+    """The CSV a run was fitted to, from diagnostics.json: None for the bundled dataset."""
+    given = str(run.get("diagnostics", {}).get("input", ""))
+    bundled = data_mod.DATASETS.get(config.data.dataset)
+    if bundled is not None and given == bundled.filename:
+        return None
+    if given and Path(given).is_file():
+        return Path(given)
+    raise DataError(f"the run's input {given or '(unrecorded)'!r} cannot be found, and a run with "
+                    "observed losses needs it to refit (constant_data keeps no losses); pass its "
+                    "path as data_path (--data)")
+
+
+def _refit_data(run: dict | None, config: Config, exclude: list[str], data_path) -> ScoreData:
+    """The data for a refit without ``exclude``: rebuilt from the run where possible."""
+    cfg = copy.deepcopy(config)
+    cfg.data.exclude_models = list(exclude)
+    if data_path is not None or run is None:
+        return data_mod.load(cfg, data_path)          # data_path None: the bundled dataset
+    if _has_loss(run["idata"]):
+        return data_mod.load(cfg, _input_path(run, config))
+    return run_data(run["idata"], config, exclude)
+
+
+def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=None,
+              progress: Progress | None = None, full: dict | None = None) -> LeaveOut:
+    """Refit without each of ``models`` (one fit per model, in the order given, at most
+    ``max_refits``) and summarise each fit's doubling time.
+
+    ``run_or_config``: a run directory, a run dict (``results.load_run``) or a Config (then the
+    data come from ``data_path``, or the config's bundled dataset). The refits use the run's
+    own configuration (model, priors, sampler settings and seed) with ``data.exclude_models``
+    set; with a run they need no CSV (see the module's docstring). ``full``: the full fit's
+    doubling summary (computed from the run when omitted). A refit that cannot be done (e.g.
+    leaving out a reference model leaves one size) is reported with its ``error``.
+    """
+    from .. import run as run_mod
+    from ..config import ConfigError
+    from ..inference import SamplerError
+    from ..model import ModelError
+
+    run, config = _as_run(run_or_config)
+    if full is None:
+        if run is None:
+            raise ValueError("leave_out from a Config needs the full fit's doubling summary (full=)")
+        full = results.doubling_summary(results.slope_draws(run["idata"], config))
+    models = list(models)
+    todo, skipped = models[:max(max_refits, 0)], models[max(max_refits, 0):]
+    out = LeaveOut(full=full, skipped=skipped)
+    if progress and todo:
+        took = (run or {}).get("diagnostics", {}).get("wall_s")
+        progress(f"refitting without {len(todo)} model(s), one full fit each"
+                 + (f" (the run's own fit took {took:.0f} s)" if took else "")
+                 + (f"; {len(skipped)} more skipped (max_refits = {max_refits})" if skipped else ""))
+    for i, name in enumerate(todo, 1):
+        start = time.perf_counter()
+        row = {"model": name, "doubling": None, "problems": [], "wall_s": math.nan, "error": ""}
+        try:
+            data = _refit_data(run, config, [name], data_path)
+            cfg = copy.deepcopy(config)
+            cfg.data.exclude_models = [name]
+            fitted = run_mod.fit(cfg, data=data, progressbar=False)
+            row["doubling"] = results.doubling_summary(results.slope_draws(fitted.idata,
+                                                                           fitted.config))
+            row["problems"] = list(fitted.diagnostics.get("problems", []))
+        except (DataError, ConfigError, ModelError, SamplerError) as exc:
+            row["error"] = str(exc)
+        row["wall_s"] = time.perf_counter() - start
+        out.refits.append(row)
+        if progress:
+            if row["doubling"] is not None:
+                d = row["doubling"]
+                msg = (f"T = {d['median_months']:.2f} months (full data {full['median_months']:.2f}), "
+                       f"{row['wall_s']:.0f} s" + (" — diagnostics: " + "; ".join(row["problems"])
+                                                   if row["problems"] else ""))
+            else:
+                msg = f"failed: {row['error']}"
+            progress(f"refit {i}/{len(todo)} without {name}: {msg}")
+    return out
+
+
+# --- the analysis -------------------------------------------------------------------------------
+
+@dataclass
+class Influence:
+    table: pd.DataFrame            # TABLE_COLUMNS, one row per model, highest Pareto k first
+    elpd_loo: float
+    se: float
+    p_loo: float
+    n_draws: int
+    k_threshold: float
+    full_doubling: dict            # results.doubling_summary of the full fit
+    refitted: bool
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[str]:
+        return self.table.model[self.table.flagged].tolist()
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "k_threshold": self.k_threshold, "elpd_loo": self.elpd_loo, "se": self.se,
+            "p_loo": self.p_loo, "n_draws": self.n_draws, "n_models": int(len(self.table)),
+            "flagged": self.flagged, "refitted": self.refitted, "skipped": self.skipped,
+            "full_doubling": self.full_doubling, "notes": self.notes,
+            "models": self.table.to_dict(orient="records"),
+        })
+
+    def text(self, top: int = 10) -> str:
+        t = self.table
+        fd = self.full_doubling
+        lo, hi = fd["hdi_months"]
+        lines = [f"Leave-one-model-out PSIS-LOO over {len(t)} models ({self.n_draws} draws): "
+                 f"elpd_loo {self.elpd_loo:.1f} (SE {self.se:.1f}), p_loo {self.p_loo:.1f}",
+                 f"  {len(self.flagged)} model(s) with Pareto k > {self.k_threshold:g} "
+                 "(importance sampling cannot predict leaving them out)",
+                 "", f"Top {min(top, len(t))} models by Pareto k:",
+                 f"  {'model':<40} {'role':<9} {'k':>6} {'elpd_i':>9}  flag"]
+        for _, r in t.head(top).iterrows():
+            lines.append(f"  {str(r.model)[:40]:<40} {r.role:<9} {r.pareto_k:6.2f} "
+                         f"{r.elpd_loo_i:9.2f}  {'*' if r.flagged else ''}")
+        lines += ["", f"Doubling time, full data: {fd['median_months']:.2f} months "
+                      f"(90% HDI {lo:.2f}–{hi:.2f})"]
+        refit = t[t.doubling_median.notna() | (t.refit_note != "")]
+        if len(refit):
+            lines.append("Leaving out one model at a time:")
+            for _, r in refit.iterrows():
+                if math.isnan(r.doubling_median):
+                    lines.append(f"  without {str(r.model)[:40]:<40} {r.refit_note}")
+                else:
+                    lines.append(f"  without {str(r.model)[:40]:<40} {r.doubling_median:6.2f} months "
+                                 f"(90% HDI {r.hdi_low:.2f}–{r.hdi_high:.2f}), shift {r['shift']:+.2f}"
+                                 + (f"  [{r.refit_note}]" if r.refit_note else ""))
+        elif self.flagged and not self.refitted:
+            lines.append("  (no refits: run with --refit to see the doubling time without each "
+                         "flagged model)")
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} flagged model(s) not refitted (max_refits): "
+                         f"{', '.join(self.skipped[:8])}{' …' if len(self.skipped) > 8 else ''}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write influence.csv and influence.json into ``directory``: a new directory is
+        created atomically; in an existing one (e.g. the run directory) each file is written
+        to a temporary file and renamed into place."""
+        directory = Path(directory)
+        texts = {"influence.csv": self.table.to_csv(index=False),
+                 "influence.json": json.dumps(self.to_dict(), indent=2, allow_nan=False)}
+        if not directory.exists():
+            with results.atomic_dir(directory) as tmp:
+                for name, text in texts.items():
+                    (tmp / name).write_text(text, encoding="utf-8")
+        elif not directory.is_dir():
+            raise results.RunDirError(f"{directory} exists and is not a directory")
+        else:
+            for name, text in texts.items():
+                _write_atomic(directory / name, text)
+        return [directory / name for name in texts]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)            # mkstemp's 0600 would differ from the run's other files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(x):
+    """JSON-safe: numpy scalars to Python, NaN/∞ to None."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,
+              k_threshold: float = K_THRESHOLD, progress: Progress | None = None) -> Influence:
+    """PSIS-LOO per model for a run (directory or ``results.load_run`` dict); with ``refit``,
+    refit without each flagged model (highest k first, at most ``max_refits``)."""
+    if not isinstance(run, dict):
+        run = results.load_run(run)
+    idata, config = run["idata"], run["config"]
+    data = run_data(idata, config)
+    ll = by_model(pointwise_loglik(idata, data, config), data)
+    names = data.models.model.tolist()
+    loo = model_loo(ll, idata, names)
+    k = np.asarray(loo.pareto_k.values, dtype=float)
+    table = pd.DataFrame({
+        "model": names, "role": data.models.role.to_numpy(), "family": data.models.family.to_numpy(),
+        "n_scores": np.bincount(data.obs.model_idx.to_numpy(), minlength=len(names)),
+        "elpd_loo_i": np.asarray(loo.loo_i.values, dtype=float), "pareto_k": k,
+        "flagged": k > k_threshold,
+        "doubling_median": math.nan, "hdi_low": math.nan, "hdi_high": math.nan, "shift": math.nan,
+        "refit_note": "",
+    })
+    table = table.sort_values(["pareto_k", "elpd_loo_i"], ascending=[False, True],
+                              ignore_index=True)
+    full = results.doubling_summary(results.slope_draws(idata, config))
+    notes = []
+    if _has_loss(idata):
+        notes.append("observed losses enter the model but not this LOO: only the scores' "
+                     "log-likelihood is left out")
+    n_flag = int(table.flagged.sum())
+    if n_flag > len(table) / 2:
+        notes.append(f"{n_flag} of {len(table)} models have k > {k_threshold:g}: each target's "
+                     "effective size is informed mostly by its own scores, so importance sampling "
+                     "struggles to leave any of them out (more draws or benchmarks help); the "
+                     "refits are the direct check")
+    skipped: list[str] = []
+    if refit and n_flag:
+        flagged = table.model[table.flagged].tolist()
+        lo = leave_out(run, flagged, max_refits=max_refits, data_path=data_path,
+                       progress=progress, full=full)
+        skipped = lo.skipped
+        index = {m: i for i, m in enumerate(table.model)}
+        for r in lo.refits:
+            i = index[r["model"]]
+            if r["doubling"] is None:
+                table.at[i, "refit_note"] = f"refit failed: {r['error']}"
+                continue
+            d = r["doubling"]
+            table.at[i, "doubling_median"] = d["median_months"]
+            table.at[i, "hdi_low"], table.at[i, "hdi_high"] = d["hdi_months"]
+            table.at[i, "shift"] = d["median_months"] - full["median_months"]
+            if r["problems"]:
+                table.at[i, "refit_note"] = "diagnostics: " + "; ".join(r["problems"])
+        notes.append("each refit repeats the run's sampler settings and seed; shifts much "
+                     "smaller than the HDI's width are within Monte Carlo noise")
+    return Influence(table=table, elpd_loo=float(loo.elpd_loo), se=float(loo.se),
+                     p_loo=float(loo.p_loo), n_draws=int(loo.n_samples), k_threshold=k_threshold,
+                     full_doubling=full, refitted=bool(refit and n_flag), skipped=skipped,
+                     notes=notes)
