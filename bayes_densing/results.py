@@ -199,7 +199,7 @@ def constant_data(data: ScoreData) -> xr.Dataset:
 
 def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
                  doubling: dict, data_desc: str, notices: list[str], warnings: list[str],
-                 top: int = 5) -> str:
+                 classic: dict | None = None, top: int = 5) -> str:
     """The terminal summary of a run."""
     t = trend.set_index("parameter")
     lines = [f"Data: {data_desc}"]
@@ -213,6 +213,13 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     a = t.loc["A_per_day"]
     lines.append(f"  A = {a['median']:.4f} per day (90% HDI {a.hdi_low:.4f}–{a.hdi_high:.4f}); "
                  "the paper's point estimate: 0.0073")
+    if classic and "error" not in classic and None not in classic.values():
+        lines.append(f"  the paper's point method on these data (bayes-densing classic): A = "
+                     f"{classic['A_per_day']:.4f} per day, doubling {classic['doubling_months']:.2f} "
+                     f"months, R² {classic['r2']:.2f} over {classic['n_envelope']} envelope models")
+    elif classic:
+        lines.append("  the paper's point method could not run on these data: "
+                     f"{classic.get('error', 'no envelope slope')}")
     g = t.loc["growth_per_year"]
     lines.append(f"  density grows ×{g['median']:.1f} per year (90% HDI ×{g.hdi_low:.1f}–×{g.hdi_high:.1f})")
     if "slope_ratio" in t.index:

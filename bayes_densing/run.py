@@ -19,7 +19,7 @@ from pathlib import Path
 import arviz as az
 import pandas as pd
 
-from . import __version__, data as data_mod, results
+from . import __version__, classic, data as data_mod, results
 from .config import Config
 from .inference import diagnose, sample
 from .model import build_model
@@ -58,6 +58,17 @@ def resolved_config(config: Config, data: data_mod.ScoreData) -> Config:
     return ran
 
 
+def classic_summary(data: data_mod.ScoreData, config: Config) -> dict:
+    """The paper's point numbers on the same data (classic.py), shown beside the posterior;
+    ``{"error": ...}`` when the point pipeline cannot run on this data."""
+    try:
+        point = classic.fit(data, config)
+    except (classic.ClassicError, ValueError) as exc:
+        return {"error": str(exc)}
+    return {k: point.to_dict()[k] for k in ("A_per_day", "doubling_days", "doubling_months",
+                                            "r2", "n_envelope")}
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None
         ) -> FitResult:
@@ -83,16 +94,17 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     models = results.models_table(idata, data, config)
     trend = results.trend_table(idata, data, config)
     doubling = results.doubling_summary(results.slope_draws(idata, config))
+    classic_point = classic_summary(data, config)
     diagnostics.update({
         "sampler": config.sampler.sampler, "device": config.sampler.device,
         "chain_method": sampled.chain_method, "wall_s": sampled.wall_s,
         "sampling_s": sampled.sampling_s, "seed": config.sampler.seed,
         "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
         "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
-        "versions": versions(), "config": config.to_dict(),
+        "versions": versions(), "config": config.to_dict(), "classic": classic_point,
     })
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),
-                                   data.notices, data.warnings)
+                                   data.notices, data.warnings, classic_point)
     written = None
     if out is not None:
         with results.atomic_dir(out, force) as tmp:
