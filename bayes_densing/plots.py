@@ -230,7 +230,7 @@ def forest(table: pd.DataFrame, path_stem: str | Path | None = None,
                Line2D([], [], color=BAR, marker="o", mfc="white", lw=0,
                       label="diagnostics failed")]
     handles += ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=3)  # off the bars
     ax.grid(axis="x", alpha=0.3)
     if path_stem is not None:
         save(fig, path_stem)

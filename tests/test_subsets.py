@@ -106,7 +106,7 @@ def test_forest_plot_has_its_elements():
     ax = fig.axes[0]
     assert "doubling time" in ax.get_xlabel()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a + b", "a"]  # by median
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "all 2 benchmarks" in legend and "claimed 3.3 months" in legend
 
 
