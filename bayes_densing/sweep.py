@@ -11,7 +11,6 @@ number of subsets, and runs the chains of every subset on the XLA devices in par
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -36,7 +35,6 @@ class SweepSampler:
     out_names: list[str]
     n_devices: int
     config: Config
-    compile_s: float = 0.0
 
     def initial_points(self, chains: int, seed: int) -> list[dict]:
         rng = np.random.default_rng([seed, 0xD0])
@@ -80,7 +78,7 @@ def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     from numpyro.infer.hmc import hmc
     from pymc.sampling.jax import get_jaxified_graph
 
-    n_devices = select_device(config.sampler.device)
+    select_device(config.sampler.device)   # before JAX creates its backends
     n_devices = max(1, min(jax.local_device_count(), config.sampler.chains))
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     model = build_model(data, config, weights=(obs_w, bench_w))
@@ -122,15 +120,7 @@ def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
             fn = jax.vmap(fn)
         return fn(*vals)
 
-    sampler = SweepSampler(model=model, names=names, run_batch=jax.pmap(one_chain),
-                           postprocess=jax.jit(post), out_names=[v.name for v in outputs],
-                           n_devices=n_devices, config=config)
-    return sampler
+    return SweepSampler(model=model, names=names, run_batch=jax.pmap(one_chain),
+                        postprocess=jax.jit(post), out_names=[v.name for v in outputs],
+                        n_devices=n_devices, config=config)
 
-
-def warm_up(sampler: SweepSampler, obs_w: np.ndarray, bench_w: np.ndarray) -> float:
-    """Compile by running the first fit; returns its wall time (compile + sampling)."""
-    start = time.perf_counter()
-    sampler.sample(obs_w, bench_w, sampler.config.sampler.seed)
-    sampler.compile_s = time.perf_counter() - start
-    return sampler.compile_s
