@@ -65,8 +65,9 @@ def classic_summary(data: data_mod.ScoreData, config: Config) -> dict:
         point = classic.fit(data, config)
     except (classic.ClassicError, ValueError) as exc:
         return {"error": str(exc)}
-    return {k: point.to_dict()[k] for k in ("A_per_day", "doubling_days", "doubling_months",
-                                            "r2", "n_envelope")}
+    whole = point.to_dict()
+    return {k: whole[k] for k in ("A_per_day", "doubling_days", "doubling_months", "r2",
+                                  "n_envelope")}
 
 
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import data as data_mod, laws, results
+from .. import data as data_mod, results
 from ..config import Config, ConfigError
 from ..inference import diagnose
 
@@ -70,20 +70,13 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
         idata = sampler.sample(obs_w, bench_w, config.sampler.seed)
         targets = data.targets.model.to_numpy()[scored]
-        if config.model.trend == "envelope":
-            log_rho = results.draws(idata, "log_density")[:, scored]
-            A, _ = laws.envelope_trend(t[scored], log_rho)
-            A = A[np.isfinite(A)]
-        else:
-            A = results.draws(idata, "A")
-        doubling = results.doubling_summary(A)
-        # diagnostics over what this subset informs: its benchmarks and its scored targets
+        # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
         informed = idata.sel(benchmark=[b for b in data.benchmarks if b in subset],
                              target=list(targets))
+        doubling = results.doubling_summary(results.slope_draws(informed, config, t[scored]))
         free = [rv.name for rv in sampler.model.free_RVs]
         diag = diagnose(informed, free)
-        rho = pd.Series(np.median(results.draws(idata, "log_density")[:, scored], axis=0),
-                        index=targets)
+        rho = pd.Series(np.median(results.draws(informed, "log_density"), axis=0), index=targets)
         if full_rho is None:
             full_rho = rho
         common = rho.index.intersection(full_rho.index)
