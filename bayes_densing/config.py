@@ -73,6 +73,16 @@ class ModelSpec:
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
 
+    def months(self, dates):
+        """The model's time t: months from ``date_origin`` of a date or an array of dates."""
+        import numpy as np
+        import pandas as pd
+
+        from .laws import DAYS_PER_MONTH
+
+        days = (pd.to_datetime(dates) - pd.Timestamp(self.date_origin)) / pd.Timedelta(days=1)
+        return np.asarray(days, dtype=float) / DAYS_PER_MONTH
+
 
 @dataclass
 class SamplerConfig:

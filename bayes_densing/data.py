@@ -26,7 +26,6 @@ import pandas as pd
 
 from . import benchmark_registry
 from .config import Config
-from .laws import DAYS_PER_MONTH
 
 REQUIRED = ("model", "params", "release_date")
 ALIASES = {"params_b": "params", "tokens_t": "tokens", "date": "release_date",
@@ -544,8 +543,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
     models = pd.concat([models[models.role == "reference"].sort_values(["params", "model"]),
                         models[models.role == "target"].sort_values(["release_date", "model"])],
                        ignore_index=True)
-    origin = pd.Timestamp(config.model.date_origin)
-    models["t"] = (models.release_date - origin).dt.days / DAYS_PER_MONTH
+    models["t"] = config.model.months(models.release_date)
 
     index = {m: i for i, m in enumerate(models.model)}
     bindex = {b: j for j, b in enumerate(benchmarks)}

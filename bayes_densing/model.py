@@ -54,13 +54,44 @@ def data_term_on(data: ScoreData, config: Config) -> bool:
     return mode == "on" or (mode == "auto" and tokens_known)
 
 
-def score_probability(params, data: ScoreData, config: Config, xp=pt):
-    """Expected score p_ij of every observation, from the model's parameters.
+def curve_parameters(params, ref_params, chance, d0: float, xp=pt):
+    """Every benchmark's curves from the model's parameters: the loss-law coefficients and
+    the performance map's (l_j, γ_j, c_j). ``ref_params``: the reference models' sizes
+    (billions); ``chance``: each benchmark's floor; ``d0``: the target data size (trillions).
 
     ``params`` maps names to tensors (inside the PyMC model) or to numpy arrays with a leading
-    draw axis (posterior predictive); the same code builds both, so the likelihood's mean is
-    written once.
+    draw axis (posterior, figures); the same code builds both, so the curves are written once.
+    Returns ``(loss_coefs, l, gamma, c)``: ``loss_coefs`` holds a, α, E (shape (..., benchmark))
+    and b, β (global: scalars in the model, (draws, 1) in numpy, so both broadcast alike).
     """
+    log_n_ref = np.log(np.asarray(ref_params, dtype=float))
+    lift = (lambda v: v[..., None] if xp is np and np.ndim(v) >= 1 else v)
+    loss_coefs = {"a": params.get("a", 1.0), "alpha": params["alpha"], "E": params.get("E", 0.0),
+                  "b": lift(params.get("b", 0.0)), "beta": lift(params.get("beta", 1.0))}
+    # anchors, all at D0: the smallest and the largest reference model, and the references'
+    # geometric-mean size N_c, in one broadcast evaluation of shape (..., 3, benchmark). z_centre
+    # is the score's logit at N_c: a fixed size, so the level does not slide along the curve
+    # when α changes (anchoring at the references' mean *loss* did, and tied z_centre to α:
+    # MMLU's z_centre ESS 154 → 1021 on the paper preset, benchmarks/README.md)
+    n_ref = np.exp(log_n_ref)
+    n_anchor = np.array([n_ref.min(), n_ref.max(), math.exp(float(np.mean(log_n_ref)))])[:, None]
+    d_anchor = np.full((3, 1), d0)
+    at_anchor = {k: (v[..., None, :] if np.ndim(v) >= 1 or getattr(v, "ndim", 0) >= 1 else v)
+                 for k, v in loss_coefs.items()}
+    L_anchor = laws.loss_law(n_anchor, d_anchor, **at_anchor)
+    L_low, L_high = L_anchor[..., 0, :], L_anchor[..., 1, :]
+    L_centre = L_anchor[..., 2, :]
+    l, gamma = laws.sigmoid_through(params["z_centre"], L_centre, params["z_gain"], L_low, L_high)
+    c = (1.0 - np.asarray(chance, dtype=float)) * params.get("ceiling_frac", 1.0)
+    return loss_coefs, l, gamma, c
+
+
+GLOBAL_LOSS_COEFS = {"b", "beta"}
+
+
+def score_probability(params, data: ScoreData, config: Config, xp=pt):
+    """Expected score p_ij of every observation, from the model's parameters (``params`` as in
+    :func:`curve_parameters`); also returns the latent loss L_ij."""
     obs = data.obs
     mi, bj = obs.model_idx.to_numpy(), obs.bench_idx.to_numpy()
     refs = data.references
@@ -71,32 +102,12 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     d0 = config.model.d0
     d_ref = refs.tokens.fillna(d0).to_numpy(dtype=float)
     d_all = np.concatenate([d_ref, np.full(data.n_target, d0)])
-    # per-benchmark parameters have shape (..., benchmark); global ones (b, β) are scalars in
-    # the model and (draws,) in numpy, lifted here to (draws, 1) so both broadcast alike
-    lift = (lambda v: v[..., None] if xp is np and np.ndim(v) >= 1 else v)
-    bench = {"a": params.get("a", 1.0), "alpha": params["alpha"], "E": params.get("E", 0.0),
-             "b": lift(params.get("b", 0.0)), "beta": lift(params.get("beta", 1.0))}
-    is_global = {"b", "beta"}
-    # anchors, all at D0: the smallest and the largest reference model, and the references'
-    # geometric-mean size N_c, in one broadcast evaluation of shape (..., 3, benchmark). z_centre
-    # is the score's logit at N_c: a fixed size, so the level does not slide along the curve
-    # when α changes (anchoring at the references' mean *loss* did, and tied z_centre to α:
-    # MMLU's z_centre ESS 154 → 1021 on the paper preset, benchmarks/README.md)
-    n_ref = np.exp(log_n_ref)
-    n_anchor = np.array([n_ref.min(), n_ref.max(), math.exp(float(np.mean(log_n_ref)))])[:, None]
-    d_anchor = np.full((3, 1), d0)
-    at_anchor = {k: (v[..., None, :] if np.ndim(v) >= 1 or getattr(v, "ndim", 0) >= 1 else v)
-                 for k, v in bench.items()}
-    L_anchor = laws.loss_law(n_anchor, d_anchor, **at_anchor)
-    L_low, L_high = L_anchor[..., 0, :], L_anchor[..., 1, :]
-    L_centre = L_anchor[..., 2, :]
-    l, gamma = laws.sigmoid_through(params["z_centre"], L_centre, params["z_gain"], L_low, L_high)
-    c = (1.0 - data.chance) * params.get("ceiling_frac", 1.0)
+    loss_coefs, l, gamma, c = curve_parameters(params, np.exp(log_n_ref), data.chance, d0, xp)
 
     def per_obs(v):
         return v[..., bj] if getattr(v, "ndim", 0) >= 1 else v
 
-    at_obs = {k: (v if k in is_global else per_obs(v)) for k, v in bench.items()}
+    at_obs = {k: (v if k in GLOBAL_LOSS_COEFS else per_obs(v)) for k, v in loss_coefs.items()}
     L = laws.loss_law(xp.exp(x_all[..., mi]), d_all[mi], **at_obs)
     p = laws.performance(L, per_obs(c), per_obs(gamma), per_obs(l), data.chance[bj])
     return xp.clip(p, P_EPS, 1.0 - P_EPS), L
@@ -174,8 +185,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -
 
         # --- trend: the prior of every target's log density -------------------------------
         if M.trend == "changepoint":
-            t_change = (np.datetime64(M.changepoint) - np.datetime64(M.date_origin)).astype(
-                "timedelta64[D]").astype(float) / laws.DAYS_PER_MONTH
+            t_change = float(M.months(M.changepoint))
             n_before = int((t < t_change).sum())
             if n_before < 3 or len(t) - n_before < 3:
                 raise ModelError(f"changepoint trend needs ≥ 3 target models on each side of "

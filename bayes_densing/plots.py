@@ -235,3 +235,558 @@ def forest(table: pd.DataFrame, path_stem: str | Path | None = None,
     if path_stem is not None:
         save(fig, path_stem)
     return fig
+
+
+# --- figures of one run (``run``: the dict of results.load_run) ------------------------------------
+
+TARGET = "#4c72b0"
+TREND = "#c44e52"
+REFERENCE = "#222222"
+CLAIM_STYLES = ("--", ":", "-.")
+MAX_LABELS = 14
+
+
+def _short(name: str, width: int = 26) -> str:
+    """A model's name without its organisation, cut to ``width`` characters."""
+    name = str(name).split("/")[-1]
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _to_dates(config, t: np.ndarray) -> pd.DatetimeIndex:
+    """Dates of model times t (months from the date origin)."""
+    from .laws import DAYS_PER_MONTH
+
+    days = np.asarray(t, dtype=float) * DAYS_PER_MONTH
+    return pd.Timestamp(config.model.date_origin) + pd.to_timedelta(days, unit="D")
+
+
+def _band(draws2d: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise median and equal-tailed ``prob`` band over the draws (axis 0)."""
+    tail = (1.0 - prob) / 2.0
+    lo, med, hi = np.nanquantile(draws2d, [tail, 0.5, 1.0 - tail], axis=0)
+    return lo, med, hi
+
+
+def _boxes_overlap(a, b, pad: float = 2.0) -> bool:
+    return not (a.x1 + pad < b.x0 or b.x1 + pad < a.x0 or a.y1 + pad < b.y0 or b.y1 + pad < a.y0)
+
+
+def place_labels(ax, points, names, obstacles=(), markers=None) -> list:
+    """Label points without overlaps: each name (in priority order) takes the first of a ring
+    of offsets where its box stays inside the axes and clear of the labels placed so far, of
+    the markers (``markers``, data coordinates; default the labelled points) and of
+    ``obstacles`` (artists such as the legend); a name with no free place is left out.
+    Returns the placed annotations."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    markers = points if markers is None else markers
+    disp = ax.transData.transform(np.asarray(markers, dtype=float)) if len(markers) else []
+    markers = [(x - 3, y - 3, x + 3, y + 3) for x, y in disp]
+    offsets = [(5, 4), (5, -11), (-5, 4), (-5, -11), (8, 14), (8, -20), (-8, 14), (-8, -20),
+               (14, 26), (14, -32), (-14, 26), (-14, -32), (0, 40), (0, -44)]
+    placed, boxes = [], [o.get_window_extent(renderer) for o in obstacles]
+    for (x, y), name in zip(points, names):
+        for dx, dy in offsets:
+            far = abs(dy) > 12
+            text = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points",
+                               ha="left" if dx >= 0 else "right", va="bottom", fontsize=7,
+                               color="0.15", zorder=6,
+                               arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.5,
+                                           "shrinkA": 0, "shrinkB": 3} if far else None)
+            box = text.get_window_extent(renderer)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            clear = not any(_boxes_overlap(box, b) for b in boxes)
+            hits = any(not (box.x1 < m[0] or m[2] < box.x0 or box.y1 < m[1] or m[3] < box.y0)
+                       for m in markers)
+            if inside and clear and not hits:
+                placed.append(text)
+                boxes.append(box)
+                break
+            text.remove()
+    return placed
+
+
+def _label_choice(targets: pd.DataFrame, n: int = MAX_LABELS) -> pd.DataFrame:
+    """Which targets to name: the likeliest frontier models, then the densest."""
+    by_frontier = targets[targets.p_on_frontier >= 0.25].sort_values("p_on_frontier",
+                                                                      ascending=False)
+    densest = targets.sort_values("density", ascending=False)
+    chosen = pd.concat([by_frontier.head(n), densest.head(n)]).drop_duplicates("model")
+    return chosen.head(n)
+
+
+TREND_NAMES = {"frontier": "frontier", "mean": "mean trend", "envelope": "envelope OLS",
+               "changepoint": "changepoint frontier"}
+
+
+def density_panel(ax, run: dict, n_labels: int = MAX_LABELS) -> dict:
+    """Draw the density-over-date picture on ``ax``; return the doubling summary it shows."""
+    from . import results
+
+    idata, config, models = run["idata"], run["config"], run["models"]
+    tg = models[models.role == "target"].reset_index(drop=True)
+    refs = models[models.role == "reference"]
+    when = pd.to_datetime(tg.release_date)
+    y = tg.density.to_numpy(float)
+    yerr = np.vstack([y - tg.density_low.to_numpy(float), tg.density_high.to_numpy(float) - y])
+    ax.errorbar(when, y, yerr=yerr, fmt="o", ms=3.2, color=TARGET, ecolor="#9fb4d6",
+                elinewidth=0.8, alpha=0.9, zorder=3,
+                label=f"target models ({len(tg)}): median density, 90% HDI")
+    t = config.model.months(tg.release_date)
+    grid = np.linspace(t.min(), t.max(), 200)
+    lo, med, hi = _band(results.trend_line_draws(idata, config, grid))
+    doubling = results.doubling_summary(results.slope_draws(idata, config))
+    d_lo, d_hi = doubling["hdi_months"]
+    dates = _to_dates(config, grid)
+    ax.fill_between(dates, np.exp(lo), np.exp(hi), color=TREND, alpha=0.18, lw=0, zorder=1)
+    ax.plot(dates, np.exp(med), color=TREND, lw=1.8, zorder=2,
+            label=f"{TREND_NAMES.get(config.model.trend, config.model.trend)} (median, 90% band):"
+                  f" doubling {doubling['median_months']:.2f} months "
+                  f"(90% HDI {d_lo:.2f}–{d_hi:.2f})")
+    if len(refs):
+        family = ", ".join(dict.fromkeys(refs.family.astype(str)))
+        ax.scatter(pd.to_datetime(refs.release_date), np.ones(len(refs)), marker="s", s=26,
+                   facecolor="white", edgecolor=REFERENCE, lw=1.1, zorder=4,
+                   label=f"reference models ({family}, {len(refs)}): ρ = 1 by definition")
+    ax.set_yscale("log")
+    ax.set_xlabel("release date")
+    ax.set_ylabel("capability density ρ = effective ÷ actual size")
+    ax.grid(which="major", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    legend = ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
+    chosen = _label_choice(tg, n_labels)
+    pts = [(mdates_num(d), v) for d, v in zip(pd.to_datetime(chosen.release_date), chosen.density)]
+    every = [(mdates_num(d), v) for d, v in zip(when, y)]
+    place_labels(ax, pts, [_short(m) for m in chosen.model], obstacles=[legend], markers=every)
+    return doubling
+
+
+def mdates_num(when) -> float:
+    """A date as matplotlib's date number (for annotate and transforms)."""
+    from matplotlib import dates as mdates
+
+    return float(mdates.date2num(pd.Timestamp(when).to_pydatetime()))
+
+
+def density_figure(run: dict, path_stem=None) -> Figure:
+    """Figure 1 (the paper's Figure 1, with uncertainty): density of every target model over
+    its release date with 90% HDI bars, the trend's median and 90% band, the reference models
+    at ρ = 1, and the doubling time with its interval in the legend."""
+    fig = new_figure(10.0, 6.2)
+    ax = fig.add_subplot()
+    ax.set_title("Capability density of open LLMs over release date")
+    density_panel(ax, run)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+def _grid_of_panels(fig: Figure, n: int, ncols: int = 3):
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return axes[:n]
+
+
+def _curves_on_grid(run: dict, sizes: np.ndarray, tokens: float | None = None,
+                    max_draws: int = 400):
+    """Score p and loss L of every benchmark's curves at the sizes ``sizes`` (billions) and
+    ``tokens`` (trillions; default D0), per posterior draw (thinned to at most ``max_draws``):
+    two arrays (draws, sizes, bench)."""
+    from . import laws, results
+    from .model import GLOBAL_LOSS_COEFS, curve_parameters
+
+    idata, config = run["idata"], run["config"]
+    cd = idata.constant_data
+    n_samples = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    params = results.curve_draws(idata, thin=max(1, n_samples // max_draws))
+    ref_params = cd["params"].values[cd["role"].values == "reference"]
+    chance = cd["chance"].values
+    coefs, l, gamma, c = curve_parameters(params, ref_params, chance, config.model.d0, xp=np)
+    lift = lambda v: v[:, None, :] if np.ndim(v) == 2 else v   # (draws, bench) → (draws, 1, bench)
+    coefs = {k: (v[:, None] if k in GLOBAL_LOSS_COEFS and np.ndim(v) == 2 else lift(v))
+             for k, v in coefs.items()}
+    d = config.model.d0 if tokens is None else tokens
+    L = laws.loss_law(np.asarray(sizes, dtype=float)[None, :, None], d, **coefs)
+    p = laws.performance(L, lift(c), lift(gamma), lift(l), chance)
+    return p, L
+
+
+def scaling_figure(run: dict, path_stem=None) -> Figure:
+    """Figure 2 (the paper's Figure 2, with uncertainty): per benchmark, the reference models'
+    scores against their size with the posterior median and 90% band of the performance map
+    at D0; the targets' scores at their median effective size show how each is placed. When
+    losses were given, a second row shows the loss law the same way."""
+    idata, config, models = run["idata"], run["config"], run["models"]
+    cd = idata.constant_data
+    benches = [str(b) for b in cd["benchmark"].values]
+    role = cd["role"].values[cd["obs_model"].values]
+    bench_of = cd["obs_benchmark"].values
+    score = cd["score"].values
+    size_of_model = cd["params"].values.astype(float).copy()
+    eff = models.set_index("model").effective_params
+    names = cd["model_name"].values
+    is_target = cd["role"].values == "target"
+    size_of_model[is_target] = eff.reindex(names[is_target]).to_numpy(float)
+    x_obs = size_of_model[cd["obs_model"].values]
+    ref_sizes = cd["params"].values[cd["role"].values == "reference"]
+    finite = x_obs[np.isfinite(x_obs) & (x_obs > 0)]
+    lo_n = min(ref_sizes.min(), np.quantile(finite, 0.01)) / 1.5
+    hi_n = max(ref_sizes.max(), np.quantile(finite, 0.99)) * 1.5
+    sizes = np.geomspace(lo_n, hi_n, 80)
+    p, L = _curves_on_grid(run, sizes)
+    ref_tokens = cd["tokens"].values[cd["role"].values == "reference"].astype(float)
+    d_ref = (float(np.exp(np.mean(np.log(ref_tokens)))) if "b" in idata.posterior
+             and np.isfinite(ref_tokens).all() else None)   # the data term is modelled
+    p_ref = _curves_on_grid(run, sizes, d_ref)[0] if d_ref is not None else None
+    loss_obs = cd["loss"].values if "loss" in cd else np.full(score.shape, np.nan)
+    has_loss = bool(np.isfinite(loss_obs).any())
+    n = len(benches)
+    ncols = min(3, n)
+    rows = math.ceil(n / ncols)
+    fig = new_figure(3.6 * ncols, 3.0 * rows * (2 if has_loss else 1) + 0.6)
+    axes = _grid_of_panels(fig, n * (2 if has_loss else 1), ncols)
+    chance = cd["chance"].values
+    for j, b in enumerate(benches):
+        ax = axes[j]
+        lo, med, hi = _band(p[:, :, j])
+        ax.fill_between(sizes, lo, hi, color=TREND, alpha=0.2, lw=0)
+        ax.plot(sizes, med, color=TREND, lw=1.5)
+        if p_ref is not None:
+            ax.plot(sizes, np.median(p_ref[:, :, j], axis=0), color="0.3", ls="--", lw=1)
+        tgt = (bench_of == j) & (role == "target")
+        ref = (bench_of == j) & (role == "reference")
+        ax.scatter(x_obs[tgt], score[tgt], s=8, color=TARGET, alpha=0.45, lw=0, zorder=2)
+        ax.scatter(x_obs[ref], score[ref], s=28, marker="s", facecolor="white",
+                   edgecolor=REFERENCE, lw=1.1, zorder=3)
+        ax.axhline(chance[j], color="0.5", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(b, fontsize=10)
+        ax.set_xlabel("parameters (billions)", fontsize=8)
+        ax.set_ylabel("score", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(color="0.93", lw=0.7)
+        if has_loss:
+            lax = axes[n + j]
+            llo, lmed, lhi = _band(L[:, :, j])
+            lax.fill_between(sizes, llo, lhi, color=TREND, alpha=0.2, lw=0)
+            lax.plot(sizes, lmed, color=TREND, lw=1.5)
+            known = np.isfinite(loss_obs)
+            lax.scatter(x_obs[tgt & known], loss_obs[tgt & known], s=8, color=TARGET,
+                        alpha=0.45, lw=0, zorder=2)
+            lax.scatter(x_obs[ref & known], loss_obs[ref & known], s=28, marker="s",
+                        facecolor="white", edgecolor=REFERENCE, lw=1.1, zorder=3)
+            lax.set_xscale("log")
+            lax.set_title(f"{b}: loss", fontsize=10)
+            lax.set_xlabel("parameters (billions)", fontsize=8)
+            lax.set_ylabel("loss", fontsize=8)
+    d0 = config.model.d0
+    handles = [Line2D([], [], color=TREND, lw=1.5, label=f"performance map at D0 = {d0:g}T tokens "
+                                                          "(median)"),
+               Patch(color=TREND, alpha=0.2, label="90% band"),
+               Line2D([], [], marker="s", mfc="white", mec=REFERENCE, lw=0,
+                      label="reference models (actual size)"),
+               Line2D([], [], marker="o", color=TARGET, alpha=0.45, lw=0, ms=4,
+                      label="target models (median effective size)"),
+               Line2D([], [], color="0.5", ls=":", label="chance")]
+    if p_ref is not None:
+        handles.insert(2, Line2D([], [], color="0.3", ls="--", lw=1,
+                                 label=f"the same at the references' data size ({d_ref:.2g}T)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("Score against size: each benchmark's fitted curve", fontsize=11)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+def _kde_line(ax, x: np.ndarray, color, label=None, shade=None, prob: float = 0.9):
+    """ArviZ's KDE of the draws ``x`` as a line; ``shade=(lo, hi)`` fills that interval (an HDI
+    computed by the caller over all draws, not only the drawn ones)."""
+    import arviz as az
+
+    grid, pdf = az.kde(np.asarray(x, dtype=float))
+    ax.plot(grid, pdf, color=color, lw=1.6, label=label)
+    if shade is not None:
+        lo, hi = shade
+        inside = (grid >= lo) & (grid <= hi)
+        ax.fill_between(grid[inside], pdf[inside], color=color, alpha=0.25, lw=0,
+                        label=f"{prob:.0%} HDI {lo:.2f}–{hi:.2f}")
+    return grid, pdf
+
+
+def doubling_figure(run: dict, path_stem=None, claims=None) -> Figure:
+    """Figure 3: the posterior of the doubling time T (months) with its 90% HDI shaded, a line at
+    each claimed value with P(T ≤ claim) written beside it, and the paper's point method on
+    the same data (when it could run)."""
+    from . import results
+
+    idata, config = run["idata"], run["config"]
+    claims = tuple(claims or results.CLAIMS)
+    T = results.doubling_months(results.slope_draws(idata, config))
+    finite = T[np.isfinite(T)]
+    shown = finite[finite <= np.quantile(finite, 0.995)]   # a long right tail squashes the rest
+    summary = results.doubling_summary(results.slope_draws(idata, config), claims)
+    fig = new_figure(8.0, 4.6)
+    ax = fig.add_subplot()
+    grid, pdf = _kde_line(ax, shown, TARGET, "posterior density of T",
+                          shade=summary["hdi_months"], prob=summary["hdi_prob"])
+    med = summary["median_months"]
+    ax.axvline(med, color=TARGET, lw=1, label=f"median {med:.2f} months ({med * 30.44:.0f} days)")
+    top = float(pdf.max())
+    for m, style in zip(claims, CLAIM_STYLES * 3):
+        p = float(np.mean(T <= m))
+        ax.axvline(m, color=TREND, ls=style, lw=1.2,
+                   label=f"claimed {m:g} months: P(T ≤ {m:g}) = {p:.2f}")
+    point = run.get("diagnostics", {}).get("classic") or {}
+    if point.get("doubling_months") is not None and "error" not in point:
+        x = float(point["doubling_months"])
+        ax.axvline(x, color="0.25", ls=(0, (1, 2)), lw=1.2,
+                   label=f"the paper's point method on these data: {x:.2f}")
+    if summary["p_no_growth"]:
+        ax.text(0.99, 0.6, f"P(no growth) = {summary['p_no_growth']:.3f} (T = ∞, not drawn)",
+                transform=ax.transAxes, ha="right", fontsize=8)
+    lo_x = min(float(shown.min()), *claims)
+    hi_x = max(float(shown.max()), *claims)
+    pad = 0.05 * (hi_x - lo_x)
+    ax.set_xlim(max(0.0, lo_x - pad), hi_x + pad)
+    ax.set_ylim(0, top * 1.25)
+    ax.set_xlabel("doubling time of capability density T = ln 2 / A (months)")
+    ax.set_ylabel("posterior density")
+    ax.set_title(f"How fast does density double? ({config.model.trend} trend, "
+                 f"{T.size} posterior draws)")
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+def changepoint_figure(run: dict, path_stem=None) -> Figure:
+    """Figure 4 (the paper's Figure 4): for a ``changepoint`` run, the densities with the
+    broken trend line (left) and the posteriors of the two slopes before and after the change
+    date (right), with the ratio after/before. Raises ValueError for other trend forms."""
+    from . import laws, results
+    from .analyses.claim import claim
+
+    idata, config = run["idata"], run["config"]
+    if config.model.trend != "changepoint":
+        raise ValueError(f"this run's trend is {config.model.trend!r}; the changepoint figure "
+                         "needs a run with --trend changepoint (or --model changepoint)")
+    fig = new_figure(13.0, 5.2)
+    left, right = fig.subplots(1, 2, width_ratios=[1.7, 1])
+    density_panel(left, run, n_labels=8)
+    change = pd.Timestamp(config.model.changepoint)
+    left.axvline(change, color="0.3", ls="--", lw=1)
+    left.text(change, 0.01, f" change date {config.model.changepoint}", fontsize=8,
+              va="bottom",
+              transform=blended_transform_factory(left.transData, left.transAxes))
+    left.set_title("Density over release date, two slopes", fontsize=10)
+    yearly = 12.0 / math.log(10.0)   # A per month → decades of density per year
+    for name, colour in (("A_before", "0.45"), ("A_after", TREND)):
+        A = results.draws(idata, name)
+        T = results.doubling_months(A)
+        median = float(np.median(A))
+        speed = (f"doubling {laws.doubling_time(median):.2f} months" if median > 0
+                 else "no doubling (median slope ≤ 0)")
+        when = "before" if name == "A_before" else "after"
+        _kde_line(right, A * yearly, colour,
+                  f"{when} {config.model.changepoint}: {speed}; "
+                  f"P(no growth) {np.mean(~np.isfinite(T)):.2f}")
+    ratio = claim(run).ratio or {}
+    if ratio:
+        right.text(0.02, 0.97, f"slope after ÷ before: {ratio['median']:.2f} "
+                               f"(90% HDI {ratio['low']:.2f}–{ratio['high']:.2f})\n"
+                               f"P(after ≥ {ratio['threshold']:g}× before) = "
+                               f"{ratio['p_at_least']:.2f}",
+                   transform=right.transAxes, va="top", fontsize=8)
+    right.axvline(0, color="0.7", lw=0.8)
+    right.set_xlabel("growth of density: decades (×10) per year (A·12 / ln 10)")
+    right.set_ylabel("posterior density")
+    right.set_title("The two slopes", fontsize=10)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7.5, frameon=False)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+TRACE_VARS = ("A", "B", "A_before", "A_after", "sigma_v", "sigma_u", "sigma", "outlier_rate")
+
+
+def trace_figure(run: dict, path_stem=None) -> Figure:
+    """Figure 5a: ArviZ rank plots of the trend parameters (one colour per chain; flat, mixed
+    bars mean the chains agree), each titled with its R-hat and bulk/tail ESS, beside each
+    chain's posterior density."""
+    import arviz as az
+
+    idata, config = run["idata"], run["config"]
+    post = idata.posterior
+    names = [v for v in TRACE_VARS if v in post
+             and not (v == "A" and config.model.trend == "changepoint")]   # A is A_after there
+    fig = new_figure(10.0, 1.9 * len(names) + 0.8)
+    axes = fig.subplots(len(names), 2, squeeze=False)
+    az.plot_trace(idata, var_names=names, kind="rank_vlines", axes=axes, compact=True,
+                  chain_prop="color", show=False)
+    rhat, bulk, tail = (az.rhat(idata, var_names=names), az.ess(idata, var_names=names),
+                        az.ess(idata, var_names=names, method="tail"))
+    for row, name in zip(axes, names):
+        row[0].set_title(name, fontsize=9)
+        row[1].set_title(f"{name}: R-hat {float(rhat[name]):.3f}, ESS bulk "
+                         f"{float(bulk[name]):.0f} / tail {float(tail[name]):.0f}", fontsize=9)
+        for ax in row:
+            ax.tick_params(labelsize=7)
+        row[1].set_xlabel("rank of the draw among all chains", fontsize=8)
+    d = run.get("diagnostics", {})
+    verdict = "diagnostics OK" if not d.get("problems") else "DIAGNOSTICS FAILED: " + "; ".join(
+        d["problems"])
+    fig.suptitle(f"Chains of the trend parameters: posterior per chain (left), rank plot "
+                 f"(right) — {verdict}", fontsize=10)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
+    """Figure 5b: posterior predictive check per benchmark (ArviZ ``plot_ppc``): the observed
+    scores' distribution against replicated datasets, each panel titled with the share of
+    observed scores inside their own 90% predictive interval."""
+    import arviz as az
+    import xarray as xr
+
+    idata = run["idata"]
+    cd = idata.constant_data
+    benches = [str(b) for b in cd["benchmark"].values]
+    bench_of = cd["obs_benchmark"].values
+    n_items = cd["n_items"].values.astype(float)
+    rep = idata.posterior_predictive["correct"].values / n_items[bench_of]
+    observed = cd["score"].values
+    fig = new_figure(3.6 * min(3, len(benches)), 3.0 * math.ceil(len(benches) / 3) + 0.7)
+    axes = _grid_of_panels(fig, len(benches))
+    for j, (ax, b) in enumerate(zip(axes, benches)):
+        idx = np.flatnonzero(bench_of == j)
+        sub = az.InferenceData(
+            posterior_predictive=xr.Dataset({"score": (("chain", "draw", "obs"), rep[..., idx])}),
+            observed_data=xr.Dataset({"score": (("obs",), observed[idx])}))
+        az.plot_ppc(sub, ax=ax, num_pp_samples=n_replicates, random_seed=0, legend=(j == 0),
+                    show=False)
+        flat = rep[..., idx].reshape(-1, idx.size)
+        lo, hi = np.quantile(flat, [0.05, 0.95], axis=0)
+        cover = float(np.mean((observed[idx] >= lo) & (observed[idx] <= hi)))
+        ax.set_title(f"{b}: {cover:.0%} of {idx.size} scores inside\ntheir 90% predictive interval",
+                     fontsize=9)
+        ax.set_xlabel("score", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if j == 0 and ax.get_legend() is not None:
+            ax.get_legend().set(title=None)
+            for text in ax.get_legend().get_texts():
+                text.set_fontsize(7)
+    fig.suptitle("Posterior predictive check: observed scores against replicated data",
+                 fontsize=11)
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
+
+
+# --- every figure of a run ----------------------------------------------------------------------
+
+# (name, title, maker): in the order the report shows them
+RUN_FIGURES = (
+    ("density", "Density over release date", density_figure),
+    ("doubling", "Doubling-time posterior", doubling_figure),
+    ("scaling", "Scaling curves per benchmark", scaling_figure),
+    ("changepoint", "Before and after the change date", changepoint_figure),
+    ("trace", "Chains of the trend parameters", trace_figure),
+    ("ppc", "Posterior predictive check", ppc_figure),
+)
+
+
+def _caption(name: str, run: dict) -> str:
+    from . import results
+
+    config, models = run["config"], run["models"]
+    n_target = int((models.role == "target").sum())
+    refs = ", ".join(dict.fromkeys(models.family[models.role == "reference"].astype(str)))
+    d = results.doubling_summary(results.slope_draws(run["idata"], config))
+    lo, hi = d["hdi_months"]
+    return {
+        "density": f"Each of the {n_target} target models at its posterior median density with "
+                   f"its 90% HDI; the {config.model.trend} trend's median and 90% band; the "
+                   f"reference models ({refs}) sit at ρ = 1 by definition. Doubling time "
+                   f"{d['median_months']:.2f} months (90% HDI {lo:.2f}–{hi:.2f}).",
+        "doubling": "Posterior of T = ln 2 / A with its 90% HDI shaded; dashed lines at the "
+                    "claimed doubling times with the posterior probability of T at or below "
+                    "each; the dotted line is the paper's point method on the same data.",
+        "scaling": f"Per benchmark, the reference models' scores at their size and the fitted "
+                   f"performance map at D0 = {config.model.d0:g}T tokens (median, 90% band); "
+                   "each target model's score is drawn at its median effective size, so a target "
+                   "far from the curve is one the curves cannot place well.",
+        "changepoint": f"Densities with the broken trend line (change at "
+                       f"{config.model.changepoint}) and the posteriors of the two slopes.",
+        "trace": "Rank plots: with well-mixed chains every chain's ranks are spread evenly "
+                 "(bars near the dashed line); R-hat and ESS per parameter in each title.",
+        "ppc": "Observed scores (black) against 60 replicated datasets from the posterior "
+               "(blue); each title gives the share of observed scores inside their own 90% "
+               "predictive interval (about 90% is what a calibrated model gives).",
+    }[name]
+
+
+def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
+    """Write every figure of a run into ``directory`` (PNG + SVG) with a manifest
+    ``index.json``: a list, in display order, of ``{name, title, caption, png, svg}`` (paths
+    relative to the run directory: ``figures/NAME.png``, wherever ``directory`` is while it is
+    being written) or ``{name, title, skipped}`` for a figure that does not
+    apply to this run (the changepoint figure of a run without a changepoint). ``progress``,
+    if given, is called with each figure's name before it is drawn."""
+    import json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    index = []
+    for name, title, maker in RUN_FIGURES:
+        if progress is not None:
+            progress(name)
+        if name == "changepoint" and run["config"].model.trend != "changepoint":
+            index.append({"name": name, "title": title,
+                          "skipped": "this run has no changepoint; run `bayes-densing sample "
+                                     "--model changepoint` for the before/after slopes"})
+            continue
+        maker(run, directory / name)
+        index.append({"name": name, "title": title, "caption": _caption(name, run),
+                      "png": f"figures/{name}.png", "svg": f"figures/{name}.svg"})
+    (directory / "index.json").write_text(json.dumps(index, indent=2))
+    return index
+
+
+def plot_directory(directory: str | Path, progress=None) -> list[Path]:
+    """Redraw the figures of anything bayes-densing wrote: a run directory (every run figure,
+    into ``figures/``, replaced atomically), a ``subsets`` directory (forest.png) or a
+    ``sensitivity`` directory (tornado.png). Returns the PNG paths written. Raises
+    ``results.RunDirError`` for a directory that is none of these."""
+    from . import results
+
+    directory = Path(directory)
+    if (directory / "posterior.nc").exists():
+        run = results.load_run(directory)
+        with results.atomic_dir(directory / "figures", force=True) as tmp:
+            index = run_figures(run, tmp, progress)
+        return [directory / e["png"] for e in index if "png" in e]
+    if (directory / "subsets.csv").exists():
+        forest(pd.read_csv(directory / "subsets.csv"), directory / "forest")
+        return [directory / "forest.png"]
+    if (directory / "sensitivity.csv").exists():
+        table = pd.read_csv(directory / "sensitivity.csv")
+        base = table[table.variant == "base"]
+        base_median = float(base.median_months.iloc[0]) if len(base) else math.nan
+        tornado(table, base_median, directory / "tornado")
+        return [directory / "tornado.png"]
+    if not directory.is_dir():
+        raise results.RunDirError(f"{directory}: no such directory")
+    raise results.RunDirError(f"{directory}: not a run, subsets or sensitivity directory "
+                              "(no posterior.nc, subsets.csv or sensitivity.csv)")

@@ -74,6 +74,25 @@ def slope_draws(idata: az.InferenceData, config: Config, t_targets: np.ndarray |
     return draws(idata, "A")
 
 
+def trend_line_draws(idata: az.InferenceData, config: Config, t: np.ndarray) -> np.ndarray:
+    """ln ρ of the fitted trend at times ``t`` (months from the date origin), per posterior
+    draw: shape (samples, len(t)). ``frontier``: the frontier A·t + B (a model on it has u = 0);
+    ``mean``: the mean line; ``envelope``: each draw's OLS over its running-max envelope;
+    ``changepoint``: the broken line with its two slopes."""
+    t = np.asarray(t, dtype=float)[None, :]
+    trend = config.model.trend
+    if trend == "envelope":
+        A, B = laws.envelope_trend(target_times(idata), draws(idata, "log_density"))
+        ok = np.isfinite(A)
+        return laws.trend_mean(t, A[ok, None], B[ok, None])
+    if trend == "changepoint":
+        return laws.changepoint_mean(t, draws(idata, "A_before")[:, None],
+                                     draws(idata, "A_after")[:, None],
+                                     draws(idata, "B_change")[:, None],
+                                     float(config.model.months(config.model.changepoint)))
+    return laws.trend_mean(t, draws(idata, "A")[:, None], draws(idata, "B")[:, None])
+
+
 def doubling_months(A: np.ndarray) -> np.ndarray:
     """Doubling time ln 2 / A per draw, in months; ∞ for draws with no growth (A ≤ 0)."""
     A = np.asarray(A, dtype=float)
@@ -147,15 +166,21 @@ def models_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd
     return pd.DataFrame(rows)
 
 
+CURVE_PARAMS = ("log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
+                "a", "E")
+
+
+def curve_draws(idata: az.InferenceData, thin: int = 1) -> dict[str, np.ndarray]:
+    """The posterior draws the curves and the likelihood's mean are built from (every
+    ``thin``-th draw), keyed as ``model.score_probability`` / ``curve_parameters`` expect."""
+    return {n: draws(idata, n)[::thin] for n in CURVE_PARAMS if n in idata.posterior}
+
+
 def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per posterior draw, the beta-binomial mean p and concentration φ of every observation:
     two arrays of shape (samples, obs), by the model's own formulas (numpy)."""
-    post = idata.posterior
-    names = ["log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
-             "a", "E"]
-    params = {n: draws(idata, n) for n in names if n in post}
-    p, _ = score_probability(params, data, config, xp=np)
+    p, _ = score_probability(curve_draws(idata), data, config, xp=np)
     phi = obs_concentration(draws(idata, "phi_reference"), draws(idata, "phi_target"), data, xp=np)
     return p, phi
 
@@ -192,6 +217,7 @@ def constant_data(data: ScoreData) -> xr.Dataset:
         "chance": ("benchmark", data.chance), "n_items": ("benchmark", data.n_items),
         "obs_model": ("obs", o.model_idx.to_numpy()), "obs_benchmark": ("obs", o.bench_idx.to_numpy()),
         "score": ("obs", o.score.to_numpy(dtype=float)),
+        "loss": ("obs", o.loss.to_numpy(dtype=float)),   # NaN where no loss was given
     }, coords={"benchmark": data.benchmarks, "obs": np.arange(len(o))})
 
 

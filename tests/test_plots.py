@@ -1,0 +1,182 @@
+"""Every figure of a run is drawn from a real (tiny) fit and has the elements a reader needs.
+
+The run directories come from the shared fixtures: ``lib_run`` (frontier trend, drawn by
+``run.fit(figures=True)``), ``changepoint_fit`` and ``loss_robust_fit`` (observed losses).
+"""
+
+import json
+import struct
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_densing import plots, results
+
+
+def png_size(path):
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.fixture(scope="module")
+def run(lib_run):
+    return results.load_run(lib_run.out)
+
+
+def legend_texts(fig):
+    texts = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return texts
+
+
+def test_fit_draws_every_figure_with_a_manifest(lib_run):
+    figures = lib_run.out / "figures"
+    index = json.loads((figures / "index.json").read_text())
+    assert [e["name"] for e in index] == [n for n, _, _ in plots.RUN_FIGURES]
+    skipped = {e["name"]: e["skipped"] for e in index if "skipped" in e}
+    assert list(skipped) == ["changepoint"] and "--model changepoint" in skipped["changepoint"]
+    for entry in index:
+        if "skipped" in entry:
+            continue
+        png, svg = lib_run.out / entry["png"], lib_run.out / entry["svg"]
+        width, height = png_size(png)
+        assert width > 600 and height > 400, entry["name"]
+        assert svg.read_text().lstrip().startswith("<?xml") and svg.stat().st_size > 5000
+        assert entry["caption"] and entry["title"]
+
+
+def test_density_figure_has_labels_legend_band_and_no_overlapping_names(run):
+    fig = plots.density_figure(run)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "release date" and "density" in ax.get_ylabel()
+    assert ax.get_yscale() == "log"
+    legend = " ".join(legend_texts(fig))
+    d = results.doubling_summary(results.slope_draws(run["idata"], run["config"]))
+    assert f"doubling {d['median_months']:.2f} months" in legend
+    assert "reference models" in legend and "90% HDI" in legend
+    names = [t for t in ax.texts if t.get_text() and hasattr(t, "xyann")]
+    assert names, "no model is labelled"
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in names]
+    frame = ax.get_window_extent(r)
+    for i, a in enumerate(boxes):
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (names[i].get_text(), "overlaps another label")
+    labelled = {t.get_text() for t in names}
+    densest = run["models"].query("role == 'target'").sort_values("density").model.iloc[-1]
+    assert plots._short(densest) in labelled
+
+
+def test_place_labels_drops_a_name_that_has_no_free_place():
+    fig = plots.new_figure(4.0, 3.0)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    points = [(0.5, 0.5)] * 30
+    placed = plots.place_labels(ax, points, [f"model {i}" for i in range(30)])
+    assert 0 < len(placed) < 30
+
+
+def test_doubling_figure_marks_the_claims_with_their_probabilities(run):
+    fig = plots.doubling_figure(run, claims=(3.3, 3.5, 12.0))
+    ax = fig.axes[0]
+    assert "months" in ax.get_xlabel() and ax.get_ylabel() == "posterior density"
+    T = results.doubling_months(results.slope_draws(run["idata"], run["config"]))
+    legend = legend_texts(fig)
+    for m in (3.3, 3.5, 12.0):
+        assert f"claimed {m:g} months: P(T ≤ {m:g}) = {np.mean(T <= m):.2f}" in legend
+    assert any(t.startswith("90% HDI") for t in legend)
+    assert ax.collections, "the HDI is not shaded"
+
+
+def test_scaling_figure_has_one_panel_per_benchmark(run):
+    fig = plots.scaling_figure(run)
+    benches = list(run["idata"].constant_data["benchmark"].values)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == benches
+    for ax in visible:
+        assert ax.get_xscale() == "log" and ax.get_ylabel() == "score"
+        assert ax.collections, "no band or points"
+    assert any("performance map" in t for t in legend_texts(fig))
+
+
+def test_scaling_figure_adds_the_loss_law_when_losses_were_given(loss_robust_fit):
+    run = results.load_run(loss_robust_fit.out)
+    fig = plots.scaling_figure(run)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert sum(t.endswith(": loss") for t in titles) == len(run["idata"].constant_data.benchmark)
+
+
+def test_changepoint_figure_shows_both_slopes_and_the_ratio(changepoint_fit, tmp_path):
+    run = results.load_run(changepoint_fit.out)
+    fig = plots.changepoint_figure(run, tmp_path / "cp")
+    left, right = fig.axes[:2]
+    legend = " ".join(legend_texts(fig))
+    assert "before 2022-11-30" in legend and "after 2022-11-30" in legend
+    assert any("slope after ÷ before" in t.get_text() for t in right.texts)
+    assert any("change date" in t.get_text() for t in left.texts)
+    assert png_size(tmp_path / "cp.png")[0] > 800
+
+
+def test_changepoint_figure_refuses_a_run_without_a_changepoint(run):
+    with pytest.raises(ValueError, match="--trend changepoint"):
+        plots.changepoint_figure(run)
+
+
+def test_trace_figure_titles_carry_rhat_and_ess(run):
+    fig = plots.trace_figure(run)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("A: R-hat") and "ESS bulk" in t for t in titles)
+    assert "diagnostics" in fig.get_suptitle().lower()
+
+
+def test_ppc_figure_reports_coverage_per_benchmark(run):
+    fig = plots.ppc_figure(run, n_replicates=10)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == run["idata"].constant_data.sizes["benchmark"]
+    assert all("predictive interval" in ax.get_title() for ax in visible)
+    assert any("Observed" in t for t in legend_texts(fig))
+
+
+def test_plot_directory_redraws_run_subsets_and_sensitivity_figures(lib_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(lib_run.out, run_dir)
+    shutil.rmtree(run_dir / "figures")
+    written = plots.plot_directory(run_dir)
+    assert {p.stem for p in written} == {"density", "doubling", "scaling", "trace", "ppc"}
+    assert all(p.exists() for p in written) and (run_dir / "figures" / "index.json").exists()
+    assert not list(tmp_path.glob(".figures.*")), "a temporary figures directory was left"
+
+    subsets = tmp_path / "subsets"
+    subsets.mkdir()
+    pd.DataFrame({"subset": ["a", "b", "a+b"], "doubling_median": [3.0, 4.0, 3.5],
+                  "hdi_low": [2.0, 3.0, 3.0], "hdi_high": [4.0, 5.0, 4.0],
+                  "n_benchmarks": [1, 1, 2], "diagnostics": ["OK", "failed", "OK"]}
+                 ).to_csv(subsets / "subsets.csv", index=False)
+    assert plots.plot_directory(subsets) == [subsets / "forest.png"]
+    assert png_size(subsets / "forest.png")[0] > 300
+
+    with pytest.raises(results.RunDirError, match="not a run, subsets or sensitivity"):
+        plots.plot_directory(tmp_path)
+    with pytest.raises(results.RunDirError, match="no such directory"):
+        plots.plot_directory(tmp_path / "nowhere")
+
+
+def test_figures_use_no_pyplot_state(run):
+    """Figures are built on their own canvas: nothing is left open in pyplot's registry."""
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plots.doubling_figure(run)
+    plots.trace_figure(run)
+    assert plt.get_fignums() == before
+    assert matplotlib.get_backend()  # importing plots did not require a display
