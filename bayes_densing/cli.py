@@ -42,6 +42,14 @@ def _config(model: str, overrides: dict, set_: list[str]):
     return cfg.validate()
 
 
+def _command_line() -> str:
+    """The command as typed (shell-quoted), for the run's record."""
+    import shlex
+    import sys
+
+    return " ".join(["bayes-densing", *map(shlex.quote, sys.argv[1:])])
+
+
 @app.command()
 def sample(
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
@@ -66,6 +74,7 @@ def sample(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     allow_warnings: bool = typer.Option(False, "--allow-warnings", help="Exit 0 even when diagnostics fail."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures and write report.md/report.html into the run directory."),
 ) -> None:
     """Fit the joint model and print the doubling time of capability density.
 
@@ -94,11 +103,13 @@ def sample(
             "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
             "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
-        result = fit(cfg, data, out=out, force=force, progressbar=not quiet)
+        result = fit(cfg, data, out=out, force=force, progressbar=not quiet,
+                     figures=figures, command=_command_line())
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(str(exc))
     typer.echo(result.summary)
-    typer.echo(f"\nRun written to {result.out}/")
+    typer.echo(f"\nRun written to {result.out}/"
+               + (f" (figures in figures/, report: {result.out}/report.html)" if figures else ""))
     if result.diagnostics["problems"] and not allow_warnings:
         typer.echo("error: the sampler's diagnostics failed (see above); the results may be "
                    "unreliable. Re-run with more --tune/--draws, or pass --allow-warnings.", err=True)
@@ -394,6 +405,57 @@ def subsets(
         _fail(str(exc))
     typer.echo(text(table))
     typer.echo(f"\nWritten to {out}/ (subsets.csv, subsets.json, forest.png)")
+
+
+@app.command()
+def plot(
+    run_dir: Path = typer.Argument(..., help="A run directory (`sample`), or a `subsets` or `sensitivity` output directory."),
+) -> None:
+    """Draw (or redraw) the figures of a run: density over release date, the doubling-time
+    posterior, the scaling curves, the changepoint slopes (changepoint runs), rank plots and
+    the posterior predictive check, as PNG (150 dpi) and SVG in RUN_DIR/figures/. On a
+    `subsets` directory it draws the forest plot, on a `sensitivity` directory the tornado.
+
+    **Example:**
+
+        bayes-densing plot runs/demo
+    """
+    from .plots import plot_directory
+    from .results import RunDirError
+
+    try:
+        written = plot_directory(run_dir, progress=lambda n: typer.echo(f"  drawing {n}", err=True))
+    except RunDirError as exc:
+        _fail(str(exc))
+    for path in written:
+        typer.echo(f"{path} (and .svg)")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `bayes-densing sample`."),
+) -> None:
+    """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html (figures embedded; it
+    opens offline): diagnostics first, the data, the doubling time and claim probabilities,
+    the paper's point numbers, the densest and least dense models, the figures, and the exact
+    command and config that ran. Draws the figures first if the run has none.
+
+    **Example:**
+
+        bayes-densing report runs/demo && xdg-open runs/demo/report.html
+    """
+    from .plots import plot_directory
+    from .report import write_report
+    from .results import RunDirError, load_run
+
+    try:
+        load_run(run_dir)   # a clear message for a missing or incomplete run directory
+        if not (run_dir / "figures" / "index.json").exists():
+            plot_directory(run_dir, progress=lambda n: typer.echo(f"  drawing {n}", err=True))
+        md, html = write_report(run_dir)
+    except RunDirError as exc:
+        _fail(str(exc))
+    typer.echo(f"{md}\n{html}")
 
 
 @app.command()

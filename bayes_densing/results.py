@@ -249,9 +249,17 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     g = t.loc["growth_per_year"]
     lines.append(f"  density grows ×{g['median']:.1f} per year (90% HDI ×{g.hdi_low:.1f}–×{g.hdi_high:.1f})")
     if "slope_ratio" in t.index:
+        b, a = t.loc["A_before"], t.loc["A_after"]
+        lines.append(f"  slope per month before the change date {b['median']:.3f} (90% HDI "
+                     f"{b.hdi_low:.3f}–{b.hdi_high:.3f}), after {a['median']:.3f} "
+                     f"({a.hdi_low:.3f}–{a.hdi_high:.3f})")
         r = t.loc["slope_ratio"]
-        lines.append(f"  slope after / before the change date: {r['median']:.2f} "
-                     f"(90% HDI {r.hdi_low:.2f}–{r.hdi_high:.2f})")
+        if b.hdi_low > 0:   # a ratio means something only when the earlier slope is positive
+            lines.append(f"  slope after / before the change date: {r['median']:.2f} "
+                         f"(90% HDI {r.hdi_low:.2f}–{r.hdi_high:.2f})")
+        else:
+            lines.append("  slope after / before the change date: not reported, the slope "
+                         "before may be ≤ 0 (see bayes-densing claim RUN_DIR)")
     tg = models[models.role == "target"].sort_values("density", ascending=False)
     lines.append("")
     lines.append(f"Densest models (density = effective / actual size, median and 90% HDI):")

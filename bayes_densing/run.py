@@ -4,7 +4,7 @@ This is what ``bayes-densing sample`` calls; it is also the Python entry point::
 
     from bayes_densing import load_config, fit
     cfg = load_config("default")
-    result = fit(cfg, out="runs/demo")          # bundled dataset
+    result = fit(cfg, out="runs/demo", figures=True)   # bundled dataset; figures + report
     print(result.summary)
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import platform
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -70,10 +71,23 @@ def classic_summary(data: data_mod.ScoreData, config: Config) -> dict:
                                   "n_envelope")}
 
 
+def write_figures_and_report(run_dir: Path, progressbar: bool = False) -> None:
+    """Every figure of the run (``figures/``) and the report (report.md, report.html)."""
+    from . import plots, report
+
+    say = ((lambda name: print(f"  drawing figure: {name}", file=sys.stderr, flush=True))
+           if progressbar else None)
+    plots.run_figures(results.load_run(run_dir), Path(run_dir) / "figures", progress=say)
+    report.write_report(run_dir)
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
-        force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None
-        ) -> FitResult:
-    """Fit the model of ``config`` to the data and, if ``out`` is given, write a run directory.
+        force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
+        figures: bool = False, command: str | None = None) -> FitResult:
+    """Fit the model of ``config`` to the data and, if ``out`` is given, write a run directory
+    (with its figures and report when ``figures``, as ``bayes-densing sample`` does; they take
+    a few seconds, which sweeps of many fits skip); ``command``, the command line that asked
+    for the fit, is recorded in diagnostics.json and the report.
 
     Raises :class:`data.DataError` / :class:`config.ConfigError` on bad input before anything
     is sampled or written; an existing ``out`` is refused unless ``force``.
@@ -103,6 +117,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
         "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
         "versions": versions(), "config": config.to_dict(), "classic": classic_point,
+        "command": command or "bayes_densing.run.fit (Python)",
     })
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),
                                    data.notices, data.warnings, classic_point)
@@ -112,6 +127,8 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
             results.write_run(tmp, idata=idata, models=models, trend=trend,
                               diagnostics=diagnostics, config=config)
             (tmp / "summary.txt").write_text(summary + "\n")
+            if figures:
+                write_figures_and_report(tmp, progressbar)
         written = Path(out)
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
                      diagnostics=diagnostics, summary=summary, out=written, config=config)

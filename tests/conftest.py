@@ -31,7 +31,7 @@ SAMPLER = dict(chains=2, draws=60, tune=60, seed=0)
 
 # the same settings as command-line options (without --data/--out/--allow-warnings)
 SMALL_ARGS = ["--chains", "2", "--draws", "60", "--tune", "60", "--seed", "0", "--quiet",
-              "--set", "model.data_term=off"]
+              "--set", "model.data_term=off", "--no-figures"]
 
 
 def _small_config(**sampler) -> Config:
@@ -98,7 +98,7 @@ def lib_run(workdir, synth) -> SimpleNamespace:
     mp = pytest.MonkeyPatch()
     mp.setattr(run_mod, "sample", recording_sample)
     try:
-        result = run_mod.fit(cfg, synth.csv, out=out, progressbar=False)
+        result = run_mod.fit(cfg, synth.csv, out=out, progressbar=False, figures=True)
     finally:
         mp.undo()
     assert "sample" in recorded, "run.fit no longer calls run.sample; update the fixtures"
@@ -133,12 +133,77 @@ def no_sampling(monkeypatch) -> None:
 
 @pytest.fixture(scope="session")
 def cli_run(workdir, synth) -> SimpleNamespace:
-    """One real ``bayes-densing sample --data synth.csv ... --allow-warnings`` (in-process)."""
+    """One real ``bayes-densing sample --data synth.csv ... --allow-warnings`` (in-process),
+    with its figures and report, as the command draws them by default."""
     from typer.testing import CliRunner
 
     from bayes_densing.cli import app
 
     out = workdir / "cli_run"
-    args = ["sample", "--data", str(synth.csv), *SMALL_ARGS, "--out", str(out), "--allow-warnings"]
+    small = [a for a in SMALL_ARGS if a != "--no-figures"]
+    args = ["sample", "--data", str(synth.csv), *small, "--out", str(out), "--allow-warnings"]
     result = CliRunner().invoke(app, args)
     return SimpleNamespace(result=result, out=out, args=args)
+
+
+# --- small fits of the other model forms, shared by test_trends.py and test_plots.py ----------
+
+def _tiny(**model) -> Config:
+    """A fresh default Config with 2 chains × 60 draws and the given ``model.*`` settings."""
+    cfg = Config()
+    cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 60, 60
+    for k, v in model.items():
+        cfg.set(f"model.{k}", v)
+    return cfg.validate()
+
+
+def _synthetic(start="2023-03-01", months=18.0, n_models=14, seed=3, loss=False):
+    """Simulated scores (2 benchmarks) as a frame ready for data.assemble."""
+    import numpy as np
+    import pandas as pd
+
+    df, truth = simulate(n_models=n_models, n_benchmarks=2, seed=seed, start=start, months=months)
+    df["release_date"] = pd.to_datetime(df.release_date)
+    df["line"] = np.arange(len(df)) + 2
+    if loss:  # observed losses for the reference models only
+        ref = df.role == "reference"
+        df["loss"] = np.where(ref, 0.5 + np.log(60 / df.params) / 10, np.nan)
+    return df, truth
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """Factory: ``tiny(trend="mean")`` gives a 2 × 60-draw Config with those model settings."""
+    return _tiny
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """Factory: ``synthetic(start=..., loss=True)`` gives (scores frame, truth)."""
+    return _synthetic
+
+
+def _fit_and_write(df, cfg, out: Path):
+    from bayes_densing.data import assemble
+    from bayes_densing.run import fit
+
+    data = assemble(df, cfg, source="synthetic")
+    return fit(cfg, data=data, out=out, progressbar=False)
+
+
+@pytest.fixture(scope="session")
+def changepoint_fit(workdir) -> SimpleNamespace:
+    """A changepoint-trend fit written to a run directory (targets on both sides of 2022-11-30)."""
+    df, _ = _synthetic(start="2022-03-01", months=20.0, n_models=16)
+    out = workdir / "changepoint_run"
+    return SimpleNamespace(result=_fit_and_write(df, _tiny(trend="changepoint"), out), out=out)
+
+
+@pytest.fixture(scope="session")
+def loss_robust_fit(workdir) -> SimpleNamespace:
+    """One fit of three options at once: observed losses, the robust likelihood and a free
+    ceiling (each only adds parameters, so one small fit checks all three)."""
+    df, _ = _synthetic(loss=True)
+    out = workdir / "loss_robust_run"
+    cfg = _tiny(likelihood="robust", ceiling="free")
+    return SimpleNamespace(result=_fit_and_write(df, cfg, out), out=out)

@@ -17,6 +17,7 @@ from bayes_densing.data import DATASETS
 
 RUN_FILES = {"posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml",
              "summary.txt"}
+FIGURED = RUN_FILES | {"figures", "report.md", "report.html"}   # sample's default, fit(figures=True)
 WIDE = {"COLUMNS": "200"}
 
 
@@ -96,7 +97,7 @@ def test_sample_succeeds_and_prints_the_doubling_time(cli_run):
 
 def test_sample_writes_the_run_directory(cli_run, synth):
     assert cli_run.result.exit_code == 0, cli_run.result.output
-    assert {p.name for p in cli_run.out.iterdir()} == RUN_FILES
+    assert {p.name for p in cli_run.out.iterdir()} == FIGURED
     summary = (cli_run.out / "summary.txt").read_text()
     assert summary.startswith("Data: 12 target models")
     assert summary.strip() in cli_run.result.stdout
@@ -218,7 +219,7 @@ def test_failed_diagnostics_exit_3_and_still_write_the_run(workdir, synth):
     out = workdir / "short_run"
     args = [exe, "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "10",
             "--tune", "10", "--seed", "0", "--quiet", "--set", "model.data_term=off",
-            "--out", str(out)]
+            "--no-figures", "--out", str(out)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 3, (proc.stdout, proc.stderr)

@@ -16,23 +16,63 @@ from bayes_densing.results import RunDirError, load_run
 
 RUN_FILES = {"posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml",
              "summary.txt"}
+FIGURED = RUN_FILES | {"figures", "report.md", "report.html"}   # sample's default, fit(figures=True)
 
 
 # --- reproducibility -------------------------------------------------------------------------
 
-def test_same_seed_gives_identical_draws(lib_run, synth, small_config):
-    again = run_mod.fit(small_config(), synth.csv, progressbar=False)
-    first, second = lib_run.result.idata, again.idata
-    assert set(first.posterior.data_vars) == set(second.posterior.data_vars)
-    for name in first.posterior.data_vars:
-        np.testing.assert_array_equal(first.posterior[name].values, second.posterior[name].values,
-                                      err_msg=name)
-    np.testing.assert_array_equal(first.posterior_predictive["correct"].values,
-                                  second.posterior_predictive["correct"].values)
-    pd.testing.assert_frame_equal(lib_run.result.models, again.models)
-    assert again.out is None
+def test_same_seed_gives_identical_posterior_files(lib_run, cli_run):
+    """Same data + config + seed → identical posterior.nc contents: the library fit (lib_run)
+    and the command-line fit (cli_run) are two independent runs of the same settings."""
+    import arviz as az
+
+    assert cli_run.result.exit_code == 0, cli_run.result.output
+    first = az.from_netcdf(str(lib_run.out / "posterior.nc"))
+    second = az.from_netcdf(str(cli_run.out / "posterior.nc"))
+    assert set(first.groups()) == set(second.groups())
+    for group in first.groups():
+        a, b = first[group], second[group]
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            if group == "sample_stats" and name in ("sampling_time", "step_size_bar"):
+                continue
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=f"{group}/{name}")
+    pd.testing.assert_frame_equal(pd.read_csv(lib_run.out / "models.csv"),
+                                  pd.read_csv(cli_run.out / "models.csv"))
 
 
+def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_config, monkeypatch):
+    """The seed is what pm.sample gets, and different seeds start the chains elsewhere (the
+    draws themselves then differ: `-m slow` checks that with a second real fit)."""
+    import bayes_densing.inference as inference
+    from bayes_densing.data import load
+    from bayes_densing.model import build_model
+
+    cfg = small_config(seed=7)
+    model = build_model(load(cfg, synth.csv), cfg)
+    seen = {}
+    monkeypatch.setattr(inference.pm, "sample", lambda **kw: seen.update(kw) or _Stop())
+    with pytest.raises(_Stop.Raised):
+        inference.sample(model, cfg.sampler, progressbar=False)
+    assert seen["random_seed"] == 7
+    a = inference.initial_points(model, 2, seed=7)
+    b = inference.initial_points(model, 2, seed=8)
+    assert not np.allclose(a[0]["A"], b[0]["A"])
+    again = inference.initial_points(model, 2, seed=7)
+    assert all(np.array_equal(a[0][k], again[0][k]) for k in a[0])
+
+
+class _Stop:
+    """What the fake pm.sample returns: touching it stops the test after the call."""
+
+    class Raised(Exception):
+        pass
+
+    def __getattr__(self, name):
+        raise _Stop.Raised(name)
+
+
+@pytest.mark.slow
 def test_different_seed_gives_different_draws(lib_run, synth, small_config):
     other = run_mod.fit(small_config(seed=1), synth.csv, progressbar=False)
     a, b = lib_run.result.idata.posterior, other.idata.posterior
@@ -46,7 +86,7 @@ def test_different_seed_gives_different_draws(lib_run, synth, small_config):
 
 def test_run_directory_has_every_file(lib_run):
     assert lib_run.result.out == lib_run.out
-    assert {p.name for p in lib_run.out.iterdir()} == RUN_FILES
+    assert {p.name for p in lib_run.out.iterdir()} == FIGURED
     assert (lib_run.out / "summary.txt").read_text() == lib_run.result.summary + "\n"
 
 
