@@ -42,16 +42,33 @@ def _config(model: str, overrides: dict, set_: list[str]):
     return cfg.validate()
 
 
-def _command_line() -> str:
-    """The command as typed (shell-quoted), for the run's record."""
-    import shlex
-    import sys
+_ARGV: list[str] | None = None   # the console script's arguments (set by main())
 
-    return " ".join(["bayes-densing", *map(shlex.quote, sys.argv[1:])])
+
+def _command_line(ctx: typer.Context) -> str:
+    """The command that ran, for the run's record: as typed when started from the console
+    script, else (typer's test runner, ``app()`` from Python) rebuilt from the options given."""
+    import shlex
+
+    if _ARGV is not None:
+        return " ".join(["bayes-densing", *map(shlex.quote, _ARGV)])
+    words = ["bayes-densing", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value == param.default or value is None or value == []:
+            continue
+        flag = param.opts[0]
+        if isinstance(value, bool):
+            words.append(flag if value else (param.secondary_opts or [flag])[0])
+        else:
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                words += [flag, str(v)]
+    return " ".join(map(shlex.quote, words))
 
 
 @app.command()
 def sample(
+    ctx: typer.Context,
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`)."),
     model: str = typer.Option("default", "--model", "--preset", help="Preset name (default, paper, robust, changepoint) or a TOML file."),
@@ -104,7 +121,7 @@ def sample(
             "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
         result = fit(cfg, data, out=out, force=force, progressbar=not quiet,
-                     figures=figures, command=_command_line())
+                     figures=figures, command=_command_line(ctx))
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(str(exc))
     typer.echo(result.summary)
@@ -475,6 +492,10 @@ def datasets() -> None:
 
 
 def main() -> None:
+    global _ARGV
+    import sys
+
+    _ARGV = sys.argv[1:]
     app()
 
 

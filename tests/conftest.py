@@ -31,7 +31,7 @@ SAMPLER = dict(chains=2, draws=60, tune=60, seed=0)
 
 # the same settings as command-line options (without --data/--out/--allow-warnings)
 SMALL_ARGS = ["--chains", "2", "--draws", "60", "--tune", "60", "--seed", "0", "--quiet",
-              "--set", "model.data_term=off", "--no-figures"]
+              "--set", "model.data_term=off"]
 
 
 def _small_config(**sampler) -> Config:
@@ -140,8 +140,7 @@ def cli_run(workdir, synth) -> SimpleNamespace:
     from bayes_densing.cli import app
 
     out = workdir / "cli_run"
-    small = [a for a in SMALL_ARGS if a != "--no-figures"]
-    args = ["sample", "--data", str(synth.csv), *small, "--out", str(out), "--allow-warnings"]
+    args = ["sample", "--data", str(synth.csv), *SMALL_ARGS, "--out", str(out), "--allow-warnings"]
     result = CliRunner().invoke(app, args)
     return SimpleNamespace(result=result, out=out, args=args)
 

@@ -108,6 +108,8 @@ def test_sample_writes_the_run_directory(cli_run, synth):
     diag = json.loads((cli_run.out / "diagnostics.json").read_text())
     assert diag["chains"] == 2 and diag["draws"] == 60
     assert diag["input"] == str(synth.csv)
+    assert diag["command"].startswith(f"bayes-densing sample --data {synth.csv}")
+    assert "--chains 2" in diag["command"] and "--allow-warnings" in diag["command"]
     models = pd.read_csv(cli_run.out / "models.csv")
     assert len(models) == 12 + 8
     trend = pd.read_csv(cli_run.out / "trend.csv")
@@ -186,7 +188,7 @@ def test_force_replaces_an_existing_out(tmp_path, synth, small_args, replay_samp
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("old run")
-    result = invoke(["sample", "--data", synth.csv, *small_args, "--out", out, "--force",
+    result = invoke(["sample", "--data", synth.csv, *small_args, "--no-figures", "--out", out, "--force",
                      "--allow-warnings"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert replay_sampler["n"] == 1
@@ -231,3 +233,33 @@ def test_failed_diagnostics_exit_3_and_still_write_the_run(workdir, synth):
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["problems"], diag
     assert diag["draws"] == 10
+    assert diag["command"] == "bayes-densing " + " ".join(args[1:])   # as typed
+
+
+# --- plot and report -------------------------------------------------------------------------
+
+def test_plot_and_report_commands_on_a_copied_run(cli_run, tmp_path):
+    import shutil
+
+    assert cli_run.result.exit_code == 0, cli_run.result.output
+    assert "report: " in cli_run.result.stdout and (cli_run.out / "report.html").exists()
+    run = tmp_path / "run"
+    shutil.copytree(cli_run.out, run)
+    for name in ("figures", "report.md", "report.html"):
+        shutil.rmtree(run / name) if name == "figures" else (run / name).unlink()
+    result = invoke(["report", run])        # no figures yet: report draws them first
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (run / "figures" / "index.json").exists() and (run / "report.html").exists()
+    assert "report.html" in result.stdout
+    result = invoke(["plot", run])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "density.png" in result.stdout and "ppc.png" in result.stdout
+    assert not list(tmp_path.glob(".figures.*"))
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_plot_and_report_refuse_a_directory_that_is_not_a_run(command, tmp_path):
+    result = invoke([command, tmp_path / "nowhere"])
+    assert result.exit_code == 2
+    assert "error:" in result.stderr and "no such" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
