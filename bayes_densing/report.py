@@ -174,7 +174,8 @@ def _figures(run_dir: Path, shown: Path) -> Section:
     except (OSError, ValueError) as exc:
         return Section("Figures", [Para(f"figures/index.json cannot be read ({exc}). " + hint)])
     blocks, skipped, root = [], [], run_dir.resolve()
-    for e in (e for e in entries if isinstance(e, dict)) if isinstance(entries, list) else ():
+    entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    for e in entries:
         name = text(e.get("name", "?"))
         if "skipped" in e:
             skipped.append(f"{name} ({text(e['skipped'])})")
@@ -204,17 +205,12 @@ def _reproduce(run: dict) -> Section:
     return Section("Reproduce", blocks)
 
 
-def shown_dir(run_dir: Path) -> Path:
-    """The run directory as the user names it, also while ``run.fit`` writes the report into
-    :func:`results.atomic_dir`'s temporary sibling ``.NAME.partial-XXXX``."""
-    partial = re.fullmatch(r"\.(.+)\.partial-\w+", run_dir.resolve().name)
-    return run_dir.with_name(partial.group(1)) if partial else run_dir
-
-
-def build_report(run_dir: str | Path) -> Report:
-    """The report's content, format-free: title, subtitle and sections in display order."""
+def build_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Report:
+    """The report's content, format-free: title, subtitle and sections in display order.
+    ``shown_as``: the run directory's name for the reader, when the report is written before
+    the directory reaches it (``run.fit`` writes into a temporary sibling, then renames)."""
     run_dir = Path(run_dir)
-    run, shown = results.load_run(run_dir), shown_dir(run_dir)
+    run, shown = results.load_run(run_dir), Path(shown_as or run_dir)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Report(f"bayes-densing report: {shown.resolve().name}",
                   f"Generated {stamp} by bayes-densing {__version__}.",
@@ -295,10 +291,11 @@ def to_html(report: Report) -> str:
             + "\n".join(parts) + "\n</body></html>\n")
 
 
-def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``run_dir/report.md`` and ``run_dir/report.html`` (self-contained); return both."""
+def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> tuple[Path, Path]:
+    """Write ``run_dir/report.md`` and ``run_dir/report.html`` (self-contained); return both.
+    ``shown_as``: see :func:`build_report`."""
     run_dir = Path(run_dir)
-    report = build_report(run_dir)
+    report = build_report(run_dir, shown_as)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     md_path.write_text(to_markdown(report), encoding="utf-8")
     html_path.write_text(to_html(report), encoding="utf-8")

@@ -7,7 +7,6 @@ The run directories come from the shared fixtures: ``lib_run`` (frontier trend, 
 import json
 import struct
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,4 +178,3 @@ def test_figures_use_no_pyplot_state(run):
     plots.doubling_figure(run)
     plots.trace_figure(run)
     assert plt.get_fignums() == before
-    assert matplotlib.get_backend()  # importing plots did not require a display

@@ -232,11 +232,15 @@ def test_the_figures_plots_writes_are_embedded(lib_run, tmp_path):
             assert e["name"] in md_text
 
 
-def test_title_names_the_run_while_fit_writes_it_into_a_partial_dir(lib_run, tmp_path):
+def test_title_names_the_run_it_will_be_renamed_to(lib_run, tmp_path):
+    """run.fit writes the report in a temporary sibling and passes the final name."""
     out = _copy(lib_run, tmp_path / ".demo.partial-k2_x9q")     # results.atomic_dir's temp name
-    md_text, _ = _report(out)
+    write_report(out, shown_as=tmp_path / "demo")
+    md_text = (out / "report.md").read_text()
     assert md_text.startswith("# bayes-densing report: demo\n")
     assert md(f"bayes-densing plot {tmp_path / 'demo'}") in md_text
+    title = (lib_run.out / "report.md").read_text().splitlines()[0]
+    assert title == f"# bayes-densing report: {md(lib_run.out.name)}"   # what fit wrote
 
 
 def test_missing_png_is_a_note_not_a_broken_image(run):

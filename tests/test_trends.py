@@ -6,7 +6,6 @@ fit and the combined observed-loss / robust / free-ceiling fit are session fixtu
 """
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bayes_densing.data import assemble
