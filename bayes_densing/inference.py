@@ -6,6 +6,7 @@ with ArviZ (R-hat, bulk/tail ESS, divergences, E-BFMI).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -142,6 +143,25 @@ def _require(module: str) -> None:
                            "pip install 'bayes-densing[samplers]'") from None
 
 
+def problems(d: dict) -> list[str]:
+    """The thresholds, in plain language: one line per failed check of the numbers in ``d``
+    (the keys of :func:`diagnose`'s result; a missing number fails nothing)."""
+    g = lambda key, default: default if d.get(key) is None else float(d[key])
+    found = []
+    if g("divergences", 0):
+        found.append(f"{int(g('divergences', 0))} divergent transitions")
+    if g("max_rhat", math.nan) > RHAT_MAX:
+        found.append(f"max R-hat {g('max_rhat', math.nan):.3f} > {RHAT_MAX} "
+                     f"({d.get('max_rhat_var', '')})")
+    eb, et = g("min_ess_bulk", math.inf), g("min_ess_tail", math.inf)
+    if min(eb, et) < ESS_MIN:
+        which = d.get("min_ess_bulk_var" if eb <= et else "min_ess_tail_var", "")
+        found.append(f"min ESS {min(eb, et):.0f} < {ESS_MIN} ({which})")
+    if g("min_bfmi", math.nan) < BFMI_MIN:
+        found.append(f"E-BFMI {g('min_bfmi', math.nan):.2f} < {BFMI_MIN}")
+    return found
+
+
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
     """Convergence diagnostics over the sampled parameters, with ArviZ.
 
@@ -170,20 +190,10 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
         min_bfmi = float(np.min(bfmi))
     except (KeyError, ValueError, TypeError):
         min_bfmi = float("nan")
-    problems = []
-    if divergences:
-        problems.append(f"{divergences} divergent transitions")
-    if r > RHAT_MAX:
-        problems.append(f"max R-hat {r:.3f} > {RHAT_MAX} ({r_var})")
-    if min(eb, et) < ESS_MIN:
-        which = (eb_var if eb <= et else et_var)
-        problems.append(f"min ESS {min(eb, et):.0f} < {ESS_MIN} ({which})")
-    if min_bfmi < BFMI_MIN:
-        problems.append(f"E-BFMI {min_bfmi:.2f} < {BFMI_MIN}")
     out = {"max_rhat": r, "max_rhat_var": r_var, "min_ess_bulk": eb, "min_ess_bulk_var": eb_var,
            "min_ess_tail": et, "min_ess_tail_var": et_var, "divergences": divergences,
-           "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"],
-           "problems": problems}
+           "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"]}
+    out["problems"] = problems(out)
     if "tree_depth" in stats:
         out["mean_tree_depth"] = float(stats["tree_depth"].mean())
     if "n_steps" in stats:

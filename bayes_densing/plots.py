@@ -322,8 +322,8 @@ TREND_NAMES = {"frontier": "frontier", "mean": "mean trend", "envelope": "envelo
                "changepoint": "changepoint frontier"}
 
 
-def density_panel(ax, run: dict, n_labels: int = MAX_LABELS) -> dict:
-    """Draw the density-over-date picture on ``ax``; return the doubling summary it shows."""
+def density_panel(ax, run: dict, n_labels: int = MAX_LABELS) -> None:
+    """Draw the density-over-date picture on ``ax``."""
     from . import results
 
     idata, config, models = run["idata"], run["config"], run["models"]
@@ -363,7 +363,6 @@ def density_panel(ax, run: dict, n_labels: int = MAX_LABELS) -> dict:
     pts = [(mdates_num(d), v) for d, v in zip(pd.to_datetime(chosen.release_date), chosen.density)]
     every = [(mdates_num(d), v) for d, v in zip(when, y)]
     place_labels(ax, pts, [_short(m) for m in chosen.model], obstacles=[legend], markers=every)
-    return doubling
 
 
 def mdates_num(when) -> float:
@@ -525,20 +524,21 @@ def doubling_figure(run: dict, path_stem=None, claims=None) -> Figure:
     """Figure 3: the posterior of the doubling time T (months) with its 90% HDI shaded, a line at
     each claimed value with P(T ≤ claim) written beside it, and the paper's point method on
     the same data (when it could run)."""
-    from . import results
+    from . import laws, results
 
     idata, config = run["idata"], run["config"]
     claims = tuple(claims or results.CLAIMS)
-    T = results.doubling_months(results.slope_draws(idata, config))
+    A = results.slope_draws(idata, config)
+    T = results.doubling_months(A)
     finite = T[np.isfinite(T)]
     shown = finite[finite <= np.quantile(finite, 0.995)]   # a long right tail squashes the rest
-    summary = results.doubling_summary(results.slope_draws(idata, config), claims)
+    summary = results.doubling_summary(A, claims)
     fig = new_figure(8.0, 4.6)
     ax = fig.add_subplot()
     grid, pdf = _kde_line(ax, shown, TARGET, "posterior density of T",
                           shade=summary["hdi_months"], prob=summary["hdi_prob"])
     med = summary["median_months"]
-    ax.axvline(med, color=TARGET, lw=1, label=f"median {med:.2f} months ({med * 30.44:.0f} days)")
+    ax.axvline(med, color=TARGET, lw=1, label=f"median {med:.2f} months ({med * laws.DAYS_PER_MONTH:.0f} days)")
     top = float(pdf.max())
     for m, style in zip(claims, CLAIM_STYLES * 3):
         p = float(np.mean(T <= m))
@@ -707,7 +707,8 @@ RUN_FIGURES = (
 )
 
 
-def _caption(name: str, run: dict) -> str:
+def _captions(run: dict) -> dict[str, str]:
+    """Every run figure's caption, by name."""
     from . import results
 
     config, models = run["config"], run["models"]
@@ -734,7 +735,7 @@ def _caption(name: str, run: dict) -> str:
         "ppc": "Observed scores (black) against 60 replicated datasets from the posterior "
                "(blue); each title gives the share of observed scores inside their own 90% "
                "predictive interval (about 90% is what a calibrated model gives).",
-    }[name]
+    }
 
 
 def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
@@ -748,7 +749,7 @@ def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    index = []
+    index, captions = [], _captions(run)
     for name, title, maker in RUN_FIGURES:
         if progress is not None:
             progress(name)
@@ -758,7 +759,7 @@ def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
                                      "--model changepoint` for the before/after slopes"})
             continue
         maker(run, directory / name)
-        index.append({"name": name, "title": title, "caption": _caption(name, run),
+        index.append({"name": name, "title": title, "caption": captions[name],
                       "png": f"figures/{name}.png", "svg": f"figures/{name}.svg"})
     (directory / "index.json").write_text(json.dumps(index, indent=2))
     return index

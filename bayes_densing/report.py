@@ -27,6 +27,7 @@ import pandas as pd
 from . import __version__, laws, results
 from .analyses.claim import _prob, claim
 from .inference import BFMI_MIN, ESS_MIN, RHAT_MAX
+from .inference import problems as check_problems
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOP, BOTTOM = 10, 5
@@ -59,14 +60,10 @@ def text(x) -> str:
 # --- content -----------------------------------------------------------------------------------
 
 def _diagnostics(d: dict) -> Section:
-    problems = [text(p) for p in d.get("problems", ["diagnostics.json records no verdict"]) or []]
-    checks = [("divergen", "divergences", (d.get("divergences") or 0) > 0),  # recheck the numbers
-              ("R-hat", "R-hat", float(d.get("max_rhat", math.nan)) > RHAT_MAX),
-              ("ESS", "ESS", min(float(d.get("min_ess_bulk", math.inf)),
-                                 float(d.get("min_ess_tail", math.inf))) < ESS_MIN),
-              ("E-BFMI", "E-BFMI", float(d.get("min_bfmi", math.nan)) < BFMI_MIN)]
-    problems += [f"the recorded {label} fail the check (see the numbers below)"
-                 for needle, label, bad in checks if bad and not any(needle in p for p in problems)]
+    recorded = d.get("problems", ["diagnostics.json records no verdict"]) or []
+    # the numbers are checked again, so a run judged by other (older) thresholds, or an edited
+    # diagnostics.json, cannot show as passing
+    problems = [text(p) for p in dict.fromkeys([*recorded, *check_problems(d)])]
     g = d.get
     numbers = (f"Divergences {g('divergences', 'n/a')}; max R-hat {num(g('max_rhat'), '.3f')} "
                f"({text(g('max_rhat_var'))}); min ESS bulk {num(g('min_ess_bulk'), '.0f')}, tail "

@@ -71,15 +71,16 @@ def classic_summary(data: data_mod.ScoreData, config: Config) -> dict:
                                   "n_envelope")}
 
 
-def write_figures_and_report(run_dir: Path, progressbar: bool = False,
+def write_figures_and_report(run_dir: Path, run: dict, progressbar: bool = False,
                              shown_as: str | Path | None = None) -> None:
-    """Every figure of the run (``figures/``) and the report (report.md, report.html);
+    """Every figure of the run (``figures/``) and the report (report.md, report.html).
+    ``run``: the run as :func:`results.load_run` gives it (here, still in memory);
     ``shown_as``: the directory the run will be renamed to, for the report's text."""
     from . import plots, report
 
     say = ((lambda name: print(f"  drawing figure: {name}", file=sys.stderr, flush=True))
            if progressbar else None)
-    plots.run_figures(results.load_run(run_dir), Path(run_dir) / "figures", progress=say)
+    plots.run_figures(run, Path(run_dir) / "figures", progress=say)
     report.write_report(run_dir, shown_as)
 
 
@@ -130,7 +131,9 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
                               diagnostics=diagnostics, config=config)
             (tmp / "summary.txt").write_text(summary + "\n")
             if figures:
-                write_figures_and_report(tmp, progressbar, shown_as=out)
+                run = {"idata": idata, "models": models, "trend": trend,
+                       "diagnostics": diagnostics, "config": config}
+                write_figures_and_report(tmp, run, progressbar, shown_as=out)
         written = Path(out)
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
                      diagnostics=diagnostics, summary=summary, out=written, config=config)
