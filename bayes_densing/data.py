@@ -36,6 +36,7 @@ METADATA = ("model", "family", "params", "params_active", "tokens", "release_dat
 MODEL_LEVEL = ("family", "params", "params_active", "tokens", "release_date", "role")
 RAW_COUNT = 1e5        # params above this many "billions" are raw counts
 MAX_NAME = 200
+FORMULA_START = r"[=+\-@\t\r]"   # cells a spreadsheet would evaluate (CSV injection)
 
 
 class DataError(ValueError):
@@ -124,6 +125,12 @@ def _fail(path, message: str) -> DataError:
     return DataError(f"{path}: {message}")
 
 
+def _show(value, width: int = 40) -> str:
+    """A cell's value for a message: quoted, and cut short (a name may be 10,000 characters)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 5] + "…" + text[-4:]
+
+
 def _lines(rows) -> str:
     rows = sorted({int(r) for r in rows})
     shown = ", ".join(str(r) for r in rows[:8])
@@ -140,40 +147,54 @@ def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     if not path.exists():
         raise _fail(path, "file not found; give the path to a scores CSV (see docs/data-format.md)")
     if path.is_dir():
-        raise _fail(path, "is a directory, not a CSV file")
+        raise _fail(path, "is a directory, not a CSV file; give the path of the scores CSV")
     raw = path.read_bytes()
     if not raw.strip():
         raise _fail(path, "the file is empty; it needs a header row and one row per model × benchmark")
+    if b"\x00" in raw:
+        raise _fail(path, "a binary file (it holds NUL bytes), not a text CSV; export the scores "
+                          "as CSV (see docs/data-format.md)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise _fail(path, f"row {line}: bytes that are not UTF-8 (byte {exc.start}); "
                           "save the file as UTF-8") from None
-    if "\x00" in text:
-        raise _fail(path, "contains NUL bytes: not a text CSV file")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise _fail(path, f"not a valid CSV ({str(exc).strip()})") from None
+        raise _fail(path, f"not a valid CSV ({str(exc).strip()}); check that row's quotes and "
+                          "commas") from None
+    # pandas renames a repeated column ("family.1"), so look at the header as written
+    header = [ALIASES.get(c.strip().lower(), c.strip().lower())
+              for c in next(csv.reader(io.StringIO(text)), [])]
+    repeated = sorted({c for c in header if c and header.count(c) > 1})
+    if repeated:
+        raise _fail(path, f"row 1 (header), column {_show(repeated[0])}: appears twice; rename or "
+                          "delete one")
     df.columns = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in df.columns]
     if len(df.columns) < 3:
-        raise _fail(path, f"not a scores CSV: found columns {list(df.columns)}; need at least "
-                          f"{', '.join(REQUIRED)} and benchmark scores (see docs/data-format.md)")
-    if df.columns.duplicated().any():
-        dup = df.columns[df.columns.duplicated()][0]
-        raise _fail(path, f"column {dup!r} appears twice in the header")
+        found = ", ".join(_show(c, 30) for c in df.columns[:5])
+        raise _fail(path, f"row 1 (header): not a scores CSV, found the column{'s' if len(df.columns) > 1 else ''} "
+                          f"{found}; need at least {', '.join(REQUIRED)} and benchmark scores, "
+                          "comma-separated (see docs/data-format.md)")
     df["line"] = np.arange(len(df)) + 2
     if df.empty:
-        raise _fail(path, "has a header but no data rows")
+        raise _fail(path, "row 1 (header): a header but no data rows; add one row per model × "
+                          "benchmark (see docs/data-format.md)")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise _fail(path, f"missing required column{'s' if len(missing) > 1 else ''} "
-                          f"{', '.join(missing)} (found: {', '.join(c for c in df.columns if c != 'line')})")
+        raise _fail(path, f"row 1 (header): missing required column{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)} (found: {', '.join(c for c in df.columns if c != 'line')}); "
+                          "add it, or rename the column that holds it")
+    if len(df) == 1:
+        raise _fail(path, "row 2: the file has a single data row; the model needs reference models "
+                          "of at least 2 sizes and target models from at least 2 dates, each with "
+                          "scores (see docs/data-format.md)")
     if "benchmark" in df.columns or "score" in df.columns:
         for col in ("benchmark", "score"):
             if col not in df.columns:
-                raise _fail(path, f"missing column {col!r}: a long-format file needs both "
+                raise _fail(path, f"row 1 (header): missing column {col!r}: a long-format file needs both "
                                   "'benchmark' and 'score' (or use wide format, one column per benchmark)")
     else:
         df = _melt_wide(df, path)
@@ -182,6 +203,11 @@ def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
             df[col] = df[col].str.strip()
     notices: list[str] = []
     _check_text(df, path)
+    formula = df[df.model.str.match(FORMULA_START)]
+    if len(formula):
+        notices.append(f"{path.name}: {_lines(formula.line)}, column 'model': names such as "
+                       f"{_show(formula.model.iloc[0])} begin like a spreadsheet formula; they are "
+                       "kept as plain text, but a spreadsheet may run them when it opens models.csv")
     _parse_numbers(df, path, notices)
     _parse_dates(df, path)
     _check_consistency(df, path, notices)
@@ -195,6 +221,11 @@ def _melt_wide(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if not bench_cols:
         raise _fail(path, "no benchmark columns: give a long file (benchmark, score columns) or a "
                           "wide file with one score column per benchmark")
+    empty = df[(df[bench_cols].apply(lambda c: c.str.strip()) == "").all(axis=1)]
+    if len(empty):
+        raise _fail(path, f"{_lines(empty.line)}, columns {', '.join(bench_cols)}: model "
+                          f"{_show(empty.model.iloc[0])} has no scores; fill in its scores or "
+                          "delete the row")
     keep = [c for c in df.columns if c not in bench_cols]
     long = df.melt(id_vars=keep, value_vars=bench_cols, var_name="benchmark", value_name="score")
     return long[long.score != ""].copy()
@@ -204,7 +235,7 @@ def _check_text(df: pd.DataFrame, path: Path) -> None:
     for col in ("model", "benchmark"):
         blank = df[df[col] == ""]
         if len(blank):
-            raise _fail(path, f"{_lines(blank.line)}, column {col!r}: empty {col} name")
+            raise _fail(path, f"{_lines(blank.line)}, column {col!r}: empty {col} name; fill it in")
         long = df[df[col].str.len() > MAX_NAME]
         if len(long):
             raise _fail(path, f"{_lines(long.line)}, column {col!r}: name longer than {MAX_NAME} "
@@ -214,18 +245,19 @@ def _check_text(df: pd.DataFrame, path: Path) -> None:
         df["role"] = df["role"].str.lower()
         bad = df[~df.role.isin(["reference", "target", ""])]
         if len(bad):
-            raise _fail(path, f"{_lines(bad.line)}, column 'role': {bad.role.iloc[0]!r} is not "
-                              "'reference' or 'target'")
+            raise _fail(path, f"{_lines(bad.line)}, column 'role': {_show(bad.role.iloc[0])} is not "
+                              "'reference' or 'target'; write one of those (or leave it empty)")
 
 
 def _to_float(df: pd.DataFrame, col: str, path: Path, *, required: bool) -> pd.Series:
     values = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
     bad = df[values.isna() & (df[col] != "")]
     if len(bad):
-        raise _fail(path, f"{_lines(bad.line)}, column {col!r}: {bad[col].iloc[0]!r} is not a number")
+        raise _fail(path, f"{_lines(bad.line)}, column {col!r}: {_show(bad[col].iloc[0])} is not a "
+                          "number; write a plain number such as 7.2 (no units, no formulas)")
     if required and values.isna().any():
         rows = df.line[values.isna()]
-        raise _fail(path, f"{_lines(rows)}, column {col!r}: missing value")
+        raise _fail(path, f"{_lines(rows)}, column {col!r}: missing value; fill it in")
     return values.astype(float)
 
 
@@ -240,7 +272,7 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
         bad = df[(values <= 0) | ~np.isfinite(values.fillna(1.0))]
         if len(bad):
             raise _fail(path, f"{_lines(bad.line)}, column {col!r}: {bad[col].iloc[0]} is not a "
-                              "positive parameter count (billions)")
+                              "positive parameter count; give the size in billions (7 for a 7B model)")
         raw = values > RAW_COUNT
         if raw.any():
             df.loc[raw, col] = values[raw] / 1e9
@@ -259,7 +291,8 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
                            "tokens are in trillions (627 billion is 0.627) — check the unit")
         bad = df[df.tokens <= 0]
         if len(bad):
-            raise _fail(path, f"{_lines(bad.line)}, column 'tokens': must be positive (trillions)")
+            raise _fail(path, f"{_lines(bad.line)}, column 'tokens': must be positive; give the "
+                              "training tokens in trillions (2 for 2T), or leave it empty")
         raw = df.tokens > 1e6
         if raw.any():
             df.loc[raw, "tokens"] = df.tokens[raw] / 1e12
@@ -269,6 +302,11 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
         df["tokens"] = np.nan
     df["score"] = _to_float(df, "score", path, required=False)
     blank = df.score.isna()
+    scoreless = blank.groupby(df.model).transform("all")
+    if scoreless.any():
+        rows = df[scoreless]
+        raise _fail(path, f"{_lines(rows.line)}, column 'score': model {_show(rows.model.iloc[0])} "
+                          "has no scores; fill in its scores or delete its rows")
     if blank.any():
         notices.append(f"{path.name}: {_lines(df.line[blank])} have no score and were skipped")
     for bench, rows in df[~blank].groupby("benchmark"):
@@ -280,12 +318,12 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
         if s.max() > 1:
             if s.max() <= 100 and s.median() <= 1:  # mostly fractions, some percentages
                 bad = rows[s > 1]
-                raise _fail(path, f"{_lines(bad.line)}, column 'score': benchmark {bench!r} mixes "
+                raise _fail(path, f"{_lines(bad.line)}, column 'score': benchmark {_show(bench)} mixes "
                                   f"fractions and percentages (e.g. {s[s < 1].iloc[0]:g} and "
                                   f"{bad.score.iloc[0]:g}); use one unit per benchmark")
             if s.max() <= 100:
                 df.loc[rows.index, "score"] = s / 100.0
-                notices.append(f"{path.name}: scores of {bench!r} are percentages (max "
+                notices.append(f"{path.name}: scores of {_show(bench)} are percentages (max "
                                f"{s.max():g}); divided by 100")
             else:
                 bad = rows[s > 100]
@@ -297,11 +335,13 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
     if "n_items" in df.columns:
         bad = df[df.n_items.notna() & ((df.n_items < 1) | (df.n_items != df.n_items.round()))]
         if len(bad):
-            raise _fail(path, f"{_lines(bad.line)}, column 'n_items': must be a whole number ≥ 1")
+            raise _fail(path, f"{_lines(bad.line)}, column 'n_items': must be a whole number ≥ 1 "
+                              "(the benchmark's number of questions)")
     if "chance" in df.columns:
         bad = df[(df.chance < 0) | (df.chance >= 1)]
         if len(bad):
-            raise _fail(path, f"{_lines(bad.line)}, column 'chance': must be in [0, 1)")
+            raise _fail(path, f"{_lines(bad.line)}, column 'chance': must be in [0, 1); give the "
+                              "random-guess score as a fraction (0.25 for 4-way multiple choice)")
 
 
 def _parse_dates(df: pd.DataFrame, path: Path) -> None:
@@ -311,19 +351,17 @@ def _parse_dates(df: pd.DataFrame, path: Path) -> None:
     parsed = parsed.fillna(month)
     bad = df[parsed.isna()]
     if len(bad):
-        raise _fail(path, f"{_lines(bad.line)}, column 'release_date': {bad.release_date.iloc[0]!r} "
+        raise _fail(path, f"{_lines(bad.line)}, column 'release_date': {_show(bad.release_date.iloc[0])} "
                           "is not a date; write YYYY-MM-DD (or YYYY-MM)")
     future = df[parsed > pd.Timestamp(date.today())]
     if len(future):
         raise _fail(path, f"{_lines(future.line)}, column 'release_date': "
-                          f"{future.release_date.iloc[0]} is in the future")
+                          f"{future.release_date.iloc[0]} is in the future; check the year")
     df["release_date"] = parsed
 
 
 def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
     df.drop(df.index[df.score.isna()], inplace=True)
-    if df.empty:
-        raise _fail(path, "no row has a score")
     dup = df[df.duplicated(["model", "benchmark"], keep=False)]
     if len(dup):
         differing = dup.groupby(["model", "benchmark"]).score.nunique()
@@ -331,8 +369,8 @@ def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None
         if len(differing):
             m, b = differing.index[0]
             rows = dup[(dup.model == m) & (dup.benchmark == b)].line
-            raise _fail(path, f"{_lines(rows)}, column 'score': {m!r} has {differing.iloc[0]} "
-                              f"different scores on {b!r}; keep one row per model and benchmark")
+            raise _fail(path, f"{_lines(rows)}, column 'score': {_show(m)} has {differing.iloc[0]} "
+                              f"different scores on {_show(b)}; keep one row per model and benchmark")
         notices.append(f"{path.name}: dropped exact duplicate rows {_lines(dup.line[dup.duplicated(['model', 'benchmark'])])}")
         df.drop_duplicates(["model", "benchmark"], inplace=True)
     for col in MODEL_LEVEL:
@@ -342,7 +380,7 @@ def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None
         if (n > 1).any():
             m = n[n > 1].index[0]
             rows = df.line[df.model == m]
-            raise _fail(path, f"{_lines(rows)}, column {col!r}: model {m!r} has "
+            raise _fail(path, f"{_lines(rows)}, column {col!r}: model {_show(m)} has "
                               f"{n[m]} different values; a model's {col} must be the same on every row")
 
 
@@ -444,7 +482,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         if unknown:
             hint = difflib.get_close_matches(unknown[0], sorted(known_models), n=3)
             raise _fail(source, f"column 'model': data.exclude_models names {', '.join(map(repr, unknown))}, "
-                                f"not in the data{'; did you mean ' + ', '.join(hint) + '?' if hint else ''}")
+                                f"not in the data; {'did you mean ' + ', '.join(hint) + '?' if hint else 'check the spelling against the model column'}")
         drop = df.model.isin(cfg.exclude_models)
         notices.append(f"excluded {df.model[drop].nunique()} model(s) by name: "
                        f"{', '.join(sorted(df.model[drop].unique()))}")
@@ -468,7 +506,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         families = sorted(df.family.unique())
         if reference not in families:
             raise _fail(source, f"column 'family': reference family {reference!r} not found; "
-                                f"families: {', '.join(families[:30])}{' …' if len(families) > 30 else ''}")
+                                f"give one of the families: {', '.join(families[:30])}{' …' if len(families) > 30 else ''}")
         df["role"] = np.where(df.family == reference, "reference", "target")
     elif "role" in df.columns and (df.role == "reference").any():
         df["role"] = df.role.replace("", "target")
@@ -480,7 +518,8 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
     if sizes.nunique() < 2:
         raise _fail(source, f"{_lines(ref.line)}, column 'params': the reference set needs at least 2 "
                             f"different sizes to fit the loss law; it has {sizes.nunique()} "
-                            f"({', '.join(sorted(ref.model.unique()))})")
+                            f"({', '.join(sorted(ref.model.unique()))}); choose a reference family "
+                            "with several sizes")
 
     # date window, targets only
     targets = df.role == "target"
@@ -504,10 +543,10 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
     for b in benchmarks:
         rows = df[df.benchmark == b]
         if rows.model.nunique() < 2:
-            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {b!r} has scores for "
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {_show(b)} has scores for "
                                 f"{rows.model.nunique()} model only; drop it or add models")
         if not (rows.role == "reference").any():
-            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {b!r} has no score from a "
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {_show(b)} has no score from a "
                                 "reference model, so it cannot be mapped to effective sizes; drop it "
                                 "(--benchmarks) or add reference scores")
         known = benchmark_registry.lookup(b)
@@ -515,7 +554,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         given_c = rows.chance.dropna().unique() if "chance" in rows.columns else []
         for col, given in (("n_items", given_n), ("chance", given_c)):
             if len(given) > 1:
-                raise _fail(source, f"{_lines(rows.line)}, column {col!r}: benchmark {b!r} has "
+                raise _fail(source, f"{_lines(rows.line)}, column {col!r}: benchmark {_show(b)} has "
                                     f"{len(given)} different values ({', '.join(f'{g:g}' for g in given)}); "
                                     "give one value per benchmark")
         if len(given_n):
@@ -523,7 +562,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
         elif known:
             n_items.append(known.n_items)
         else:
-            raise _fail(source, f"{_lines(rows.line)}, column 'n_items': benchmark {b!r} is not in "
+            raise _fail(source, f"{_lines(rows.line)}, column 'n_items': benchmark {_show(b)} is not in "
                                 "the registry; add an n_items column with its number of questions "
                                 "(and optionally a chance column with its random-guess score)")
         chance.append(float(given_c[0]) if len(given_c) else (known.chance if known else 0.0))

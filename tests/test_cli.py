@@ -128,7 +128,7 @@ def _no_release_date(workdir: Path, synth) -> Path:
 BAD_INPUT = {
     # case: (extra args, data file or None for the synthetic file, expected message after "error: ")
     "missing-file": ([], "missing", "{path}: file not found"),
-    "no-release-date": ([], "no_release_date", "{path}: missing required column release_date"),
+    "no-release-date": ([], "no_release_date", "{path}: row 1 (header): missing required column release_date"),
     "unknown-reference": (["--reference", "NoSuchFamily"], "synth",
                           "{path}: column 'family': reference family 'NoSuchFamily' not found"),
     "unknown-preset": (["--model", "nosuchpreset"], "synth", "unknown model preset 'nosuchpreset'"),
