@@ -496,6 +496,9 @@ def main() -> None:
     import sys
 
     _ARGV = sys.argv[1:]
+    from . import interrupts
+
+    interrupts.install()   # Ctrl-C / kill stop at once, even mid-sampling, leaving no partial output
     app()
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import laws
+from . import interrupts, laws
 from .config import Config
 from .data import ScoreData
 from .model import obs_concentration, score_probability
@@ -280,8 +281,11 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
 # --- the run directory -------------------------------------------------------------------------
 
 def check_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing run directory unless ``force``; create its parent."""
+    """Refuse to overwrite an existing run directory unless ``force``; create its parent.
+    First clears what a killed earlier process left beside it (``interrupts.clean_stale``)."""
     out = Path(out)
+    for note in interrupts.clean_stale(out):
+        print(f"note: {note}", file=sys.stderr)
     if out.exists() and not force:
         raise RunDirError(f"{out} already exists; choose another --out or pass --force to replace it")
     if out.exists() and not out.is_dir():
@@ -296,22 +300,28 @@ def check_out_dir(out: str | Path, force: bool) -> Path:
 
 @contextmanager
 def atomic_dir(out: str | Path, force: bool = False):
-    """Yield a temporary directory beside ``out``; rename it to ``out`` only on success."""
+    """Yield a temporary directory beside ``out``; rename it to ``out`` only on success.
+
+    The temporary directory is registered with ``interrupts`` (a signal deletes it) and the
+    renames hold its lock, so an interrupt sees either the whole new run or none of it."""
     out = check_out_dir(out, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-",
+                                dir=out.resolve().parent))
     try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            try:
-                tmp.rename(out)
-            except BaseException:
-                old.rename(out)  # put the previous run back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        with interrupts.registered(tmp):
+            yield tmp
+            with interrupts.LOCK:
+                if out.exists():
+                    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                    out.rename(old)
+                    try:
+                        tmp.rename(out)
+                    except BaseException:
+                        old.rename(out)  # put the previous run back
+                        raise
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -102,6 +102,10 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
     model = build_model(data, config)
+    if progressbar:
+        s = config.sampler
+        print(f"Sampling {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) with {s.sampler} "
+              f"on {s.device}; Ctrl-C stops it and leaves nothing", file=sys.stderr, flush=True)
     sampled = sample(model, config.sampler, progressbar=progressbar)
     idata = sampled.idata
     idata.add_groups(posterior_predictive=results.posterior_predictive(idata, data, config,
