@@ -120,6 +120,11 @@ def obs_concentration(phi_reference, phi_target, data: ScoreData, xp=pt):
     return xp.concatenate([phi_reference, phi_target], axis=-1)[..., index]
 
 
+def log_binomial(n, k):
+    """ln C(n, k), the beta-binomial's constant (numpy)."""
+    return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+
+
 def _betabinomial_logp(k, n, p, phi, binomln):
     """log BetaBinomial(k | n, pφ, (1 − p)φ) with the binomial coefficient as a data constant.
 
@@ -151,7 +156,8 @@ def gammaln_fused(x):
     return (z - 0.5) * pt.log(z) - z + _HALF_LOG_2PI + series - pt.log(prod)
 
 
-def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -> pm.Model:
+def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
+                counts: tuple | None = None) -> pm.Model:
     """The PyMC model for ``data`` under ``config`` (trend form, likelihood, priors).
 
     ``weights = (obs_weight, bench_weight)``, two symbolic vectors (``pt.vector``), turns the
@@ -160,6 +166,10 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -
     benchmark subset is a weight vector and every subset shares one compiled log density. A
     target with no weighted score keeps only its trend prior, which integrates to one and
     leaves the trend's posterior exactly as if the target were absent.
+
+    ``counts = (k, binomln)``, two more symbolic vectors (with ``weights`` only), makes the
+    correct counts an input too, with their log binomial coefficients: then datasets of the
+    same design share one compiled log density (simulation-based calibration, ``sbc.py``).
     """
     P, M = config.priors, config.model
     refs, targets = data.references, data.targets
@@ -268,7 +278,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -
             # one log-likelihood term per observation, weighted; no observed variable
             if M.likelihood == "robust":
                 raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
-            binomln = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+            binomln = log_binomial(n, k)
+            if counts is not None:
+                k, binomln = counts
             pm.Potential("weighted_loglik",
                          pt.sum(weights[0] * _betabinomial_logp(k, n, p, phi_obs, binomln)))
         elif M.likelihood == "robust":
@@ -280,7 +292,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None) -
             pm.Mixture("correct", w=pt.stack([1 - pi, pi]), comp_dists=components,
                        observed=k, dims="obs")
         else:
-            binomln = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+            if counts is not None:
+                raise ModelError("counts as an input need weights (the sweep's model)")
+            binomln = log_binomial(n, k)
             pm.CustomDist("correct", p, phi_obs,
                           logp=lambda value, p_, phi_: _betabinomial_logp(value, n, p_, phi_, binomln),
                           observed=k, dims="obs")

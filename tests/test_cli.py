@@ -222,9 +222,12 @@ def test_failed_diagnostics_exit_3_and_still_write_the_run(workdir, synth):
     args = [exe, "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "10",
             "--tune", "10", "--seed", "0", "--quiet", "--set", "model.data_term=off",
             "--no-figures", "--out", str(out)]
+    cache = workdir / "jax-cache"
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          env={**os.environ, "PYTHONWARNINGS": "ignore",
+                               "BAYES_DENSING_JAX_CACHE": str(cache)})
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert len(list(cache.iterdir())) > 0          # the compiled programs were kept for next time
     assert "Doubling time of density:" in proc.stdout
     assert "Diagnostics: PROBLEMS" in proc.stdout
     assert "error: the sampler's diagnostics failed" in proc.stderr

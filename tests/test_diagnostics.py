@@ -72,3 +72,5 @@ def test_each_threshold_is_strict_at_its_edge(numbers, expected):
     edge = {"divergences": 0, "max_rhat": RHAT_MAX, "min_ess_bulk": ESS_MIN,
             "min_ess_tail": ESS_MIN, "min_bfmi": BFMI_MIN}
     assert problems(edge) == []                      # exactly at the threshold passes
+
+

@@ -1,0 +1,206 @@
+"""Simulation-based calibration (SBC; Talts et al. 2018, arXiv:1804.06788).
+
+Draw parameters from the model's prior, scores from those parameters, fit the scores, and
+rank each true value among the posterior draws. If the inference is right, every rank is
+uniform over 0…L; a hump means intervals that are too wide, a U means too narrow, a slope
+means bias. This tests the whole chain — priors, likelihood, reparametrisation, sampler —
+against the model's own definition:
+
+* the truths come from the *centred* model (``model.reparam = "centred"``: each target's log
+  density is an ordinary random variable with the trend prior), by PyMC's forward sampling;
+* the counts from them by ``results.posterior_predictive`` (the formulas of ``model.py``);
+* the fits use the configuration as given (by default the sheared parametrisation), all on
+  one compiled log density (``sweep.py``: the counts are an argument, the design is fixed).
+
+``benchmarks/sbc.py`` runs ≥ 100 datasets; ``tests/test_sbc.py`` a small version.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .config import Config
+from .data import ScoreData, assemble
+from .results import posterior_predictive
+from .simulate import simulate
+
+# what is ranked: (label, variable, index into its last axis or None)
+QUANTITIES = [("slope A", "A", None), ("intercept B", "B", None),
+              ("frontier σ_u", "sigma_u", None), ("frontier σ_v", "sigma_v", None),
+              ("shared α", "alpha_mu", None), ("curve level z[0]", "z_centre", 0)]
+N_SIZES = 3   # plus ln N̂ of the first, middle and last target
+
+
+def design(n_targets: int = 20, n_benchmarks: int = 3, seed: int = 0,
+           config: Config | None = None) -> ScoreData:
+    """The fixed part of every dataset: the references, the targets' sizes and dates, the
+    benchmarks (from the simulator); its scores are replaced by each prior draw."""
+    config = config or Config()
+    df, _ = simulate(n_models=n_targets, n_benchmarks=n_benchmarks, seed=seed, config=config)
+    df["release_date"] = pd.to_datetime(df.release_date)
+    df["line"] = np.arange(len(df)) + 2
+    return assemble(df, config, source=f"SBC design (seed {seed})", reference="")
+
+
+def prior_draws(data: ScoreData, config: Config, n: int, seed: int
+                ) -> tuple[az.InferenceData, np.ndarray]:
+    """``n`` joint draws from the prior (as the posterior group of an InferenceData with one
+    chain) and the correct counts simulated from each, shape (n, observations)."""
+    import pymc as pm
+
+    from .model import build_model
+
+    centred = copy.deepcopy(config)
+    centred.model.reparam = "centred"
+    model = build_model(data, centred)
+    names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
+    prior = pm.sample_prior_predictive(draws=n, model=model, var_names=names, random_seed=seed)
+    truth = az.InferenceData(posterior=prior.prior)
+    counts = posterior_predictive(truth, data, config, seed)["correct"].values[0]
+    return truth, counts
+
+
+def quantity(ds, var: str, index: int | None) -> np.ndarray:
+    """One quantity's draws, flattened over chain and draw."""
+    x = np.asarray(ds[var])
+    x = x.reshape(-1) if index is None else x.reshape(-1, x.shape[-1])[:, index]
+    return x
+
+
+def rank(draws: np.ndarray, truth: float, n_ranks: int) -> int:
+    """The number of ``n_ranks - 1`` evenly thinned draws below the truth: 0 … n_ranks - 1."""
+    thinned = draws[np.linspace(0, len(draws) - 1, n_ranks - 1).round().astype(int)]
+    return int(np.sum(thinned < truth))
+
+
+def uniformity_p(ranks: np.ndarray, n_ranks: int, bins: int) -> float:
+    """Chi-square test that ranks in 0 … n_ranks - 1 are uniform, over ``bins`` equal bins."""
+    if n_ranks % bins:
+        raise ValueError(f"{n_ranks} ranks do not split into {bins} equal bins")
+    counts = np.bincount(np.asarray(ranks) * bins // n_ranks, minlength=bins)
+    return float(stats.chisquare(counts).pvalue)
+
+
+def gross_problems(ranks, n_ranks: int, bins: int = 4, alpha: float = 0.001) -> list[str]:
+    """What a small SBC (tens of datasets) can still detect, each at level ``alpha``: ranks far
+    from uniform (chi-square), a biased posterior (mean rank off centre), or a posterior
+    too narrow (too many truths in the outer 20% of their posteriors). Empty when none."""
+    r = (np.asarray(ranks) + 0.5) / n_ranks             # in (0, 1); uniform if calibrated
+    n = len(r)
+    found = []
+    p = uniformity_p(ranks, n_ranks, bins)
+    if p < alpha:
+        found.append(f"ranks not uniform (chi-square p = {p:.1g})")
+    z = (r.mean() - 0.5) / np.sqrt(1.0 / (12.0 * n))
+    if abs(z) > stats.norm.isf(alpha / 2):
+        found.append(f"biased: mean rank {r.mean():.2f} of 1 ({z:+.1f} sd from 0.5)")
+    outer = int(np.sum((r < 0.1) | (r > 0.9)))
+    if stats.binom.sf(outer - 1, n, 0.2) < alpha:
+        found.append(f"too narrow: {outer} of {n} truths in the outer 20% of their posteriors")
+    return found
+
+
+@dataclass
+class SBCResult:
+    ranks: dict[str, list[int]]         # label → one rank per dataset
+    n_ranks: int
+    bins: int
+    p_values: dict[str, float] = field(default_factory=dict)
+    fits: list[dict] = field(default_factory=list)   # per dataset: divergences, R-hat, seconds
+    compile_s: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def min_p(self) -> float:
+        return min(self.p_values.values())
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings, "n_ranks": self.n_ranks, "bins": self.bins,
+                "p_values": self.p_values, "min_p": self.min_p, "ranks": self.ranks,
+                "fits": self.fits, "compile_s": self.compile_s}
+
+
+def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
+        config: Config | None = None, seed: int = 0, n_ranks: int = 100, bins: int = 10,
+        progress=None) -> SBCResult:
+    """Simulate ``n_datasets`` datasets from the prior, fit each, and rank the truths.
+
+    ``config``'s sampler settings apply to every fit (draws ≥ n_ranks - 1, thinned evenly);
+    ``progress(i, n, fit)`` is called after each fit.
+    """
+    from .sweep import compile_sweep
+
+    config = copy.deepcopy(config or Config())
+    config.validate()
+    data = design(n_targets, n_benchmarks, seed, config)
+    truth, counts = prior_draws(data, config, n_datasets, seed)
+    targets = np.unique(np.linspace(0, data.n_target - 1, N_SIZES).round().astype(int))
+    labels = [(label, var, i) for label, var, i in QUANTITIES]
+    labels += [(f"ln N̂ of target {t + 1}", "log_effective_size", int(t)) for t in targets]
+
+    start = time.perf_counter()
+    sweep = compile_sweep(data, config)
+    obs_w, bench_w = np.ones(len(data.obs)), np.ones(len(data.benchmarks))
+    sweep.sample(obs_w, bench_w, seed, counts[0])      # compiles; not a dataset of the study
+    result = SBCResult(ranks={label: [] for label, _, _ in labels}, n_ranks=n_ranks, bins=bins,
+                       compile_s=time.perf_counter() - start,
+                       settings={"n_datasets": n_datasets, "n_targets": data.n_target,
+                                 "n_reference": data.n_ref, "benchmarks": data.benchmarks,
+                                 "seed": seed, "chains": config.sampler.chains,
+                                 "draws": config.sampler.draws, "tune": config.sampler.tune,
+                                 "model": copy.deepcopy(config.to_dict()["model"])})
+    for i in range(n_datasets):
+        t0 = time.perf_counter()
+        idata = sweep.sample(obs_w, bench_w, seed + 1 + i, counts[i])
+        post = idata.posterior
+        for label, var, index in labels:
+            true = quantity(truth.posterior.isel(draw=[i]), var, index)[0]
+            result.ranks[label].append(rank(quantity(post, var, index), true, n_ranks))
+        names = [v for v in ("A", "sigma_u", "sigma_v", "alpha_mu") if v in post]
+        fit = {"dataset": i, "seconds": time.perf_counter() - t0,
+               "divergences": int(idata.sample_stats["diverging"].sum()),
+               "max_rhat": float(az.rhat(post[names]).to_array().max()),
+               "true_doubling_months": float(np.log(2) / quantity(truth.posterior.isel(draw=[i]),
+                                                                  "A", None)[0])}
+        result.fits.append(fit)
+        if progress:
+            progress(i + 1, n_datasets, fit)
+    result.p_values = {label: uniformity_p(np.array(r), n_ranks, bins)
+                       for label, r in result.ranks.items()}
+    return result
+
+
+def rank_figure(result: SBCResult):
+    """Rank histograms, one panel per quantity, with the 99% band of a uniform histogram."""
+    from matplotlib.figure import Figure
+
+    labels = list(result.ranks)
+    cols = 3
+    rows = -(-len(labels) // cols)
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows), layout="constrained")
+    n = len(next(iter(result.ranks.values())))
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / result.bins)
+    edges = np.linspace(0, result.n_ranks, result.bins + 1)
+    for k, label in enumerate(labels):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.axhspan(lo, hi, color="0.85", label="99% band if uniform")
+        ax.axhline(n / result.bins, color="0.5", lw=0.8)
+        ax.hist(result.ranks[label], bins=edges, color="C0", edgecolor="white")
+        ax.set_title(f"{label}\nχ² p = {result.p_values[label]:.2f}", fontsize=9)
+        ax.set_xlim(0, result.n_ranks)
+        ax.set_xlabel(f"rank of the truth (0–{result.n_ranks - 1})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if k == 0:
+            ax.legend(fontsize=7, loc="upper right")
+    s = result.settings
+    fig.suptitle(f"Simulation-based calibration: {n} datasets from the prior "
+                 f"({s.get('n_targets')} targets, {len(s.get('benchmarks', []))} benchmarks), "
+                 f"{s.get('chains')}×{s.get('draws')} draws each", fontsize=10)
+    return fig

@@ -1,0 +1,27 @@
+"""JAX's persistent compilation cache: where it goes, and that it can be turned off."""
+CACHE_CASES = """
+import os, jax
+from bayes_densing.inference import enable_compilation_cache as enable
+def case(env, preset=None):
+    for k in ("BAYES_DENSING_JAX_CACHE", "XDG_CACHE_HOME"):
+        os.environ.pop(k, None)
+    os.environ.update(env)
+    jax.config.update("jax_compilation_cache_dir", preset)
+    print(enable())
+case({"BAYES_DENSING_JAX_CACHE": "off"})
+case({"BAYES_DENSING_JAX_CACHE": "/tmp/bd-cache"})
+case({"XDG_CACHE_HOME": "/tmp/xdg"})
+case({}, preset="/tmp/mine")
+"""
+
+
+def test_compilation_cache_setting():
+    """Where the JAX compilation cache goes, or that it is off (in a fresh interpreter: JAX's
+    configuration is process-wide)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", CACHE_CASES], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["None", "/tmp/bd-cache", "/tmp/xdg/bayes-densing/jax",
+                                  "/tmp/mine"], out.stderr[-2000:]

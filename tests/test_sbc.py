@@ -1,0 +1,77 @@
+"""Simulation-based calibration: the rank machinery (checked on a conjugate normal model, where
+the right posterior is known) and a small SBC of the real model, as CI can afford it.
+
+The full study (100 datasets) is ``benchmarks/sbc.py``; its result is in benchmarks/README.md.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from bayes_densing import sbc
+from bayes_densing.config import Config
+
+N_RANKS = 20
+
+
+def conjugate_ranks(n_datasets, seed, sd_factor=1.0, shift_sd=0.0, n_draws=300):
+    """θ ~ N(0, 1), y ~ N(θ, 1): the posterior is N(y/2, 1/2). Draws from a posterior whose
+    sd is ``sd_factor`` times the right one and whose mean is ``shift_sd`` sds off."""
+    rng = np.random.default_rng(seed)
+    ranks = []
+    for _ in range(n_datasets):
+        theta = rng.normal()
+        y = rng.normal(theta, 1.0)
+        sd = np.sqrt(0.5)
+        draws = rng.normal(y / 2 + shift_sd * sd, sd * sd_factor, n_draws)
+        ranks.append(sbc.rank(draws, theta, N_RANKS))
+    return np.array(ranks)
+
+
+def test_rank_counts_thinned_draws_below_the_truth():
+    draws = np.arange(1000.0)
+    assert sbc.rank(draws, -1.0, N_RANKS) == 0
+    assert sbc.rank(draws, 1e9, N_RANKS) == N_RANKS - 1
+    assert sbc.rank(draws, 499.5, N_RANKS) in (9, 10)
+    assert sbc.uniformity_p(np.arange(N_RANKS).repeat(3), N_RANKS, 4) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="equal bins"):
+        sbc.uniformity_p(np.arange(N_RANKS), N_RANKS, 3)
+
+
+def test_the_small_check_passes_calibrated_ranks_and_catches_gross_errors():
+    seeds = range(10)
+    calibrated = [sbc.gross_problems(conjugate_ranks(20, s), N_RANKS) for s in seeds]
+    assert calibrated == [[]] * 10
+    narrow = [sbc.gross_problems(conjugate_ranks(20, s, sd_factor=1 / 3), N_RANKS) for s in seeds]
+    assert sum(any("too narrow" in p for p in found) for found in narrow) >= 8
+    biased = [sbc.gross_problems(conjugate_ranks(20, s, shift_sd=1.5), N_RANKS) for s in seeds]
+    assert sum(any("biased" in p for p in found) for found in biased) >= 8
+
+
+@pytest.fixture(scope="module")
+def small_sbc():
+    """20 prior-predictive datasets (12 targets, 2 benchmarks), 2 × (150 + 150) draws each."""
+    cfg = Config()
+    cfg.set("model.data_term", "off")
+    cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 150, 150
+    return sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS, bins=4)
+
+
+def test_small_sbc_of_the_model_shows_no_gross_miscalibration(small_sbc):
+    assert len(small_sbc.ranks) == len(sbc.QUANTITIES) + sbc.N_SIZES
+    for label, ranks in small_sbc.ranks.items():
+        assert len(ranks) == 20 and all(0 <= r < N_RANKS for r in ranks)
+        assert sbc.gross_problems(ranks, N_RANKS) == [], (label, ranks)
+    assert len(small_sbc.fits) == 20 and small_sbc.settings["n_targets"] == 12
+
+
+def test_record_and_rank_figure(small_sbc, tmp_path):
+    record = json.loads(json.dumps(small_sbc.to_dict()))
+    assert record["min_p"] == min(record["p_values"].values()) and len(record["fits"]) == 20
+    fig = sbc.rank_figure(small_sbc)
+    assert len(fig.axes) == len(small_sbc.ranks)
+    assert all("χ² p =" in ax.get_title() for ax in fig.axes)
+    path = tmp_path / "sbc.png"
+    fig.savefig(path, dpi=80)
+    assert path.stat().st_size > 10_000
