@@ -126,6 +126,11 @@ class SBCResult:
                 "p_values": self.p_values, "min_p": self.min_p, "ranks": self.ranks,
                 "fits": self.fits, "compile_s": self.compile_s}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "SBCResult":
+        return cls(ranks=d["ranks"], n_ranks=d["n_ranks"], bins=d["bins"], p_values=d["p_values"],
+                   fits=d["fits"], compile_s=d["compile_s"], settings=d["settings"])
+
 
 def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
         config: Config | None = None, seed: int = 0, n_ranks: int = 100, bins: int = 10,
@@ -190,11 +195,15 @@ def rank_figure(result: SBCResult):
     edges = np.linspace(0, result.n_ranks, result.bins + 1)
     for k, label in enumerate(labels):
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.axhspan(lo, hi, color="0.85", label="99% band if uniform")
-        ax.axhline(n / result.bins, color="0.5", lw=0.8)
-        ax.hist(result.ranks[label], bins=edges, color="C0", edgecolor="white")
+        ax.axhspan(lo, hi, color="0.88", zorder=0, label="99% band if uniform")
+        for y in (lo, hi):
+            ax.axhline(y, color="0.45", lw=0.8, ls="--", zorder=3)
+        ax.axhline(n / result.bins, color="0.3", lw=0.8, zorder=3)
+        ax.hist(result.ranks[label], bins=edges, color="C0", alpha=0.8, edgecolor="white", zorder=2)
         ax.set_title(f"{label}\nχ² p = {result.p_values[label]:.2f}", fontsize=9)
         ax.set_xlim(0, result.n_ranks)
+        ax.set_ylim(0, max(hi * 1.25, max(np.bincount(np.asarray(result.ranks[label]) * result.bins
+                                                       // result.n_ranks)) + 1))
         ax.set_xlabel(f"rank of the truth (0–{result.n_ranks - 1})", fontsize=8)
         ax.tick_params(labelsize=7)
         if k == 0:

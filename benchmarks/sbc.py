@@ -34,7 +34,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="default", help="preset or TOML file")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/sbc.json"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON at --out")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        result = sbc.SBCResult.from_dict(json.loads(args.out.read_text()))
+        sbc.rank_figure(result).savefig(args.out.with_suffix(".png"), dpi=130)
+        print(f"wrote {args.out.with_suffix('.png')}")
+        return 0
 
     cfg = load_config(args.model)
     cfg.set("model.data_term", "off")   # the simulated references are trained at D0

@@ -1,4 +1,5 @@
 """JAX's persistent compilation cache: where it goes, and that it can be turned off."""
+
 CACHE_CASES = """
 import os, jax
 from bayes_densing.inference import enable_compilation_cache as enable
