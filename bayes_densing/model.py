@@ -278,9 +278,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             # one log-likelihood term per observation, weighted; no observed variable
             if M.likelihood == "robust":
                 raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
-            binomln = log_binomial(n, k)
-            if counts is not None:
-                k, binomln = counts
+            k, binomln = counts if counts is not None else (k, log_binomial(n, k))
             pm.Potential("weighted_loglik",
                          pt.sum(weights[0] * _betabinomial_logp(k, n, p, phi_obs, binomln)))
         elif M.likelihood == "robust":

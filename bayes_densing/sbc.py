@@ -147,8 +147,8 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
     data = design(n_targets, n_benchmarks, seed, config)
     truth, counts = prior_draws(data, config, n_datasets, seed)
     targets = np.unique(np.linspace(0, data.n_target - 1, N_SIZES).round().astype(int))
-    labels = [(label, var, i) for label, var, i in QUANTITIES]
-    labels += [(f"ln N̂ of target {t + 1}", "log_effective_size", int(t)) for t in targets]
+    labels = list(QUANTITIES) + [(f"ln N̂ of target {t + 1}", "log_effective_size", int(t))
+                                 for t in targets]
 
     start = time.perf_counter()
     sweep = compile_sweep(data, config)

@@ -14,6 +14,7 @@ import html
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -198,7 +199,7 @@ FORMULA = "=cmd|' /C calc'!A0"
 SCRIPT = "<script>alert(1)</script>"
 
 
-def unusual(synth) -> "pd.DataFrame":  # noqa: F821
+def unusual(synth) -> tuple[pd.DataFrame, dict]:
     """The shared synthetic file with the unusual features; same models, benchmarks and order,
     so the recorded posterior of lib_run can be replayed against it."""
     df = synth.df.copy()
@@ -242,8 +243,6 @@ def test_unusual_but_legal_input_runs_with_notices_and_warnings(tmp_path, synth,
     assert SCRIPT not in page and "<script" not in page.lower()
     assert html.escape(SCRIPT) in page
     assert FORMULA in (out / "models.csv").read_text()
-    import pandas as pd
-
     models = pd.read_csv(out / "models.csv")
     assert {FORMULA, SCRIPT} <= set(models.model)
 
