@@ -152,6 +152,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}
     elif cfg.sampler == "blackjax":
         _require("blackjax")
+        _require_blackjax_bridge()
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}
     elif cfg.sampler == "nutpie":
         _require("nutpie")
@@ -175,6 +176,18 @@ def _require(module: str) -> None:
     except ImportError:
         raise SamplerError(f"--sampler {module} needs the {module} package: "
                            "pip install 'bayes-densing[samplers]'") from None
+
+
+def _require_blackjax_bridge() -> None:
+    """PyMC's BlackJAX bridge passes ``progress_bar`` to ``window_adaptation``, which BlackJAX
+    1.3 and later reject with a TypeError deep inside the sampler: say so up front."""
+    from importlib.metadata import version
+
+    found = version("blackjax")
+    major_minor = tuple(int(x) for x in found.split(".")[:2] if x.isdigit())
+    if major_minor >= (1, 3):
+        raise SamplerError(f"--sampler blackjax: BlackJAX {found} does not work with PyMC's "
+                           "sampler bridge; pip install 'blackjax>=1.2,<1.3' (or use --sampler numpyro)")
 
 
 def problems(d: dict) -> list[str]:

@@ -125,7 +125,7 @@ def log_binomial(n, k):
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
-def _betabinomial_logp(k, n, p, phi, binomln):
+def betabinomial_logp(k, n, p, phi, binomln):
     """log BetaBinomial(k | n, pφ, (1 − p)φ) with the binomial coefficient as a data constant.
 
     PyMC's BetaBinomial also evaluates the three log-gammas of the binomial coefficient, which
@@ -147,13 +147,14 @@ def gammaln_fused(x):
     Absolute error below 1e-9 for 1e-6 ≤ x ≤ 1e5 (tests/test_laws.py); about twice as fast as
     XLA's lgamma on CPU, where the beta-binomial's six log-gammas dominate each gradient.
     """
+    log = laws._namespace(x).log         # pytensor in the model, jax.numpy in benchmarks/floor.py
     prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
     z = x + 6.0
     zi = 1.0 / z
     zi2 = zi * zi
     series = zi * (1.0 / 12 - zi2 * (1.0 / 360 - zi2 * (1.0 / 1260 - zi2 * (1.0 / 1680
                                                                           - zi2 / 1188))))
-    return (z - 0.5) * pt.log(z) - z + _HALF_LOG_2PI + series - pt.log(prod)
+    return (z - 0.5) * log(z) - z + _HALF_LOG_2PI + series - log(prod)
 
 
 def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
@@ -280,7 +281,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
             k, binomln = counts if counts is not None else (k, log_binomial(n, k))
             pm.Potential("weighted_loglik",
-                         pt.sum(weights[0] * _betabinomial_logp(k, n, p, phi_obs, binomln)))
+                         pt.sum(weights[0] * betabinomial_logp(k, n, p, phi_obs, binomln)))
         elif M.likelihood == "robust":
             a_pi = 2.0
             pi = pm.Beta("outlier_rate", a_pi, a_pi * (1 - P.outlier_rate) / P.outlier_rate)
@@ -294,7 +295,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 raise ModelError("counts as an input need weights (the sweep's model)")
             binomln = log_binomial(n, k)
             pm.CustomDist("correct", p, phi_obs,
-                          logp=lambda value, p_, phi_: _betabinomial_logp(value, n, p_, phi_, binomln),
+                          logp=lambda value, p_, phi_: betabinomial_logp(value, n, p_, phi_, binomln),
                           observed=k, dims="obs")
         if loss_mode:
             has = obs.loss.notna().to_numpy()

@@ -1,4 +1,9 @@
-"""JAX's persistent compilation cache: where it goes, and that it can be turned off."""
+"""Sampler setup: JAX's persistent compilation cache (where it goes, and that it can be turned
+off) and the check of BlackJAX's version before PyMC's bridge would fail deep inside."""
+
+import pytest
+
+from bayes_densing import inference
 
 CACHE_CASES = """
 import os, jax
@@ -26,3 +31,15 @@ def test_compilation_cache_setting():
                          timeout=120)
     assert out.stdout.split() == ["None", "/tmp/bd-cache", "/tmp/xdg/bayes-densing/jax",
                                   "/tmp/mine"], out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("version, ok", [("1.2.5", True), ("1.3", False), ("1.7.1", False)])
+def test_an_incompatible_blackjax_is_refused_up_front(monkeypatch, version, ok):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: version)
+    if ok:
+        inference._require_blackjax_bridge()
+    else:
+        with pytest.raises(inference.SamplerError, match=r"pip install 'blackjax>=1.2,<1.3'"):
+            inference._require_blackjax_bridge()
