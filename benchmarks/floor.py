@@ -133,9 +133,10 @@ def check(data, cfg) -> dict:
         diffs.append(a - b)
     spread = float(np.ptp(diffs))
     scale = abs(float(pymc_logp([jnp.asarray(start[n]) for n in names])))
-    # equal up to float64 rounding of a sum of ~1e4 (the terms are added in another order)
+    # equal up to rounding and the libraries' own normal log-CDFs (≈ 1e-4 seen); a different
+    # prior or likelihood term moves the difference by O(1) between points
     return {"constant": float(np.mean(diffs)), "spread": spread, "log_density_scale": scale,
-            "equal": spread < 1e-8 * scale}
+            "equal": spread < 1e-3}
 
 
 def gradient(data, cfg, reps: int = 2000) -> dict:
@@ -173,19 +174,19 @@ def sample(data, cfg) -> dict:
     mcmc = MCMC(kernel, num_warmup=s.tune, num_samples=s.draws, num_chains=s.chains,
                 chain_method="parallel", progress_bar=False)
     t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(s.seed))
+    mcmc.run(jax.random.PRNGKey(s.seed), extra_fields=("num_steps",))
     jax.block_until_ready(mcmc.get_samples())
     wall = time.perf_counter() - t0
     idata = az.from_numpyro(mcmc)
-    ess_T = float(az.ess(idata.posterior["doubling_months"]))
+    ess_T = float(az.ess(idata, var_names=["doubling_months"])["doubling_months"])
     free = [v for v in idata.posterior.data_vars if v != "doubling_months"]
-    ess = az.ess(idata.posterior[free])
+    ess = az.ess(idata, var_names=free)
     return {"wall_s": wall, "ess_doubling": ess_T, "ess_per_s_doubling": ess_T / wall,
             "min_ess_bulk": float(min(float(ess[v].min()) for v in free)),
             "divergences": int(idata.sample_stats["diverging"].sum()),
             "max_rhat": float(az.rhat(idata.posterior[free]).to_array().max()),
             "doubling_median": float(idata.posterior["doubling_months"].median()),
-            "mean_leapfrog_steps": float(idata.sample_stats["n_steps"].mean())}
+            "mean_leapfrog_steps": float(np.mean(mcmc.get_extra_fields()["num_steps"]))}
 
 
 def main(argv=None) -> int:
