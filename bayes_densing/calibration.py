@@ -1,7 +1,7 @@
 """Recovery of known parameters from simulated data: does a 90% interval cover the truth 90% of
 the time?
 
-Used by ``benchmarks/coverage.py`` (many seeds, full chains) and by the test suite (a few seeds,
+Used by ``benchmarks/interval_coverage.py`` (many seeds, full chains) and by the test suite (a few seeds,
 short chains). Intervals are central (equal-tailed) posterior intervals, whose coverage of a
 fixed truth is the textbook check; the run summaries report HDIs.
 """

@@ -1,7 +1,7 @@
-"""Recovery of known parameters from simulated data (small CI version of benchmarks/coverage.py).
+"""Recovery of known parameters from simulated data (small CI version of benchmarks/interval_coverage.py).
 
 The full check (20 seeded datasets × 60 models × 5 benchmarks, 4×1000 draws) is
-`python benchmarks/coverage.py`, recorded in benchmarks/README.md; `-m slow` runs a larger
+`python benchmarks/interval_coverage.py`, recorded in benchmarks/README.md; `-m slow` runs a larger
 version here.
 """
 

@@ -1,6 +1,6 @@
 """Coverage of the doubling-time slope and of the effective sizes over seeded synthetic datasets.
 
-    python benchmarks/coverage.py --seeds 20 --models 60 --benchmarks 5 --out benchmarks/results/coverage.json
+    python benchmarks/interval_coverage.py --seeds 20 --models 60 --benchmarks 5 --out benchmarks/results/coverage.json
 
 Each seed simulates a dataset from the generative model (doubling time 3.3 months) and fits it
 with the default model (4 chains × 1000 draws after 1000 tuning unless told otherwise). Reports
@@ -47,7 +47,7 @@ def main() -> None:
     a_cov = float(np.mean([r["A_covered"] for r in rows]))
     eta_cov = sum(r["eta_covered"] for r in rows) / sum(r["n_targets"] for r in rows)
     summary = {
-        "command": "python benchmarks/coverage.py " + " ".join(
+        "command": "python benchmarks/interval_coverage.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "date": date.today().isoformat(), "machine": f"{platform.machine()}, "
         f"{__import__('os').cpu_count()} cores", "wall_s": time.time() - start,
