@@ -94,6 +94,7 @@ class SamplerConfig:
     seed: int = 0
     target_accept: float = 0.9
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
+    mass_matrix: str = "diag"         # numpyro: "diag" (PyMC's bridge) or "dense" (dense_nuts.py)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Config:
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))
+        _one_of("sampler.mass_matrix", s.mass_matrix, ("dense", "diag"))
         _one_of("data.params", d.params, ("total", "active"))
         if m.d0 <= 0:
             raise ConfigError(f"model.d0 must be positive (trillions of tokens), got {m.d0}")

@@ -1,0 +1,236 @@
+"""The default sampler: NumPyro's NUTS on PyMC's compiled log density, with a dense mass matrix
+learnt in two warm-up phases.
+
+Why: on the bundled data a dense mass matrix cuts the leapfrog steps per draw from 50 to 31
+and triples the ESS of the doubling time (1,467 → 4,737 for 4 × 1000 draws): the trend's slope,
+the targets' log densities and the curves' levels are correlated, which a diagonal metric
+cannot follow (benchmarks/README.md, "Dense mass matrix"). But NumPyro's own dense adaptation
+starts with windows of 25 draws for ~130 parameters: the covariance is singular, the step size
+collapses, and its warm-up took 112 s at 600+ steps per iteration. So:
+
+1. **Diagonal phase** (first half of ``tune``): NumPyro's windowed adaptation of a diagonal
+   metric and of the step size, from our jittered starting points.
+2. **Dense phase** (second half): the covariance of the last half of phase 1's draws, pooled
+   over all chains and shrunk towards its diagonal, becomes a fixed dense metric; only the
+   step size is adapted again (dual averaging), from where each chain stopped.
+3. **Draws** with that metric and step size.
+
+Chains run in parallel on the XLA devices (``pmap``; PyMC exposes the host's cores as devices),
+and several chains share a device when there are fewer devices than chains (``vmap``: one GPU).
+Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
+program each.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import arviz as az
+import numpy as np
+
+CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
+INITIAL_STEP = 0.1   # the first window's step size, before dual averaging moves it
+ADAPT, FIXED = np.array(True), np.array(False)   # arrays, not Python bools: one compiled program
+
+
+def metric_updates(n_chunks: int) -> list[int]:
+    """After which warm-up chunks the metric is re-estimated: windows that double in length
+    (as Stan's), starting after the first ~8% of the warm-up and ending ~10% before its end, so
+    the step size has a last stretch with the final metric. Four or more chunks."""
+    first = max(1, round(n_chunks * 0.08))
+    last = n_chunks - max(1, round(n_chunks * 0.1))
+    ends, size, at = [], first, first
+    while at < last:
+        ends.append(at)
+        size *= 2
+        at += size
+    if ends and last - ends[-1] < size // 2 and len(ends) > 1:
+        ends.pop()                      # a short last window would be noisy: widen the previous
+    ends.append(last)
+    return ends
+
+
+def _positions(z: dict, names: list[str]) -> np.ndarray:
+    """Draws of one chunk (chain, draw, ...) as rows of NumPyro's flattening (sorted names)."""
+    parts = [np.asarray(z[n]) for n in sorted(names)]
+    rows = parts[0].shape[0] * parts[0].shape[1]
+    return np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
+
+
+def shrunk_covariance(draws: np.ndarray) -> np.ndarray:
+    """Covariance of ``draws`` (n × d), its off-diagonal shrunk towards zero by d / (n + d).
+
+    With n ≫ d the sample covariance is kept almost as it is; with n ≈ d (short runs) half of
+    the off-diagonal is kept, so the metric stays positive definite and well-conditioned.
+    """
+    n, d = draws.shape
+    cov = np.atleast_2d(np.cov(draws, rowvar=False))
+    weight = d / (n + d)
+    shrunk = (1.0 - weight) * cov + weight * np.diag(np.diag(cov))
+    # and Stan's regularisation, so a coordinate that did not move keeps a usable scale
+    return (n / (n + 5.0)) * shrunk + 1e-3 * (5.0 / (n + 5.0)) * np.eye(d)
+
+
+def run(model, cfg, starts: list[dict], *, progressbar: bool = True) -> tuple[az.InferenceData, float]:
+    """NUTS on ``model`` with the sampler settings ``cfg`` from the unconstrained ``starts``
+    (one dict per chain). Returns the InferenceData (posterior of the free variables and the
+    deterministics, sample stats, observed data) and the seconds spent sampling."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.hmc_util import dual_averaging
+    from pymc.sampling.jax import get_jaxified_graph
+
+    names = [v.name for v in model.value_vars]
+    logp = get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp()])
+
+    def potential(params):
+        return -logp(*[params[n] for n in names])[0]
+
+    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+    chains, draws = cfg.chains, cfg.draws
+    # every phase runs in chunks of one length, so one compiled program advances them all
+    # (a program holding NUTS takes ~15-20 s to compile here); warm-up is rounded up to whole
+    # chunks
+    length = math.ceil(draws / min(CHUNKS, draws))
+    n_tune = max(4, math.ceil(cfg.tune / length))
+    n_draw = math.ceil(draws / length)
+    updates = metric_updates(n_tune)
+    n_dev = max(1, min(jax.local_device_count(), chains))
+    per_dev = math.ceil(chains / n_dev)
+    slots = n_dev * per_dev                      # spare slots repeat the last chain; dropped
+
+    def spread(x):                               # (slots, ...) → (devices, chains each, ...)
+        x = np.asarray(x)
+        return x.reshape((n_dev, per_dev) + x.shape[1:])
+
+    def gather(x):                               # the inverse, without the spare slots
+        x = np.asarray(x)
+        return x.reshape((slots,) + x.shape[2:])[:chains]
+
+    def on_devices(f):
+        return jax.pmap(jax.vmap(f))
+
+    da_init, da_update = dual_averaging()
+
+    def chunk(state, da, adapting):
+        """``length`` NUTS transitions; while ``adapting``, dual averaging of the step size."""
+        def step(carry, _):
+            s, da = carry
+            s = sample_kernel(s)
+            da_new = da_update(cfg.target_accept - s.accept_prob, da)
+            da = jax.tree_util.tree_map(lambda new, old: jnp.where(adapting, new, old), da_new, da)
+            eps = jnp.where(adapting, jnp.exp(da[0]), s.adapt_state.step_size)
+            s = s._replace(adapt_state=s.adapt_state._replace(step_size=eps))
+            return (s, da), (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
+                             s.accept_prob)
+        return lax.scan(step, (state, da), None, length=length)
+
+    advance = jax.pmap(jax.vmap(chunk, in_axes=(0, 0, None)), in_axes=(0, 0, None))
+    # NUTS with a given step size and dense metric, no adaptation of its own (NumPyro's
+    # warm-up would bake its schedule into the compiled transition): we adapt between chunks
+    restart = on_devices(lambda key, z, eps, inv_mass: init_kernel(
+        z, 0, step_size=eps, inverse_mass_matrix=inv_mass, adapt_step_size=False,
+        adapt_mass_matrix=False, dense_mass=True, rng_key=key))
+    new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
+    # on the devices, so the state stays a device array and `advance` is not compiled again
+    set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
+        step_size=eps)))
+
+    keys = np.asarray(jax.random.split(jax.random.PRNGKey(cfg.seed), (len(updates) + 1) * slots))
+    keys = keys.reshape(len(updates) + 1, slots, -1)
+    pad = [min(i, chains - 1) for i in range(slots)]
+    z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad])) for n in names}
+    d = sum(int(np.prod(np.shape(starts[0][n]))) for n in names)
+    bar = Progress((n_tune + n_draw) * length, chains, progressbar)
+    t0 = time.perf_counter()
+
+    def start(i, z, eps, inv_mass):
+        eps = np.full((n_dev, per_dev), eps)
+        state = restart(spread(keys[i]), z, eps,
+                        np.broadcast_to(inv_mass, (n_dev, per_dev) + inv_mass.shape))
+        return state, new_da(eps)
+
+    # warm-up: windows of doubling length; at each window's end the metric becomes the
+    # positions' covariance in that window, pooled over the chains (shrunk towards its
+    # diagonal), and the step size's dual averaging starts again from where it was
+    state, da = start(0, z, INITIAL_STEP, np.eye(d))
+    window = []
+    for i in range(n_tune):
+        (state, da), out = advance(state, da, ADAPT)
+        window.append(_positions(jax.tree_util.tree_map(gather, out[0]), names))
+        bar.update(length, "warm-up")
+        if i + 1 in updates:
+            eps = float(np.exp(np.mean(gather(da[1]))))
+            state, da = start(updates.index(i + 1) + 1,
+                              {n: spread(gather(state.z[n])) for n in names},
+                              eps, shrunk_covariance(np.concatenate(window)))
+            window = []
+    # the draws use the averaged step size of the last stretch, the same for every chain
+    eps = float(np.exp(np.mean(gather(da[1]))))
+    state = set_step(state, np.full((n_dev, per_dev), eps))
+
+    outs = []
+    for _ in range(n_draw):
+        (state, da), out = advance(state, da, FIXED)
+        outs.append(jax.tree_util.tree_map(gather, out))
+        bar.update(length, "draws")
+    seconds = time.perf_counter() - t0
+    bar.close()
+
+    z, diverging, n_steps, energy, potential_energy, accept = (
+        jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :draws], *[o[i] for o in outs])
+        for i in range(6))
+    final_step = eps
+    stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
+             "lp": -potential_energy, "acceptance_rate": accept,
+             "tree_depth": np.log2(n_steps).astype(int) + 1,
+             "step_size": np.full(diverging.shape, final_step)}
+    idata = to_inferencedata(model, z, stats)
+    idata.posterior.attrs["sampling_time"] = seconds
+    idata.posterior.attrs["mass_matrix"] = "dense, two-phase warm-up (bayes_densing.dense_nuts)"
+    return idata, seconds
+
+
+def to_inferencedata(model, z: dict, stats: dict) -> az.InferenceData:
+    """Unconstrained draws ``z`` (chain, draw, ...) → InferenceData with PyMC's names, coords
+    and dims: the free variables on their own scale, the deterministics, the sample stats and
+    the observed data."""
+    import jax
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
+    from pymc.sampling.jax import get_jaxified_graph
+
+    names = [v.name for v in model.value_vars]
+    free = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
+    outputs = [v for v in model.unobserved_value_vars if v.name in free]
+    graph = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+    values = jax.jit(jax.vmap(jax.vmap(graph)))(*[z[n] for n in names])
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    posterior = {v.name: np.asarray(x) for v, x in zip(outputs, values)}
+    observed = {k: np.asarray(v) for k, v in find_observations(model).items()}
+    return az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed,
+                        coords=coords, dims=dims)
+
+
+class Progress:
+    """A tqdm bar over all chains' iterations (on stderr), or nothing when disabled."""
+
+    def __init__(self, total: int, chains: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"{chains} chains", unit="it", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def update(self, n: int, phase: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(phase, refresh=False)
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
