@@ -1,19 +1,25 @@
-"""The default sampler: NumPyro's NUTS on PyMC's compiled log density, with a dense mass matrix
-learnt in two warm-up phases.
+"""Opt-in sampler (``sampler.mass_matrix = "dense"``): NumPyro's NUTS transition on PyMC's
+compiled log density, with a dense mass matrix learnt by our own windowed warm-up.
 
-Why: on the bundled data a dense mass matrix cuts the leapfrog steps per draw from 50 to 31
-and triples the ESS of the doubling time (1,467 → 4,737 for 4 × 1000 draws): the trend's slope,
-the targets' log densities and the curves' levels are correlated, which a diagonal metric
-cannot follow (benchmarks/README.md, "Dense mass matrix"). But NumPyro's own dense adaptation
-starts with windows of 25 draws for ~130 parameters: the covariance is singular, the step size
-collapses, and its warm-up took 112 s at 600+ steps per iteration. So:
+Why: the trend's slope, the targets' log densities and the curves' levels are correlated,
+which a diagonal metric cannot follow. With NumPyro's own dense adaptation the model written
+directly in NumPyro (benchmarks/floor.py) took 31 instead of 50 leapfrog steps per draw and
+the ESS of the doubling time rose from 1,467 to 4,737 (4 × 1000 draws) — but its warm-up
+took 112 s at 600+ steps per iteration: its first windows estimate a 138-parameter covariance
+from 25 draws of one chain, which is singular, and the step size collapses. Here:
 
-1. **Diagonal phase** (first half of ``tune``): NumPyro's windowed adaptation of a diagonal
-   metric and of the step size, from our jittered starting points.
-2. **Dense phase** (second half): the covariance of the last half of phase 1's draws, pooled
-   over all chains and shrunk towards its diagonal, becomes a fixed dense metric; only the
-   step size is adapted again (dual averaging), from where each chain stopped.
-3. **Draws** with that metric and step size.
+1. **Windows of doubling length** (as Stan's). The first starts from the identity metric;
+   at each window's end the metric becomes the covariance of that window's positions, pooled
+   over all chains (4 × the draws of one chain), its off-diagonal shrunk towards zero by
+   d / (n + d) (``shrunk_covariance``); the step size's dual averaging starts again.
+2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
+
+NumPyro's own warm-up is not used (``num_warmup=0``): its schedule would be baked into the
+compiled transition, and each new schedule or metric shape costs another ~15 s compile.
+
+Measured on the bundled data (benchmarks/README.md, "Dense mass matrix"): min bulk ESS 1,966
+instead of 514 at 26 leapfrog steps per draw instead of 48, but 2 divergent transitions in
+4,000, which is why it is not the default yet.
 
 Chains run in parallel on the XLA devices (``pmap``; PyMC exposes the host's cores as devices),
 and several chains share a device when there are fewer devices than chains (``vmap``: one GPU).
