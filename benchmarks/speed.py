@@ -28,16 +28,21 @@ import arviz as az
 import numpy as np
 
 
+def timed(cmd: list[str], overrides: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``cmd`` with ``--set`` for each override in a fresh process; the process and its wall s."""
+    for o in overrides:
+        cmd = cmd + ["--set", o]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return proc, time.perf_counter() - start
+
+
 def run_floor(name: str, overrides: list[str]) -> dict:
     """The hand-written NumPyro model (benchmarks/floor.py), also in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "floor.json"
-        cmd = [sys.executable, str(Path(__file__).with_name("floor.py")), "--sample", "--out", str(out)]
-        for o in overrides:
-            cmd += ["--set", o]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - start
+        proc, wall = timed([sys.executable, str(Path(__file__).with_name("floor.py")), "--sample",
+                            "--out", str(out)], overrides)
         if proc.returncode != 0:
             return {"variant": name, "error": proc.stderr[-2000:]}
         s = json.loads(out.read_text())["sample"]
@@ -54,13 +59,8 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
         return run_floor(name, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "bayes_densing.cli", "sample", "--out", str(out), "--quiet",
-               "--allow-warnings", *extra]
-        for o in overrides:
-            cmd += ["--set", o]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - start
+        proc, wall = timed([sys.executable, "-m", "bayes_densing.cli", "sample", "--out", str(out),
+                            "--quiet", "--allow-warnings", *extra], overrides)
         if proc.returncode != 0:
             return {"variant": name, "overrides": overrides, "error": proc.stderr[-2000:]}
         diag = json.loads((out / "diagnostics.json").read_text())
