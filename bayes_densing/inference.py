@@ -157,16 +157,16 @@ def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITT
 def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> SampleResult:
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
     n_devices = select_device(cfg.device)
+    method = chain_method(cfg, n_devices)
     if cfg.sampler == "numpyro" and cfg.mass_matrix == "dense":
         from . import dense_nuts
 
         start = time.perf_counter()
         starts = unconstrained_starts(model, cfg.chains, cfg.seed)
-        idata, seconds = dense_nuts.run(model, cfg, starts, progressbar=progressbar)
+        idata, seconds = dense_nuts.run(model, cfg, starts, parallel=method == "parallel",
+                                        progressbar=progressbar)
         return SampleResult(idata=idata, wall_s=time.perf_counter() - start, sampling_s=seconds,
-                            chain_method="parallel" if cfg.device == "cpu" or n_devices > 1
-                            else "vectorized")
-    method = chain_method(cfg, n_devices)
+                            chain_method=method)
     kwargs: dict = {"initvals": initial_points(model, cfg.chains, cfg.seed)}
     if cfg.sampler == "numpyro":
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}

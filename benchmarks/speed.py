@@ -37,12 +37,14 @@ def timed(cmd: list[str], overrides: list[str]) -> tuple[subprocess.CompletedPro
     return proc, time.perf_counter() - start
 
 
-def run_floor(name: str, overrides: list[str]) -> dict:
-    """The hand-written NumPyro model (benchmarks/floor.py), also in a fresh process."""
+def run_floor(name: str, overrides: list[str], extra: list[str]) -> dict:
+    """The hand-written NumPyro model (benchmarks/floor.py), also in a fresh process, on the
+    same ``--data`` as the other variants."""
+    data = [] if "--data" not in extra else ["--data", extra[extra.index("--data") + 1]]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "floor.json"
         proc, wall = timed([sys.executable, str(Path(__file__).with_name("floor.py")), "--sample",
-                            "--out", str(out)], overrides)
+                            "--out", str(out), *data], overrides)
         if proc.returncode != 0:
             return {"variant": name, "error": proc.stderr[-2000:]}
         s = json.loads(out.read_text())["sample"]
@@ -56,7 +58,7 @@ def run_floor(name: str, overrides: list[str]) -> dict:
 
 def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
     if name == "floor":
-        return run_floor(name, overrides)
+        return run_floor(name, overrides, extra)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         proc, wall = timed([sys.executable, "-m", "bayes_densing.cli", "sample", "--out", str(out),

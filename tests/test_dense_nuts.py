@@ -34,12 +34,18 @@ def test_metric_windows_double_and_leave_a_last_stretch_for_the_step_size(n):
     assert all(b >= a for a, b in zip(sizes[:-1], sizes[1:-1]))   # growing, but the last
 
 
-def test_a_dense_metric_fit_is_reproducible_and_finds_the_truth(synth, small_config):
+def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains(synth, small_config):
+    """Chains on their own devices (the CPU default) and batched on one device (a single GPU's
+    "vectorized" layout). Their draws are not equal: batched arithmetic rounds differently and
+    NUTS trajectories amplify it. Same-seed reproducibility is tests/test_run.py's."""
     cfg = small_config(draws=150, tune=150)
     cfg.set("sampler.mass_matrix", "dense")
     data = load(cfg, synth.csv)
     first = run.fit(cfg, data=data, progressbar=False)
+    assert first.diagnostics["chain_method"] == "parallel"
+    cfg.set("sampler.chain_method", "vectorized")
     again = run.fit(cfg, data=data, progressbar=False)
+    assert again.diagnostics["chain_method"] == "vectorized"
     post = first.idata.posterior
     assert post.attrs["mass_matrix"].startswith("dense")
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150
@@ -50,8 +56,8 @@ def test_a_dense_metric_fit_is_reproducible_and_finds_the_truth(synth, small_con
                  "acceptance_rate"):
         assert name in stats, name
     assert "observed_data" in first.idata.groups()
-    np.testing.assert_array_equal(post["A"].values, again.idata.posterior["A"].values)
-    d = diagnose(first.idata, ["A", "B_centre", "sigma_v", "z_centre"])
-    assert d["divergences"] <= 3 and d["max_rhat"] < 1.05, d
-    lo, hi = np.quantile(post["doubling_months"].values, [0.01, 0.99])
-    assert lo < synth.truth["doubling_months"] < hi, (lo, hi)
+    for fit in (first, again):
+        d = diagnose(fit.idata, ["A", "B_centre", "sigma_v", "z_centre"])
+        assert d["divergences"] <= 3 and d["max_rhat"] < 1.05, d
+        lo, hi = np.quantile(fit.idata.posterior["doubling_months"].values, [0.01, 0.99])
+        assert lo < synth.truth["doubling_months"] < hi, (lo, hi)

@@ -42,8 +42,10 @@ def test_same_seed_gives_identical_posterior_files(lib_run, cli_run):
 
 
 def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_config, monkeypatch):
-    """The seed is what pm.sample gets, and different seeds start the chains elsewhere (the
+    """The seed is what the sampler gets — dense_nuts (the default) and pm.sample (the diagonal
+    metric and the other samplers) — and different seeds start the chains elsewhere (the
     draws themselves then differ: `-m slow` checks that with a second real fit)."""
+    import bayes_densing.dense_nuts as dense_nuts
     import bayes_densing.inference as inference
     from bayes_densing.data import load
     from bayes_densing.model import build_model
@@ -51,6 +53,19 @@ def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_confi
     cfg = small_config(seed=7)
     model = build_model(load(cfg, synth.csv), cfg)
     seen = {}
+
+    def fake_dense(model, sampler_cfg, starts, **kw):
+        seen.update(dense_seed=sampler_cfg.seed, starts=starts)
+        raise _Stop.Raised("dense")
+
+    monkeypatch.setattr(dense_nuts, "run", fake_dense)
+    with pytest.raises(_Stop.Raised):
+        inference.sample(model, cfg.sampler, progressbar=False)
+    assert seen["dense_seed"] == 7
+    starts = inference.unconstrained_starts(model, cfg.sampler.chains, 7)
+    assert all(np.array_equal(seen["starts"][0][k], starts[0][k]) for k in starts[0])
+
+    cfg.set("sampler.mass_matrix", "diag")
     monkeypatch.setattr(inference.pm, "sample", lambda **kw: seen.update(kw) or _Stop())
     with pytest.raises(_Stop.Raised):
         inference.sample(model, cfg.sampler, progressbar=False)
