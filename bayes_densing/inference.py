@@ -105,6 +105,26 @@ class SampleResult:
     wall_s: float
     sampling_s: float | None
     chain_method: str
+    mass_matrix: str = "-"     # numpyro: "dense" or "diag"; the other samplers: their own
+
+
+DENSE_MAX_PARAMS = 500
+
+
+def mass_matrix(model: pm.Model, cfg: SamplerConfig) -> str:
+    """The metric NumPyro's NUTS uses: ``cfg.mass_matrix``, where ``auto`` means dense up to
+    DENSE_MAX_PARAMS unconstrained parameters and diagonal above.
+
+    Why the cut: on the bundled data (138 parameters) the dense metric gives ~4× the ESS per
+    second, but a NUTS step with a d × d metric does several d × d matrix-vector products (the
+    leapfrog and every U-turn check): at 1,000 synthetic models (~1,040 parameters) a step cost
+    ~13 ms against a 3.3 ms gradient, and the dense fit was several times slower than the
+    diagonal one (benchmarks/README.md, "Scaling").
+    """
+    if cfg.mass_matrix != "auto":
+        return cfg.mass_matrix
+    n = sum(int(np.size(v)) for v in model.initial_point().values())
+    return "dense" if n <= DENSE_MAX_PARAMS else "diag"
 
 
 JITTER = 0.5
@@ -158,7 +178,8 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
     n_devices = select_device(cfg.device)
     method = chain_method(cfg, n_devices)
-    if cfg.sampler == "numpyro" and cfg.mass_matrix == "dense":
+    metric = mass_matrix(model, cfg) if cfg.sampler == "numpyro" else "-"
+    if metric == "dense":
         from . import dense_nuts
 
         start = time.perf_counter()
@@ -166,7 +187,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
         idata, seconds = dense_nuts.run(model, cfg, starts, parallel=method == "parallel",
                                         progressbar=progressbar)
         return SampleResult(idata=idata, wall_s=time.perf_counter() - start, sampling_s=seconds,
-                            chain_method=method)
+                            chain_method=method, mass_matrix=metric)
     kwargs: dict = {"initvals": initial_points(model, cfg.chains, cfg.seed)}
     if cfg.sampler == "numpyro":
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}
@@ -187,7 +208,8 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     wall = time.perf_counter() - start
     sampling = idata.posterior.attrs.get("sampling_time")
     return SampleResult(idata=idata, wall_s=wall, sampling_s=float(sampling) if sampling else None,
-                        chain_method=method if cfg.sampler in ("numpyro", "blackjax") else "-")
+                        chain_method=method if cfg.sampler in ("numpyro", "blackjax") else "-",
+                        mass_matrix=metric)
 
 
 def _require(module: str) -> None:

@@ -119,7 +119,8 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     classic_point = classic_summary(data, config)
     diagnostics.update({
         "sampler": config.sampler.sampler, "device": config.sampler.device,
-        "chain_method": sampled.chain_method, "wall_s": sampled.wall_s,
+        "chain_method": sampled.chain_method, "mass_matrix": sampled.mass_matrix,
+        "wall_s": sampled.wall_s,
         "sampling_s": sampled.sampling_s, "seed": config.sampler.seed,
         "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
         "notices": data.notices, "warnings": data.warnings, "doubling": doubling,

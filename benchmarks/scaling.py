@@ -80,7 +80,8 @@ def figure(record: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     panels = [(key, label) for key, label in (("gradient_us", "µs per gradient"),
-                                              ("wall_s", "fit wall time (s)"))
+                                              ("wall_s", "fit wall time (s)"),
+                                              ("ess_per_s_doubling", "ESS/s of the doubling time"))
               if any(key in r for r in record["rows"])]
     fig = Figure(figsize=(5.2 * len(panels), 4), layout="constrained")
     for i, (key, label) in enumerate(panels):
@@ -107,13 +108,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gradient", action="store_true")
     ap.add_argument("--fit", action="store_true")
-    ap.add_argument("--models", type=int, nargs="+", default=list(MODELS))
-    ap.add_argument("--benchmarks", type=int, nargs="+", default=list(BENCHMARKS))
+    ap.add_argument("--models", type=int, nargs="*", default=list(MODELS), help="none: skip this grid")
+    ap.add_argument("--benchmarks", type=int, nargs="*", default=list(BENCHMARKS),
+                    help="none: skip this grid")
     ap.add_argument("--fixed-benchmarks", type=int, default=8, help="benchmarks on the models grid")
     ap.add_argument("--fixed-models", type=int, default=200, help="models on the benchmarks grid")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. sampler.mass_matrix=diag")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling.json"))
     args = ap.parse_args(argv)
 
@@ -123,6 +127,8 @@ def main(argv=None) -> int:
     select_device("cpu")
     cfg = Config()
     cfg.set("model.data_term", "off")
+    for override in args.set:
+        cfg.set(*override.split("=", 1))
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = args.chains, args.draws, args.tune
     grid = [("models", m, args.fixed_benchmarks) for m in args.models]
     grid += [("benchmarks", args.fixed_models, b) for b in args.benchmarks]
@@ -138,13 +144,14 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
     exponents = {}
     for name, axis in (("models", "n_models"), ("benchmarks", "n_benchmarks")):
-        for key in ("gradient_us", "wall_s"):
+        for key in ("gradient_us", "wall_s", "ess_per_s_doubling"):
             sel = [r for r in rows if r["grid"] == name and key in r]
             if len(sel) >= 2:
                 exponents[f"{name}_{key}"] = exponent([r[axis] for r in sel], [r[key] for r in sel])
     record = {"command": "python " + " ".join(sys.argv), "date": date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "sampler": {"chains": args.chains, "draws": args.draws, "tune": args.tune},
+              "sampler": {"chains": args.chains, "draws": args.draws, "tune": args.tune,
+                          "overrides": args.set},
               "rows": rows, "exponents": exponents}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
