@@ -94,8 +94,7 @@ class SamplerConfig:
     seed: int = 0
     target_accept: float = 0.95       # the dense metric diverged 2 in 4,000 at 0.9 (benchmarks/)
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
-    mass_matrix: str = "auto"         # numpyro: "dense" (dense_nuts.py), "diag" (PyMC's bridge),
-                                      # "auto": dense up to 500 parameters (inference.mass_matrix)
+    mass_matrix: str = "dense"        # numpyro: "dense" (dense_nuts.py) or "diag" (PyMC's bridge)
 
 
 @dataclass
@@ -116,7 +115,7 @@ class Config:
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))
-        _one_of("sampler.mass_matrix", s.mass_matrix, ("auto", "dense", "diag"))
+        _one_of("sampler.mass_matrix", s.mass_matrix, ("dense", "diag"))
         _one_of("data.params", d.params, ("total", "active"))
         if m.d0 <= 0:
             raise ConfigError(f"model.d0 must be positive (trillions of tokens), got {m.d0}")

@@ -1,6 +1,5 @@
-"""The default sampler up to 500 parameters (``sampler.mass_matrix = "auto"`` or ``"dense"``;
-``inference.mass_matrix`` chooses): NumPyro's NUTS transition on PyMC's compiled log density,
-with a dense mass matrix learnt by our own windowed warm-up.
+"""The default sampler (``sampler.mass_matrix = "dense"``): NumPyro's NUTS transition on PyMC's
+compiled log density, with a dense mass matrix learnt by our own windowed warm-up.
 
 Why: the trend's slope, the targets' log densities and the curves' levels are correlated,
 which a diagonal metric cannot follow. With NumPyro's own dense adaptation the model written

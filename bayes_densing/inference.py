@@ -108,25 +108,6 @@ class SampleResult:
     mass_matrix: str = "-"     # numpyro: "dense" or "diag"; the other samplers: their own
 
 
-DENSE_MAX_PARAMS = 500
-
-
-def mass_matrix(model: pm.Model, cfg: SamplerConfig) -> str:
-    """The metric NumPyro's NUTS uses: ``cfg.mass_matrix``, where ``auto`` means dense up to
-    DENSE_MAX_PARAMS unconstrained parameters and diagonal above.
-
-    Why the cut: on the bundled data (138 parameters) the dense metric gives ~4× the ESS per
-    second, but a NUTS step with a d × d metric does several d × d matrix-vector products (the
-    leapfrog and every U-turn check): at 1,000 synthetic models (~1,040 parameters) a step cost
-    ~13 ms against a 3.3 ms gradient, and the dense fit was several times slower than the
-    diagonal one (benchmarks/README.md, "Scaling").
-    """
-    if cfg.mass_matrix != "auto":
-        return cfg.mass_matrix
-    n = sum(int(np.size(v)) for v in model.initial_point().values())
-    return "dense" if n <= DENSE_MAX_PARAMS else "diag"
-
-
 JITTER = 0.5
 
 
@@ -178,7 +159,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
     n_devices = select_device(cfg.device)
     method = chain_method(cfg, n_devices)
-    metric = mass_matrix(model, cfg) if cfg.sampler == "numpyro" else "-"
+    metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric == "dense":
         from . import dense_nuts
 

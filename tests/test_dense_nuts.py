@@ -43,6 +43,7 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
     data = load(cfg, synth.csv)
     first = run.fit(cfg, data=data, progressbar=False)
     assert first.diagnostics["chain_method"] == "parallel"
+    assert first.diagnostics["mass_matrix"] == "dense"
     cfg.set("sampler.chain_method", "vectorized")
     again = run.fit(cfg, data=data, progressbar=False)
     assert again.diagnostics["chain_method"] == "vectorized"
@@ -62,18 +63,3 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
         lo, hi = np.quantile(fit.idata.posterior["doubling_months"].values, [0.01, 0.99])
         assert lo < synth.truth["doubling_months"] < hi, (lo, hi)
 
-
-def test_auto_takes_the_dense_metric_for_small_models_and_the_diagonal_for_large(synth, small_config,
-                                                                                  monkeypatch):
-    from bayes_densing import inference
-    from bayes_densing.model import build_model
-
-    cfg = small_config()
-    model = build_model(load(cfg, synth.csv), cfg)
-    n = sum(int(np.size(v)) for v in model.initial_point().values())
-    assert cfg.sampler.mass_matrix == "auto"
-    assert inference.mass_matrix(model, cfg.sampler) == "dense"
-    monkeypatch.setattr(inference, "DENSE_MAX_PARAMS", n - 1)
-    assert inference.mass_matrix(model, cfg.sampler) == "diag"
-    cfg.set("sampler.mass_matrix", "dense")
-    assert inference.mass_matrix(model, cfg.sampler) == "dense"
