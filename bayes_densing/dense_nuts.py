@@ -87,8 +87,9 @@ def run(model, cfg, starts: list[dict], *, parallel: bool = True,
         progressbar: bool = True) -> tuple[az.InferenceData, float]:
     """NUTS on ``model`` with the sampler settings ``cfg`` from the unconstrained ``starts``
     (one dict per chain), the chains on as many XLA devices as there are (``parallel``) or
-    batched on one (``parallel=False``: one GPU). Returns the InferenceData (posterior of the free variables and the
-    deterministics, sample stats, observed data) and the seconds spent sampling."""
+    batched on one (``parallel=False``: one GPU). Returns the InferenceData (posterior of the
+    free variables and the deterministics, sample stats, observed data) and the seconds spent
+    sampling."""
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -198,11 +199,10 @@ def run(model, cfg, starts: list[dict], *, parallel: bool = True,
     z, diverging, n_steps, energy, potential_energy, accept = (
         jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :draws], *[o[i] for o in outs])
         for i in range(6))
-    final_step = eps
     stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
              "lp": -potential_energy, "acceptance_rate": accept,
              "tree_depth": np.log2(n_steps).astype(int) + 1,
-             "step_size": np.full(diverging.shape, final_step)}
+             "step_size": np.full(diverging.shape, eps)}
     idata = to_inferencedata(model, z, stats)
     idata.posterior.attrs["sampling_time"] = seconds
     idata.posterior.attrs["mass_matrix"] = "dense, two-phase warm-up (bayes_densing.dense_nuts)"
