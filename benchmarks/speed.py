@@ -4,7 +4,7 @@
 
 Each variant runs `bayes-densing sample` (4 chains × 1000 draws after 1000 tuning unless
 overridden with --set) in a fresh process, so compilation is included in the wall time, one
-after the other in the same invocation; the table reports ratios to the first variant because
+after the other in the same invocation; the table reports ratios to the first variant (that ran) because
 these machines are noisy. Results go to benchmarks/results/speed-<date>.json and are appended
 by hand to benchmarks/README.md. The variant named ``floor`` runs benchmarks/floor.py (the same
 model written directly in NumPyro) instead. Set BAYES_DENSING_JAX_CACHE=off to time cold
@@ -98,7 +98,9 @@ def main() -> None:
               f"R-hat {r['max_rhat']:.3f}, steps {r['leapfrog_steps']:.0f}", flush=True)
     failed = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
-    base = rows[0]
+    if not rows:
+        raise SystemExit("every variant failed; nothing to compare")
+    base = rows[0]      # the first variant that ran: the ratios are to it
     for r in rows:
         r["wall_ratio"] = r["process_wall_s"] / base["process_wall_s"]
         r["ess_per_s_ratio"] = r["ess_per_s_doubling"] / base["ess_per_s_doubling"]
