@@ -4,8 +4,8 @@
 
 Each variant runs `bayes-densing sample` (4 chains × 1000 draws after 1000 tuning unless
 overridden with --set) in a fresh process, so compilation is included in the wall time, one
-after the other in the same invocation; the table reports ratios to the first variant (that ran) because
-these machines are noisy. Results go to benchmarks/results/speed-<date>.json and are appended
+after the other in the same invocation; the table reports ratios to the first variant (the
+first that ran) because these machines are noisy. Results go to benchmarks/results/speed-<date>.json and are appended
 by hand to benchmarks/README.md. The variant named ``floor`` runs benchmarks/floor.py (the same
 model written directly in NumPyro) instead. Set BAYES_DENSING_JAX_CACHE=off to time cold
 compilation; a variant that fails is reported and the others still run.
