@@ -28,7 +28,10 @@ seeds tried.
 Chains run in parallel on the XLA devices (``pmap``; PyMC exposes the host's cores as devices),
 and several chains share a device when there are fewer devices than chains (``vmap``: one GPU).
 Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
-program each.
+program each. A :class:`Sampler` compiles once for a model whose inputs other than the
+parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
+programs: the sweeps (``sweep.py``) fit every subset or dataset with one compile, and a run
+can start from another's adapted metric, step size and positions (``warm``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -83,149 +87,220 @@ def shrunk_covariance(draws: np.ndarray) -> np.ndarray:
     return (n / (n + 5.0)) * shrunk + 1e-3 * (5.0 / (n + 5.0)) * np.eye(d)
 
 
+@dataclass
+class Draws:
+    """What one run gives: unconstrained draws ``z`` (chain, draw, ...), the sample stats, the
+    seconds spent sampling, and the adapted state, which can warm-start another run:
+    ``metric`` (the inverse mass matrix, d × d or its diagonal), ``step_size`` and each chain's
+    ``last`` position."""
+
+    z: dict
+    stats: dict
+    seconds: float
+    metric: np.ndarray
+    step_size: float
+    last: list[dict]
+
+
+class Sampler:
+    """NUTS with our windowed warm-up for one compiled log density, reusable across runs.
+
+    ``inputs``: PyTensor variables of ``model`` that are not parameters (a sweep's weights,
+    an SBC dataset's counts); each run passes their values as ``args``, so every run of the
+    same shapes reuses the same compiled programs. ``cfg``: the sampler settings (chains,
+    draws, tune, target acceptance, and the metric, ``mass_matrix`` = "dense" or "diag").
+    ``parallel``: the chains on as many XLA devices as there are, else batched on one (a GPU).
+    """
+
+    def __init__(self, model, cfg, *, inputs=(), parallel: bool = True):
+        import jax
+        import jax.numpy as jnp
+        from jax import lax
+        from numpyro.infer.hmc import hmc
+        from numpyro.infer.hmc_util import dual_averaging
+        from pymc.sampling.jax import get_jaxified_graph
+
+        self.names = names = [v.name for v in model.value_vars]
+        logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])
+
+        def potential(params, *args):
+            return -logp(*[params[n] for n in names], *args)[0]
+
+        init_kernel, sample_kernel = hmc(
+            potential_fn_gen=lambda *args: (lambda params: potential(params, *args)), algo="NUTS")
+        self.cfg, self.dense = cfg, cfg.mass_matrix != "diag"
+        chains, draws = cfg.chains, cfg.draws
+        # every phase runs in chunks of one length, so one compiled program advances them all
+        # (a program holding NUTS takes ~15-20 s to compile here); the warm-up is rounded up
+        # to whole chunks
+        self.length = length = math.ceil(draws / min(CHUNKS, draws))
+        self.n_tune = max(4, math.ceil(cfg.tune / length))
+        self.n_draw = math.ceil(draws / length)
+        self.updates = metric_updates(self.n_tune)
+        self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
+        self.per_dev = math.ceil(chains / self.n_dev)
+        self.slots = self.n_dev * self.per_dev    # spare slots repeat the last chain; dropped
+        da_init, da_update = dual_averaging()
+
+        def chunk(state, da, adapting, args):
+            """``length`` NUTS transitions; while ``adapting``, dual averaging of the step size."""
+            def step(carry, _):
+                s, da = carry
+                s = sample_kernel(s, model_args=args)
+                da_new = da_update(cfg.target_accept - s.accept_prob, da)
+                da = jax.tree_util.tree_map(lambda new, old: jnp.where(adapting, new, old),
+                                            da_new, da)
+                eps = jnp.where(adapting, jnp.exp(da[0]), s.adapt_state.step_size)
+                s = s._replace(adapt_state=s.adapt_state._replace(step_size=eps))
+                return (s, da), (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
+                                 s.accept_prob)
+            return lax.scan(step, (state, da), None, length=length)
+
+        def on_devices(f, in_axes=0):
+            return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
+
+        self.advance = on_devices(chunk, in_axes=(0, 0, None, 0))
+        # NUTS with a given step size and metric, no adaptation of its own (NumPyro's warm-up
+        # would bake its schedule into the compiled transition): we adapt between chunks
+        self.restart = on_devices(lambda key, z, eps, inv_mass, args: init_kernel(
+            z, 0, step_size=eps, inverse_mass_matrix=inv_mass, adapt_step_size=False,
+            adapt_mass_matrix=False, dense_mass=self.dense, model_args=args, rng_key=key))
+        self.new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
+        # on the devices, so the state stays a device array and `advance` is not compiled again
+        self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
+            step_size=eps)))
+
+    def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
+        x = np.asarray(x)
+        return x.reshape((self.n_dev, self.per_dev) + x.shape[1:])
+
+    def gather(self, x):                          # the inverse, without the spare slots
+        x = np.asarray(x)
+        return x.reshape((self.slots,) + x.shape[2:])[:self.cfg.chains]
+
+    def run(self, starts: list[dict], args=(), *, seed: int, warm: Draws | None = None,
+            progressbar: bool = True) -> Draws:
+        """Warm-up and draws from the unconstrained ``starts`` (one dict per chain), with the
+        inputs' values ``args``. ``warm``: a run to start from (its chains' last positions,
+        metric and step size) instead of ``starts``, the identity metric and a step of 0.1;
+        the warm-up's schedule is the same."""
+        import jax
+
+        chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
+                                                self.slots, self.names)
+        spread, gather, updates = self.spread, self.gather, self.updates
+        args = tuple(np.broadcast_to(np.asarray(a, dtype=float), (n_dev, per_dev) + np.shape(a))
+                     for a in args)
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), (len(updates) + 1) * slots))
+        keys = keys.reshape(len(updates) + 1, slots, -1)
+        pad = [min(i, chains - 1) for i in range(slots)]
+        if warm is not None:
+            starts = warm.last
+        z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad]))
+             for n in names}
+        d = sum(int(np.prod(np.shape(starts[0][n]))) for n in names)
+        bar = Progress((self.n_tune + self.n_draw) * self.length, chains, progressbar)
+        t0 = time.perf_counter()
+
+        def metric(cov):
+            return cov if self.dense else np.diag(cov)
+
+        def start(i, z, eps, inv_mass):
+            eps = np.full((n_dev, per_dev), eps)
+            state = self.restart(spread(keys[i]), z, eps,
+                                 np.broadcast_to(inv_mass, (n_dev, per_dev) + inv_mass.shape),
+                                 args)
+            return state, self.new_da(eps)
+
+        # warm-up: windows of doubling length; at each window's end the metric becomes the
+        # positions' covariance in that window, pooled over the chains (shrunk towards its
+        # diagonal), and the step size's dual averaging starts again from where it was
+        inv_mass = metric(np.eye(d)) if warm is None else warm.metric
+        state, da = start(0, z, INITIAL_STEP if warm is None else warm.step_size, inv_mass)
+        window = []
+        for i in range(self.n_tune):
+            (state, da), out = self.advance(state, da, ADAPT, args)
+            window.append(_positions(jax.tree_util.tree_map(gather, out[0]), names))
+            bar.update(self.length, "warm-up")
+            if i + 1 in updates:
+                eps = float(np.exp(np.mean(gather(da[1]))))
+                cov = shrunk_covariance(np.concatenate(window))
+                if i + 1 == updates[0] and warm is None:
+                    cov = np.diag(np.diag(cov))     # from the identity: only the scales
+                inv_mass = metric(cov)
+                state, da = start(updates.index(i + 1) + 1,
+                                  {n: spread(gather(state.z[n])) for n in names}, eps, inv_mass)
+                window = []
+        # the draws use the averaged step size of the last stretch, the same for every chain
+        eps = float(np.exp(np.mean(gather(da[1]))))
+        state = self.set_step(state, np.full((n_dev, per_dev), eps))
+
+        outs = []
+        for _ in range(self.n_draw):
+            (state, da), out = self.advance(state, da, FIXED, args)
+            outs.append(jax.tree_util.tree_map(gather, out))
+            bar.update(self.length, "draws")
+        seconds = time.perf_counter() - t0
+        bar.close()
+
+        z, diverging, n_steps, energy, potential_energy, accept = (
+            jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :self.cfg.draws],
+                                   *[o[i] for o in outs])
+            for i in range(6))
+        stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
+                 "lp": -potential_energy, "acceptance_rate": accept,
+                 "tree_depth": np.log2(n_steps).astype(int) + 1,
+                 "step_size": np.full(diverging.shape, eps)}
+        last = [{n: np.asarray(z[n][c, -1]) for n in names} for c in range(chains)]
+        return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps, last=last)
+
+
 def run(model, cfg, starts: list[dict], *, parallel: bool = True,
         progressbar: bool = True) -> tuple[az.InferenceData, float]:
-    """NUTS on ``model`` with the sampler settings ``cfg`` from the unconstrained ``starts``
-    (one dict per chain), the chains on as many XLA devices as there are (``parallel``) or
-    batched on one (``parallel=False``: one GPU). Returns the InferenceData (posterior of the
-    free variables and the deterministics, sample stats, observed data) and the seconds spent
-    sampling."""
+    """One fit of ``model`` with the sampler settings ``cfg`` from the unconstrained ``starts``
+    (one dict per chain; ``parallel``: see :class:`Sampler`). Returns the InferenceData
+    (posterior of the free variables and the deterministics, sample stats, observed data) and
+    the seconds spent sampling."""
+    draws = Sampler(model, cfg, parallel=parallel).run(starts, seed=cfg.seed,
+                                                       progressbar=progressbar)
+    idata = to_inferencedata(model, draws.z, draws.stats)
+    idata.posterior.attrs["sampling_time"] = draws.seconds
+    idata.posterior.attrs["mass_matrix"] = (f"{'dense' if cfg.mass_matrix != 'diag' else 'diag'}"
+                                            ", windowed warm-up (bayes_densing.dense_nuts)")
+    return idata, draws.seconds
+
+
+def posterior_function(model, inputs=()):
+    """A jitted function of unconstrained draws (chain, draw, ...) and the ``inputs``' values
+    → the free variables on their own scale and the deterministics, by name."""
     import jax
-    import jax.numpy as jnp
-    from jax import lax
-    from numpyro.infer.hmc import hmc
-    from numpyro.infer.hmc_util import dual_averaging
-    from pymc.sampling.jax import get_jaxified_graph
-
-    names = [v.name for v in model.value_vars]
-    logp = get_jaxified_graph(inputs=model.value_vars, outputs=[model.logp()])
-
-    def potential(params):
-        return -logp(*[params[n] for n in names])[0]
-
-    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
-    chains, draws = cfg.chains, cfg.draws
-    # every phase runs in chunks of one length, so one compiled program advances them all
-    # (a program holding NUTS takes ~15-20 s to compile here); warm-up is rounded up to whole
-    # chunks
-    length = math.ceil(draws / min(CHUNKS, draws))
-    n_tune = max(4, math.ceil(cfg.tune / length))
-    n_draw = math.ceil(draws / length)
-    updates = metric_updates(n_tune)
-    n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
-    per_dev = math.ceil(chains / n_dev)
-    slots = n_dev * per_dev                      # spare slots repeat the last chain; dropped
-
-    def spread(x):                               # (slots, ...) → (devices, chains each, ...)
-        x = np.asarray(x)
-        return x.reshape((n_dev, per_dev) + x.shape[1:])
-
-    def gather(x):                               # the inverse, without the spare slots
-        x = np.asarray(x)
-        return x.reshape((slots,) + x.shape[2:])[:chains]
-
-    def on_devices(f):
-        return jax.pmap(jax.vmap(f))
-
-    da_init, da_update = dual_averaging()
-
-    def chunk(state, da, adapting):
-        """``length`` NUTS transitions; while ``adapting``, dual averaging of the step size."""
-        def step(carry, _):
-            s, da = carry
-            s = sample_kernel(s)
-            da_new = da_update(cfg.target_accept - s.accept_prob, da)
-            da = jax.tree_util.tree_map(lambda new, old: jnp.where(adapting, new, old), da_new, da)
-            eps = jnp.where(adapting, jnp.exp(da[0]), s.adapt_state.step_size)
-            s = s._replace(adapt_state=s.adapt_state._replace(step_size=eps))
-            return (s, da), (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
-                             s.accept_prob)
-        return lax.scan(step, (state, da), None, length=length)
-
-    advance = jax.pmap(jax.vmap(chunk, in_axes=(0, 0, None)), in_axes=(0, 0, None))
-    # NUTS with a given step size and dense metric, no adaptation of its own (NumPyro's
-    # warm-up would bake its schedule into the compiled transition): we adapt between chunks
-    restart = on_devices(lambda key, z, eps, inv_mass: init_kernel(
-        z, 0, step_size=eps, inverse_mass_matrix=inv_mass, adapt_step_size=False,
-        adapt_mass_matrix=False, dense_mass=True, rng_key=key))
-    new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
-    # on the devices, so the state stays a device array and `advance` is not compiled again
-    set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
-        step_size=eps)))
-
-    keys = np.asarray(jax.random.split(jax.random.PRNGKey(cfg.seed), (len(updates) + 1) * slots))
-    keys = keys.reshape(len(updates) + 1, slots, -1)
-    pad = [min(i, chains - 1) for i in range(slots)]
-    z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad])) for n in names}
-    d = sum(int(np.prod(np.shape(starts[0][n]))) for n in names)
-    bar = Progress((n_tune + n_draw) * length, chains, progressbar)
-    t0 = time.perf_counter()
-
-    def start(i, z, eps, inv_mass):
-        eps = np.full((n_dev, per_dev), eps)
-        state = restart(spread(keys[i]), z, eps,
-                        np.broadcast_to(inv_mass, (n_dev, per_dev) + inv_mass.shape))
-        return state, new_da(eps)
-
-    # warm-up: windows of doubling length; at each window's end the metric becomes the
-    # positions' covariance in that window, pooled over the chains (shrunk towards its
-    # diagonal), and the step size's dual averaging starts again from where it was
-    state, da = start(0, z, INITIAL_STEP, np.eye(d))
-    window = []
-    for i in range(n_tune):
-        (state, da), out = advance(state, da, ADAPT)
-        window.append(_positions(jax.tree_util.tree_map(gather, out[0]), names))
-        bar.update(length, "warm-up")
-        if i + 1 in updates:
-            eps = float(np.exp(np.mean(gather(da[1]))))
-            cov = shrunk_covariance(np.concatenate(window))
-            if i + 1 == updates[0]:
-                cov = np.diag(np.diag(cov))
-            state, da = start(updates.index(i + 1) + 1,
-                              {n: spread(gather(state.z[n])) for n in names}, eps, cov)
-            window = []
-    # the draws use the averaged step size of the last stretch, the same for every chain
-    eps = float(np.exp(np.mean(gather(da[1]))))
-    state = set_step(state, np.full((n_dev, per_dev), eps))
-
-    outs = []
-    for _ in range(n_draw):
-        (state, da), out = advance(state, da, FIXED)
-        outs.append(jax.tree_util.tree_map(gather, out))
-        bar.update(length, "draws")
-    seconds = time.perf_counter() - t0
-    bar.close()
-
-    z, diverging, n_steps, energy, potential_energy, accept = (
-        jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :draws], *[o[i] for o in outs])
-        for i in range(6))
-    stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
-             "lp": -potential_energy, "acceptance_rate": accept,
-             "tree_depth": np.log2(n_steps).astype(int) + 1,
-             "step_size": np.full(diverging.shape, eps)}
-    idata = to_inferencedata(model, z, stats)
-    idata.posterior.attrs["sampling_time"] = seconds
-    idata.posterior.attrs["mass_matrix"] = "dense, two-phase warm-up (bayes_densing.dense_nuts)"
-    return idata, seconds
-
-
-def to_inferencedata(model, z: dict, stats: dict) -> az.InferenceData:
-    """Unconstrained draws ``z`` (chain, draw, ...) → InferenceData with PyMC's names, coords
-    and dims: the free variables on their own scale, the deterministics, the sample stats and
-    the observed data."""
-    import jax
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
     from pymc.sampling.jax import get_jaxified_graph
 
     names = [v.name for v in model.value_vars]
     free = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
     outputs = [v for v in model.unobserved_value_vars if v.name in free]
-    graph = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    values = jax.jit(jax.vmap(jax.vmap(graph)))(*[z[n] for n in names])
+    graph = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=outputs)
+    axes = (0,) * len(names) + (None,) * len(inputs)
+    batched = jax.jit(jax.vmap(jax.vmap(graph, in_axes=axes), in_axes=axes))
+
+    def values(z: dict, args=()) -> dict:
+        out = batched(*[z[n] for n in names], *[np.asarray(a, dtype=float) for a in args])
+        return {v.name: np.asarray(x) for v, x in zip(outputs, out)}
+    return values
+
+
+def to_inferencedata(model, z: dict, stats: dict, *, posterior=None, args=(),
+                     observed: bool = True) -> az.InferenceData:
+    """Unconstrained draws ``z`` (chain, draw, ...) → InferenceData with PyMC's names, coords
+    and dims: the free variables on their own scale, the deterministics, the sample stats and
+    (``observed``) the observed data. ``posterior``: a :func:`posterior_function` of the
+    model to reuse, with its inputs' values ``args``."""
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
+
+    values = (posterior or posterior_function(model))(z, args)
     coords, dims = coords_and_dims_for_inferencedata(model)
-    posterior = {v.name: np.asarray(x) for v, x in zip(outputs, values)}
-    observed = {k: np.asarray(v) for k, v in find_observations(model).items()}
-    return az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed,
+    obs = ({k: np.asarray(v) for k, v in find_observations(model).items()} if observed else None)
+    return az.from_dict(posterior=values, sample_stats=stats, observed_data=obs,
                         coords=coords, dims=dims)
 
 
