@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.gradient import disconnected_grad
 from scipy.special import gammaln
 
 from . import laws
@@ -164,9 +165,14 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
     ``weights = (obs_weight, bench_weight)``, two symbolic vectors (``pt.vector``), turns the
     model into one family of fits (``sweep.py``): each observation's log-likelihood is
     multiplied by its 0/1 weight and the shear uses only the weighted benchmarks, so a
-    benchmark subset is a weight vector and every subset shares one compiled log density. A
-    target with no weighted score keeps only its trend prior, which integrates to one and
-    leaves the trend's posterior exactly as if the target were absent.
+    benchmark subset is a weight vector and every subset shares one compiled log density.
+    The parameters that a subset leaves without data (an unweighted benchmark's curve,
+    exponent and concentrations; a target with no weighted score) are then independent of
+    everything else, so their prior can be swapped for any other proper density without
+    changing the rest of the posterior: they get a standard normal on their unconstrained
+    value (``unused_parameters``). Sampled from their own priors they cost the sampler deep
+    trees and heavy energy tails (E-BFMI < 0.3 in most subsets, benchmarks/README.md), and
+    their draws mean nothing either way.
 
     ``counts = (k, binomln)``, two more symbolic vectors (with ``weights`` only), makes the
     correct counts an input too, with their log binomial coefficients: then datasets of the
@@ -182,6 +188,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
     loss_mode = data.has_loss
     coords = {"benchmark": data.benchmarks, "target": targets.model.tolist(),
               "reference": refs.model.tolist(), "obs": np.arange(len(obs))}
+
+    if weights is not None:
+        target_w = scored_targets(weights[0], data)
 
     with pm.Model(coords=coords) as model:
         params: dict = {}
@@ -239,15 +248,34 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 # also stretch about N_c with the curves' typical gain k: steeper curves pull
                 # every target's ln N̂ towards N_c (a common scale, seen with few benchmarks on
                 # the paper preset); ln ρ = c_i + ξ + η̃/k, log-Jacobian −n·ln k
-                k = pt.sqrt(pt.mean(params["z_gain"] ** 2))
+                if weights is None:
+                    k = pt.sqrt(pt.mean(params["z_gain"] ** 2))
+                else:                   # over the weighted benchmarks only
+                    k = pt.sqrt(pt.sum(weights[1] * params["z_gain"] ** 2) / pt.sum(weights[1]))
                 centre = float(np.mean(log_n_ref)) - log_n_target
                 log_rho = pm.Deterministic("log_density", centre + xi + shifted / k, dims="target")
-                pm.Potential("affine_jacobian", -len(t) * pt.log(k))
+                scored = len(t) if weights is None else pt.sum(target_w)
+                pm.Potential("affine_jacobian", -scored * pt.log(k))
             else:
                 log_rho = pm.Deterministic("log_density", shifted + xi, dims="target")
-            pm.Potential("trend_prior", pm.logp(prior, log_rho).sum())
+        elif weights is not None:       # the same as below, with the prior as a Potential
+            log_rho = shifted = pm.Flat("log_density", dims="target")
         else:
             log_rho = model.register_rv(prior, "log_density", dims="target")
+        if M.reparam in ("shear", "affine") or weights is not None:
+            if weights is None:
+                trend_lp = pm.logp(prior, log_rho)
+            else:
+                # an unscored target: N(0, 1) on its sampled value (see the docstring). Its
+                # trend prior, multiplied by 0, is evaluated a little below the trend's
+                # location, where it and its gradient are finite: at a free value it can be
+                # -inf (0 · ∞ is NaN), and exactly at the location the skew-normal's gradient
+                # is NaN in PyTensor
+                safe = disconnected_grad(mu) - 0.1
+                at = pt.switch(pt.gt(target_w, 0.0), log_rho, safe)
+                trend_lp = (target_w * pm.logp(prior, at)
+                            + (1.0 - target_w) * _std_normal_logp(shifted))
+            pm.Potential("trend_prior", trend_lp.sum())
         eta = pm.Deterministic("log_effective_size", log_rho + log_n_target, dims="target")
         pm.Deterministic("doubling_months", laws.doubling_time(A))
 
@@ -280,8 +308,13 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             if M.likelihood == "robust":
                 raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
             k, binomln = counts if counts is not None else (k, log_binomial(n, k))
-            pm.Potential("weighted_loglik",
-                         pt.sum(weights[0] * betabinomial_logp(k, n, p, phi_obs, binomln)))
+            # an unweighted observation's terms get harmless inputs: its parameters are free
+            # (standard normal, above) and may put p at 0 or 1, where the log density is
+            # infinite and 0 · ∞ (or its gradient) would be NaN
+            used = pt.gt(weights[0], 0.0)
+            p_used, phi_used = pt.switch(used, p, 0.5), pt.switch(used, phi_obs, 1.0)
+            pm.Potential("weighted_loglik", pt.sum(
+                weights[0] * betabinomial_logp(k, n, p_used, phi_used, binomln)))
         elif M.likelihood == "robust":
             a_pi = 2.0
             pi = pm.Beta("outlier_rate", a_pi, a_pi * (1 - P.outlier_rate) / P.outlier_rate)
@@ -306,4 +339,32 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                     pm.Normal.dist(mu=L[idx], sigma=sigma_loss), obs.loss.to_numpy()[has])))
             else:
                 pm.Normal("loss", mu=L[idx], sigma=sigma_loss, observed=obs.loss.to_numpy()[has])
+        if weights is not None:
+            unused_parameters(model, 1.0 - weights[1])
     return model
+
+
+def _std_normal_logp(x):
+    return -0.5 * x * x - _HALF_LOG_2PI
+
+
+def scored_targets(obs_w, data: ScoreData):
+    """1 for each target with at least one weighted score, else 0 (symbolic, from the
+    observations' weights)."""
+    obs = data.obs
+    is_target = np.flatnonzero(obs.model_idx.to_numpy() >= data.n_ref)
+    target_idx = obs.model_idx.to_numpy()[is_target] - data.n_ref
+    count = pt.inc_subtensor(pt.zeros(data.n_target)[target_idx], obs_w[is_target])
+    return pt.switch(pt.gt(count, 0.0), 1.0, 0.0)
+
+
+def unused_parameters(model: pm.Model, unused) -> None:
+    """Swap the prior of every per-benchmark parameter whose benchmark is ``unused`` (1) for a
+    standard normal on its unconstrained value: one Potential per variable, the difference of
+    the two log densities (with the transform's Jacobian), zero for the benchmarks in use."""
+    for rv in list(model.free_RVs):
+        if model.named_vars_to_dims.get(rv.name) != ("benchmark",):
+            continue
+        value = model.rvs_to_values[rv]
+        prior = model.logp(vars=[rv], jacobian=True, sum=False)[0]
+        pm.Potential(f"{rv.name}_unused", pt.sum(unused * (_std_normal_logp(value) - prior)))

@@ -78,10 +78,71 @@ def test_zero_weight_removes_a_benchmarks_scores(synth3, small_config, tmp_path)
     assert values[0][1] != pytest.approx(values[1][1], rel=1e-6)    # weight 1: they count
 
 
-def test_sweep_fits_every_subset_and_writes_table_and_forest(synth3, small_config, tmp_path):
+def test_parameters_a_subset_leaves_without_data_are_standard_normal_and_apart(synth3, small_config,
+                                                                              tmp_path):
+    """Drop a benchmark: its curve's parameters and a target scored only on it have no data.
+    Moving them must change the log density exactly as a standard normal on their
+    unconstrained values would (their own priors are swapped out; nothing else depends on
+    them), so the rest of the posterior is the separate fit's."""
+    csv, benchmarks = synth3
+    df = pd.read_csv(csv)
+    dropped = benchmarks[-1]
+    lone = df[df.role == "target"].model.iloc[-1]        # keep only its score on `dropped`
+    df = df[(df.model != lone) | (df.benchmark == dropped)]
+    df.to_csv(tmp_path / "lone.csv", index=False)
+    cfg = small_config()
+    data = load(cfg, tmp_path / "lone.csv")
+    assert lone in data.targets.model.tolist()
+    ow, bw = pt.vector("ow"), pt.vector("bw")
+    model = build_model(data, cfg, weights=(ow, bw))
+    bench_w = np.array([b != dropped for b in data.benchmarks], float)
+    logp = _logp_fn(model, (ow, bw))
+    j = data.benchmarks.index(dropped)
+    i = data.targets.model.tolist().index(lone)
+    rng = np.random.default_rng(1)
+    start = model.initial_point()
+    before = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in start.items()}
+    after = {k: v.copy() for k, v in before.items()}
+    moved = []
+    for name, v in after.items():
+        if name.startswith("log_density"):
+            v[i] += 0.9
+            moved.append(v[i] ** 2 - before[name][i] ** 2)
+        elif np.shape(v) == (len(data.benchmarks),):
+            v[j] -= 0.6
+            moved.append(v[j] ** 2 - before[name][j] ** 2)
+    assert len(moved) >= 5
+    weights = bench_w[data.obs.bench_idx.to_numpy()], bench_w
+    assert logp(after, *weights) - logp(before, *weights) == pytest.approx(-0.5 * sum(moved),
+                                                                          rel=1e-9)
+    ones = np.ones(len(data.obs)), np.ones(len(bench_w))       # all in use: their priors count
+    assert logp(after, *ones) - logp(before, *ones) != pytest.approx(-0.5 * sum(moved), rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def sweeps(synth3, small_config):
+    """The sweep as it runs by default (warm-started from the all-benchmark fit) and from
+    scratch, and the default's progress lines."""
     csv, benchmarks = synth3
     lines = []
-    table = run_subsets(small_config(), benchmarks, csv, progress=lines.append)
+    warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append)
+    cold = run_subsets(small_config(), benchmarks, csv, warm_start=False)
+    return warm, cold, lines
+
+
+def test_warm_starts_change_the_cost_not_the_answer(sweeps):
+    warm, cold, _ = sweeps
+    assert list(warm.subset) == list(cold.subset)
+    # the all-benchmark fit is never warm-started: the same draws
+    assert warm.doubling_median.iloc[0] == pytest.approx(cold.doubling_median.iloc[0], rel=1e-9)
+    gap = (warm.doubling_median - cold.doubling_median).abs() / (cold.hdi_high - cold.hdi_low)
+    assert (gap < 0.35).all(), gap
+
+
+def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, small_config,
+                                                             tmp_path):
+    csv, benchmarks = synth3
+    table, _, lines = sweeps
     assert len(table) == 7 and len(lines) == 7
     assert table.subset.iloc[0] == "+".join(benchmarks)
     assert table.rank_corr_with_all.iloc[0] == pytest.approx(1.0)

@@ -39,8 +39,13 @@ def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...
 
 
 def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size: int = 1,
-                progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Fit every benchmark subset with one compiled model; one row per subset."""
+                progress: Callable[[str], None] | None = None,
+                warm_start: bool = True) -> pd.DataFrame:
+    """Fit every benchmark subset with one compiled model; one row per subset.
+
+    ``warm_start``: each subset's warm-up starts from the fit on all the benchmarks (its
+    metric, step size and last positions) rather than from the identity metric; the schedule
+    and the number of warm-up draws are the same."""
     from ..sweep import compile_sweep
 
     if len(set(benchmarks)) != len(benchmarks) or len(benchmarks) < 2:
@@ -61,14 +66,16 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     obs_b = data.obs.bench_idx.to_numpy()
     obs_m = data.obs.model_idx.to_numpy()
     t = data.targets.t.to_numpy(dtype=float)
-    rows, full_rho = [], None
+    rows, full_rho, warm = [], None, None
     for i, subset in enumerate(subsets, 1):
         t0 = time.perf_counter()
         bench_w = np.array([b in subset for b in data.benchmarks], dtype=float)
         obs_w = bench_w[obs_b]
         scored = np.zeros(data.n_target, bool)
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        idata = sampler.sample(obs_w, bench_w, config.sampler.seed)
+        idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm)
+        if warm_start and i == 1:
+            warm = sampler.last
         targets = data.targets.model.to_numpy()[scored]
         # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
         informed = idata.sel(benchmark=[b for b in data.benchmarks if b in subset],

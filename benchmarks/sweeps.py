@@ -1,0 +1,114 @@
+"""The benchmark-subset sweep against one fit, side by side in fresh processes.
+
+    BAYES_DENSING_JAX_CACHE=off python benchmarks/sweeps.py \
+        --benchmarks mmlu,bbh,math_hard,humaneval,gsm8k --cold
+
+Runs, one after the other with the same settings (--set KEY=VALUE for each override):
+1. one fit on all the benchmarks: `bayes-densing sample --no-figures`;
+2. the sweep: `bayes-densing subsets` (every subset, warm-started from the all-benchmark fit);
+3. with --cold, the sweep again with `--no-warm-start` (every subset's warm-up from scratch).
+Each is timed as a whole process (imports, compilation, sampling, writing). The table gives the
+sweep's wall time as a multiple of the one fit's (the issue's target: 31 subsets ≤ 10×), the
+seconds per subset, and, for --cold, how far the warm and cold sweeps' doubling times are
+apart against their interval widths. Results go to benchmarks/results/sweeps-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+
+def timed(args: list[str], overrides: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    cmd = [sys.executable, "-m", "bayes_densing.cli", *args]
+    for o in overrides:
+        cmd += ["--set", o]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
+    return wall, proc
+
+
+def sweep(tmp: Path, name: str, benchmarks: str, min_size: int, overrides: list[str],
+          warm: bool) -> dict:
+    out = tmp / name
+    wall, _ = timed(["subsets", "--benchmarks", benchmarks, "--min-size", str(min_size),
+                     "--out", str(out), "--quiet",
+                     "--warm-start" if warm else "--no-warm-start"], overrides)
+    record = json.loads((out / "subsets.json").read_text())
+    rows = record["rows"]
+    return {"process_wall_s": wall, "fits": len(rows), "total_s": record["total_s"],
+            "first_fit_s": record["first_fit_s"],
+            "later_fit_mean_s": sum(r["wall_s"] for r in rows[1:]) / max(1, len(rows) - 1),
+            "divergences": sum(r["divergences"] for r in rows),
+            "max_rhat": max(r["max_rhat"] for r in rows),
+            "min_ess": min(r["min_ess"] for r in rows),
+            "flagged": [r["subset"] for r in rows if r["diagnostics"] != "OK"],
+            "rows": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--benchmarks", default="mmlu,bbh,math_hard,humaneval,gsm8k")
+    ap.add_argument("--min-size", type=int, default=1)
+    ap.add_argument("--cold", action="store_true", help="also run the sweep without warm starts")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    record = {"command": "python benchmarks/sweeps.py " + " ".join(sys.argv[1:] if argv is None
+                                                                   else argv),
+              "date": date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                         f"{platform.python_version()}",
+              "jax_cache": os.environ.get("BAYES_DENSING_JAX_CACHE", "on")}
+    out = args.out or Path("benchmarks/results") / f"sweeps-{date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():                    # after each stage, so a stopped run keeps what it measured
+        out.write_text(json.dumps(record, indent=2))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        wall, _ = timed(["sample", "--no-figures", "--quiet", "--allow-warnings",
+                         "--out", str(tmp / "fit")], args.overrides)
+        diag = json.loads((tmp / "fit" / "diagnostics.json").read_text())
+        record["one_fit"] = {"process_wall_s": wall, "sampling_s": diag["sampling_s"],
+                             "divergences": diag["divergences"]}
+        print(f"one fit: {wall:.1f} s", flush=True)
+        save()
+        runs = [("warm", True)] + ([("cold", False)] if args.cold else [])
+        for name, warm in runs:
+            record[name] = r = sweep(tmp, name, args.benchmarks, args.min_size, args.overrides,
+                                     warm)
+            r["ratio_to_one_fit"] = r["process_wall_s"] / wall
+            print(f"{name} sweep: {r['fits']} fits in {r['process_wall_s']:.1f} s = "
+                  f"{r['ratio_to_one_fit']:.2f} × one fit; first {r['first_fit_s']:.1f} s, "
+                  f"later {r['later_fit_mean_s']:.1f} s each; {r['divergences']} divergences, "
+                  f"max R-hat {r['max_rhat']:.3f}, min ESS {r['min_ess']:.0f}, "
+                  f"flagged: {r['flagged'] or 'none'}", flush=True)
+            save()
+    if args.cold:
+        gaps = [abs(w["doubling_median"] - c["doubling_median"]) / (c["hdi_high"] - c["hdi_low"])
+                for w, c in zip(record["warm"]["rows"], record["cold"]["rows"])]
+        record["warm_vs_cold_median_gap_over_hdi_width"] = {"mean": sum(gaps) / len(gaps),
+                                                            "max": max(gaps)}
+        print(f"warm vs cold: |Δ median T| / HDI width mean {sum(gaps) / len(gaps):.3f}, "
+              f"max {max(gaps):.3f}")
+    save()
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
