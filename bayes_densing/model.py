@@ -170,9 +170,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
     exponent and concentrations; a target with no weighted score) are then independent of
     everything else, so their prior can be swapped for any other proper density without
     changing the rest of the posterior: they get a standard normal on their unconstrained
-    value (``unused_parameters``). Sampled from their own priors they cost the sampler deep
-    trees and heavy energy tails (E-BFMI < 0.3 in most subsets, benchmarks/README.md), and
-    their draws mean nothing either way.
+    value (``unused_parameters``). Sampled from their own priors they made each subset's fit
+    about a third slower on the bundled data (benchmarks/README.md), and their draws mean
+    nothing either way.
 
     ``counts = (k, binomln)``, two more symbolic vectors (with ``weights`` only), makes the
     correct counts an input too, with their log binomial coefficients: then datasets of the
