@@ -59,7 +59,8 @@ class SweepSampler:
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
             raise ValueError(f"counts must be {len(self.n)} whole numbers in 0..n")
-        starts = self.initial_points(self.config.sampler.chains, seed)
+        starts = (warm.last if warm is not None
+                  else self.initial_points(self.config.sampler.chains, seed))
         self.last = self.sampler.run(starts, (obs_w, bench_w, k, log_binomial(self.n, k)),
                                      seed=seed, warm=warm, progressbar=False)
         return dense_nuts.to_inferencedata(self.model, self.last.z, self.last.stats,
