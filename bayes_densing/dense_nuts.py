@@ -25,8 +25,9 @@ acceptance 0.9 it had 2 divergent transitions in 4,000 draws (in the interior, n
 neck: the step size, 0.19, is too long for a few regions); at 0.95, the default, none in the
 seeds tried.
 
-Chains run in parallel on the XLA devices (``pmap``; PyMC exposes the host's cores as devices),
-and several chains share a device when there are fewer devices than chains (``vmap``: one GPU).
+Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device per chain,
+``inference.select_device``), and several chains share a device when there are fewer devices
+than chains (``vmap``: one GPU).
 Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
 program each. A :class:`Sampler` compiles once for a model whose inputs other than the
 parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
@@ -138,6 +139,12 @@ class Sampler:
         self.n_draw = math.ceil(draws / length)
         self.updates = metric_updates(self.n_tune)
         self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
+        if jax.default_backend() == "cpu" and 1 < self.n_dev < chains:
+            # several host devices each batching several chains hung here (idle CPU, no
+            # progress: 2 devices × 2 chains, 4 × 2); all chains batched on one device do not.
+            # `inference.select_device` gives each chain its own host device, so this happens
+            # only when a process asks for more chains than its first fit did
+            self.n_dev = 1
         self.per_dev = math.ceil(chains / self.n_dev)
         self.slots = self.n_dev * self.per_dev    # spare slots repeat the last chain; dropped
         da_init, da_update = dual_averaging()

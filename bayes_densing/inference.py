@@ -57,11 +57,16 @@ def enable_compilation_cache() -> str | None:
     return where
 
 
-def select_device(device: str) -> int:
+def select_device(device: str, chains: int | None = None) -> int:
     """Point JAX at ``device`` ("cpu" or "gpu") and return how many such devices it sees;
     turns on the compilation cache.
 
-    Must run before JAX creates its backends (i.e. before the first sampling call).
+    On the CPU, each chain gets its own XLA host device (``chains``; JAX then runs each in its
+    own thread). PyMC asks for 100 host devices when it is imported, and XLA's CPU runtime
+    then spends more on every small operation: the gradient of the bundled model took about
+    twice as long, and the default fit 106 s instead of 70 s with one device per chain
+    (benchmarks/README.md, "Host devices"). Must run before JAX creates its backends (i.e.
+    before the first sampling call); later calls keep the devices the first one made.
     """
     import jax
 
@@ -79,9 +84,11 @@ def select_device(device: str) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     try:
         jax.config.update("jax_platforms", "cpu")
+        if chains:
+            jax.config.update("jax_num_cpu_devices", max(1, int(chains)))
     except RuntimeError:  # backends already initialised: keep going on what is there
         pass
-    return os.cpu_count() or 1
+    return jax.local_device_count()
 
 
 def chain_method(cfg: SamplerConfig, n_devices: int) -> str:
@@ -157,7 +164,7 @@ def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITT
 
 def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> SampleResult:
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
-    n_devices = select_device(cfg.device)
+    n_devices = select_device(cfg.device, cfg.chains)
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric == "dense":

@@ -71,7 +71,7 @@ class SweepSampler:
 def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     """Build the weighted model for ``data`` and its sampler (compiled on the first fit)."""
     s = config.sampler
-    n_devices = select_device(s.device)   # before JAX creates its backends
+    n_devices = select_device(s.device, s.chains)   # before JAX creates its backends
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))

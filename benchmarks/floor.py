@@ -202,12 +202,12 @@ def main(argv=None) -> int:
 
     from bayes_densing.inference import select_device
 
-    n_dev = select_device("cpu")
-    import pymc.sampling.jax  # noqa: F401  (host devices for parallel chains, x64)
+    cfg, data = setup(args)
+    n_dev = select_device("cpu", cfg.sampler.chains)    # one host device per chain
+    import pymc.sampling.jax  # noqa: F401  (x64)
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    cfg, data = setup(args)
     record = {"command": "python " + " ".join(sys.argv), "date": date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "devices": n_dev,
               "data": data.describe()}

@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     from bayes_densing.config import Config
     from bayes_densing.inference import select_device
 
-    select_device("cpu")
+    select_device("cpu", args.chains)
     cfg = Config()
     cfg.set("model.data_term", "off")
     for override in args.set:

@@ -23,7 +23,12 @@ from types import SimpleNamespace
 import pytest
 
 from bayes_densing.config import Config, load_config
+from bayes_densing.inference import select_device
 from bayes_densing.simulate import simulate, write
+
+# One XLA host device per chain is fixed by a process's first fit (inference.select_device);
+# the tests fit with 2 and 4 chains in one worker, so every worker starts with 4
+select_device("cpu", 4)
 
 SIM = dict(n_models=12, n_benchmarks=2, seed=0)
 N_REFERENCE = 8                      # simulate()'s default n_reference
