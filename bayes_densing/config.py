@@ -95,6 +95,7 @@ class SamplerConfig:
     target_accept: float = 0.95       # the dense metric diverged 2 in 4,000 at 0.9 (benchmarks/)
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
     mass_matrix: str = "dense"        # numpyro: "dense" (dense_nuts.py) or "diag" (PyMC's bridge)
+    cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
 
 
 @dataclass
@@ -119,6 +120,9 @@ class Config:
         _one_of("data.params", d.params, ("total", "active"))
         if m.d0 <= 0:
             raise ConfigError(f"model.d0 must be positive (trillions of tokens), got {m.d0}")
+        if s.cpu_devices < 0:
+            raise ConfigError(f"sampler.cpu_devices must be 0 (one per chain) or more, "
+                              f"got {s.cpu_devices}")
         for name in ("chains", "draws", "tune"):
             if getattr(s, name) < (1 if name != "tune" else 0):
                 raise ConfigError(f"sampler.{name} must be positive, got {getattr(s, name)}")

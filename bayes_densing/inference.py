@@ -57,14 +57,14 @@ def enable_compilation_cache() -> str | None:
     return where
 
 
-def select_device(device: str, chains: int | None = None) -> int:
+def select_device(device: str, host_devices: int | None = None) -> int:
     """Point JAX at ``device`` ("cpu" or "gpu") and return how many such devices it sees;
     turns on the compilation cache.
 
-    On the CPU, each chain gets its own XLA host device (``chains``; JAX then runs each in its
-    own thread). PyMC asks for 100 host devices when it is imported, and XLA's CPU runtime
-    then spends more on every small operation: the gradient of the bundled model took about
-    twice as long, and the default fit 106 s instead of 70 s with one device per chain
+    On the CPU, JAX gets ``host_devices`` XLA host devices (the callers pass one per chain,
+    ``sampler.cpu_devices`` to override; JAX runs each device's work in its own thread).
+    PyMC asks for 100 when it is imported, and XLA's CPU runtime then spends more on every
+    small operation: the default fit took 106 s with 100 and 66 s with 4 on 2 cores
     (benchmarks/README.md, "Host devices"). Must run before JAX creates its backends (i.e.
     before the first sampling call); later calls keep the devices the first one made.
     """
@@ -84,8 +84,8 @@ def select_device(device: str, chains: int | None = None) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     try:
         jax.config.update("jax_platforms", "cpu")
-        if chains:
-            jax.config.update("jax_num_cpu_devices", max(1, int(chains)))
+        if host_devices:
+            jax.config.update("jax_num_cpu_devices", int(host_devices))
     except RuntimeError:  # backends already initialised: keep going on what is there
         pass
     return jax.local_device_count()
@@ -164,7 +164,7 @@ def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITT
 
 def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> SampleResult:
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
-    n_devices = select_device(cfg.device, cfg.chains)
+    n_devices = select_device(cfg.device, cfg.cpu_devices or cfg.chains)
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric == "dense":

@@ -51,18 +51,19 @@ class SweepSampler:
                  for n in self.sampler.names} for _ in range(chains)]
 
     def sample(self, obs_w: np.ndarray, bench_w: np.ndarray, seed: int,
-               counts: np.ndarray | None = None,
-               warm: dense_nuts.Draws | None = None) -> az.InferenceData:
+               counts: np.ndarray | None = None, warm: dense_nuts.Draws | None = None,
+               tune: int | None = None) -> az.InferenceData:
         """Draws for one weight vector: ``config.sampler.chains`` chains, as an InferenceData;
         ``counts``: other correct counts for the same observations (default: the data's);
-        ``warm``: an earlier fit's ``last`` to start from."""
+        ``warm``: an earlier fit's ``last`` to start from; ``tune``: warm-up iterations
+        (default ``sampler.tune``)."""
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
             raise ValueError(f"counts must be {len(self.n)} whole numbers in 0..n")
         starts = (warm.last if warm is not None
                   else self.initial_points(self.config.sampler.chains, seed))
         self.last = self.sampler.run(starts, (obs_w, bench_w, k, log_binomial(self.n, k)),
-                                     seed=seed, warm=warm, progressbar=False)
+                                     seed=seed, warm=warm, tune=tune, progressbar=False)
         return dense_nuts.to_inferencedata(self.model, self.last.z, self.last.stats,
                                            posterior=self.posterior, args=(obs_w, bench_w),
                                            observed=False)
@@ -71,7 +72,8 @@ class SweepSampler:
 def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     """Build the weighted model for ``data`` and its sampler (compiled on the first fit)."""
     s = config.sampler
-    n_devices = select_device(s.device, s.chains)   # before JAX creates its backends
+    # before JAX creates its backends
+    n_devices = select_device(s.device, s.cpu_devices or s.chains)
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))
