@@ -386,13 +386,15 @@ def subsets(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-subset progress lines."),
     warm_start: bool = typer.Option(True, "--warm-start/--no-warm-start", help="Start each subset's warm-up from the all-benchmark fit's metric, step size and positions (default), or from scratch as a single fit does."),
+    warm_tune: Optional[int] = typer.Option(None, "--warm-tune", help="Warm-up iterations of each warm-started subset, at most --tune (default 300); the all-benchmark fit and --no-warm-start use --tune."),
 ) -> None:
     """Fit every subset of the benchmarks and compare their doubling times (one compiled model).
 
     For each subset: the doubling time (median, 90% HDI, P(T ≤ 3.3)), diagnostics, and the rank
     correlation of per-model densities with the all-benchmark fit; a forest plot of them all.
     The model is compiled once and every subset is a 0/1 weight vector; each subset's warm-up
-    starts from the all-benchmark fit's adapted metric. Measured cost: benchmarks/README.md.
+    starts from the all-benchmark fit's adapted metric and is shorter (--warm-tune). Measured
+    cost: benchmarks/README.md.
 
     **Example** (31 fits):
 
@@ -400,7 +402,7 @@ def subsets(
     """
     from datetime import datetime
 
-    from .analyses.subsets import run_subsets, text, write
+    from .analyses.subsets import WARM_TUNE, run_subsets, text, write
     from .config import ConfigError
     from .data import DataError
     from .inference import SamplerError
@@ -417,7 +419,8 @@ def subsets(
         out = out or Path("runs") / datetime.now().strftime("subsets-%Y%m%d-%H%M%S")
         check_out_dir(out, force)
         table = run_subsets(cfg, names, data, min_size=min_size,
-                            progress=None if quiet else typer.echo, warm_start=warm_start)
+                            progress=None if quiet else typer.echo, warm_start=warm_start,
+                            warm_tune=WARM_TUNE if warm_tune is None else warm_tune)
         write(table, out, cfg, force=force)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(str(exc))

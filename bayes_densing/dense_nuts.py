@@ -186,16 +186,19 @@ class Sampler:
         return x.reshape((self.slots,) + x.shape[2:])[:self.cfg.chains]
 
     def run(self, starts: list[dict], args=(), *, seed: int, warm: Draws | None = None,
-            progressbar: bool = True) -> Draws:
+            tune: int | None = None, progressbar: bool = True) -> Draws:
         """Warm-up and draws from the unconstrained ``starts`` (one dict per chain), with the
         inputs' values ``args``. ``warm``: a run to start from (its chains' last positions,
-        metric and step size) instead of ``starts``, the identity metric and a step of 0.1;
-        the warm-up's schedule is the same."""
+        metric and step size) instead of ``starts``, the identity metric and a step of 0.1.
+        ``tune``: this run's warm-up iterations (default ``sampler.tune``; rounded up to whole
+        chunks, at least four), on the same schedule of doubling windows."""
         import jax
 
         chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
                                                 self.slots, self.names)
-        spread, gather, updates = self.spread, self.gather, self.updates
+        n_tune = self.n_tune if tune is None else max(4, math.ceil(tune / self.length))
+        updates = self.updates if tune is None else metric_updates(n_tune)
+        spread, gather = self.spread, self.gather
         args = tuple(np.broadcast_to(np.asarray(a, dtype=float), (n_dev, per_dev) + np.shape(a))
                      for a in args)
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), (len(updates) + 1) * slots))
@@ -206,7 +209,7 @@ class Sampler:
         z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad]))
              for n in names}
         d = sum(int(np.prod(np.shape(starts[0][n]))) for n in names)
-        bar = Progress((self.n_tune + self.n_draw) * self.length, chains, progressbar)
+        bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
 
         def metric(cov):
@@ -225,7 +228,7 @@ class Sampler:
         inv_mass = metric(np.eye(d)) if warm is None else warm.metric
         state, da = start(0, z, INITIAL_STEP if warm is None else warm.step_size, inv_mass)
         window = []
-        for i in range(self.n_tune):
+        for i in range(n_tune):
             (state, da), out = self.advance(state, da, ADAPT, args)
             window.append(_positions(jax.tree_util.tree_map(gather, out[0]), names))
             bar.update(self.length, "warm-up")

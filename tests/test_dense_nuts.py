@@ -63,3 +63,21 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
         lo, hi = np.quantile(fit.idata.posterior["doubling_months"].values, [0.01, 0.99])
         assert lo < synth.truth["doubling_months"] < hi, (lo, hi)
 
+
+
+@pytest.mark.parametrize("chains, layout", [(3, (3, 1)), (4, (4, 1)), (6, (1, 6))])
+def test_chains_never_share_host_devices_among_several(chains, layout):
+    """On the CPU each chain gets its own XLA host device (conftest makes 4, as
+    ``select_device("cpu", 4)`` does for a 4-chain run). With more chains than devices they
+    are all batched on one: several host devices each batching several chains hung (2 × 2,
+    4 × 2), with the CPU idle."""
+    import jax
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    assert jax.local_device_count() == 4
+    with pm.Model() as model:
+        pm.Normal("x")
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=chains))
+    assert (sampler.n_dev, sampler.per_dev) == layout

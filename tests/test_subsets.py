@@ -38,6 +38,11 @@ def test_subsets_are_enumerated_largest_first():
         all_subsets(list("abc"), min_size=4)
 
 
+def test_a_warm_up_of_no_iterations_is_refused(small_config):
+    with pytest.raises(ConfigError, match="--warm-tune must be at least 1, got 0"):
+        run_subsets(small_config(), ["a", "b"], warm_tune=0)
+
+
 def test_weighted_model_with_all_weights_is_the_model(synth3, small_config):
     csv, _ = synth3
     cfg = small_config()
@@ -125,7 +130,8 @@ def sweeps(synth3, small_config):
     scratch, and the default's progress lines."""
     csv, benchmarks = synth3
     lines = []
-    warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append)
+    # a third of the cold warm-up, as the default (300 of 1000) is
+    warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append, warm_tune=20)
     cold = run_subsets(small_config(), benchmarks, csv, warm_start=False)
     return warm, cold, lines
 

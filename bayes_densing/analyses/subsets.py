@@ -27,6 +27,7 @@ from ..config import Config, ConfigError
 from ..inference import diagnose
 
 MAX_BENCHMARKS = 8   # 255 subsets
+WARM_TUNE = 300      # warm-up iterations of a warm-started subset (benchmarks/README.md)
 
 
 def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...]]:
@@ -40,12 +41,13 @@ def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...
 
 def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size: int = 1,
                 progress: Callable[[str], None] | None = None,
-                warm_start: bool = True) -> pd.DataFrame:
+                warm_start: bool = True, warm_tune: int = WARM_TUNE) -> pd.DataFrame:
     """Fit every benchmark subset with one compiled model; one row per subset.
 
     ``warm_start``: each subset's warm-up starts from the fit on all the benchmarks (its
-    metric, step size and last positions) rather than from the identity metric; the schedule
-    and the number of warm-up draws are the same."""
+    metric, step size and last positions) rather than from the identity metric, and is
+    ``warm_tune`` iterations long (at most ``sampler.tune``; the same schedule of doubling
+    windows, shorter). Cold, every subset has the full ``sampler.tune``."""
     from ..sweep import compile_sweep
 
     if len(set(benchmarks)) != len(benchmarks) or len(benchmarks) < 2:
@@ -53,6 +55,8 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     if len(benchmarks) > MAX_BENCHMARKS:
         raise ConfigError(f"--benchmarks: at most {MAX_BENCHMARKS} ({2 ** MAX_BENCHMARKS - 1} "
                           f"subsets); got {len(benchmarks)}")
+    if warm_tune < 1:
+        raise ConfigError(f"--warm-tune must be at least 1, got {warm_tune}")
     config.set("data.benchmarks", list(benchmarks)).validate()
     subsets = all_subsets(list(benchmarks), min_size)
     data = data_mod.load(config, data_path)
@@ -73,7 +77,8 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
         obs_w = bench_w[obs_b]
         scored = np.zeros(data.n_target, bool)
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm)
+        idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm,
+                               tune=None if warm is None else min(warm_tune, config.sampler.tune))
         if warm_start and i == 1:
             warm = sampler.last
         targets = data.targets.model.to_numpy()[scored]
