@@ -4,9 +4,14 @@
         --benchmarks mmlu,bbh,math_hard,humaneval,gsm8k --cold
 
 Runs, one after the other with the same settings (--set KEY=VALUE for each override):
-1. one fit on all the benchmarks: `bayes-densing sample --no-figures`;
+1. one fit on the same benchmarks (the sweep's largest subset):
+   `bayes-densing sample --benchmarks ... --no-figures` (before 2026-11-24 this was the default
+   fit on the bundled data's six benchmarks, an easier posterior: 31 against 63 leapfrog steps
+   per draw);
 2. the sweep: `bayes-densing subsets` (every subset, warm-started from the all-benchmark fit);
 3. with --cold, the sweep again with `--no-warm-start` (every subset's warm-up from scratch).
+With --compare EARLIER.json, the warm sweep's doubling times are also set against that file's
+(e.g. the same sweep with a longer warm-up).
 Each is timed as a whole process (imports, compilation, sampling, writing). The table gives the
 sweep's wall time as a multiple of the one fit's (the issue's target: 31 subsets ≤ 10×), the
 seconds per subset, and, for --cold, how far the warm and cold sweeps' doubling times are
@@ -40,11 +45,12 @@ def timed(args: list[str], overrides: list[str]) -> tuple[float, subprocess.Comp
 
 
 def sweep(tmp: Path, name: str, benchmarks: str, min_size: int, overrides: list[str],
-          warm: bool) -> dict:
+          warm: bool, warm_tune: int | None = None) -> dict:
     out = tmp / name
+    extra = ["--warm-tune", str(warm_tune)] if warm and warm_tune is not None else []
     wall, _ = timed(["subsets", "--benchmarks", benchmarks, "--min-size", str(min_size),
                      "--out", str(out), "--quiet",
-                     "--warm-start" if warm else "--no-warm-start"], overrides)
+                     "--warm-start" if warm else "--no-warm-start", *extra], overrides)
     record = json.loads((out / "subsets.json").read_text())
     rows = record["rows"]
     return {"process_wall_s": wall, "fits": len(rows), "total_s": record["total_s"],
@@ -63,6 +69,11 @@ def main(argv=None) -> int:
     ap.add_argument("--benchmarks", default="mmlu,bbh,math_hard,humaneval,gsm8k")
     ap.add_argument("--min-size", type=int, default=1)
     ap.add_argument("--cold", action="store_true", help="also run the sweep without warm starts")
+    ap.add_argument("--warm-tune", type=int, default=None,
+                    help="the warm sweep's --warm-tune (default: the CLI's)")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="an earlier result JSON: how far this warm sweep's doubling times are "
+                         "from its warm sweep's, against its interval widths")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -80,8 +91,8 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wall, _ = timed(["sample", "--no-figures", "--quiet", "--allow-warnings",
-                         "--out", str(tmp / "fit")], args.overrides)
+        wall, _ = timed(["sample", "--benchmarks", args.benchmarks, "--no-figures", "--quiet",
+                         "--allow-warnings", "--out", str(tmp / "fit")], args.overrides)
         diag = json.loads((tmp / "fit" / "diagnostics.json").read_text())
         record["one_fit"] = {"process_wall_s": wall, "sampling_s": diag["sampling_s"],
                              "divergences": diag["divergences"]}
@@ -90,7 +101,7 @@ def main(argv=None) -> int:
         runs = [("warm", True)] + ([("cold", False)] if args.cold else [])
         for name, warm in runs:
             record[name] = r = sweep(tmp, name, args.benchmarks, args.min_size, args.overrides,
-                                     warm)
+                                     warm, args.warm_tune)
             r["ratio_to_one_fit"] = r["process_wall_s"] / wall
             print(f"{name} sweep: {r['fits']} fits in {r['process_wall_s']:.1f} s = "
                   f"{r['ratio_to_one_fit']:.2f} × one fit; first {r['first_fit_s']:.1f} s, "
@@ -105,6 +116,15 @@ def main(argv=None) -> int:
                                                             "max": max(gaps)}
         print(f"warm vs cold: |Δ median T| / HDI width mean {sum(gaps) / len(gaps):.3f}, "
               f"max {max(gaps):.3f}")
+    if args.compare:
+        before = {r["subset"]: r for r in json.loads(args.compare.read_text())["warm"]["rows"]}
+        gaps = {r["subset"]: abs(r["doubling_median"] - before[r["subset"]]["doubling_median"])
+                / (before[r["subset"]]["hdi_high"] - before[r["subset"]]["hdi_low"])
+                for r in record["warm"]["rows"] if r["subset"] in before}
+        record["vs_earlier"] = {"file": str(args.compare), "mean": sum(gaps.values()) / len(gaps),
+                                "max": max(gaps.values()), "gaps": gaps}
+        print(f"vs {args.compare}: |Δ median T| / HDI width mean "
+              f"{record['vs_earlier']['mean']:.3f}, max {record['vs_earlier']['max']:.3f}")
     save()
     print(f"written to {out}")
     return 0
