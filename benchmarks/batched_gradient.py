@@ -22,7 +22,7 @@ from bayes_densing.model import build_model, log_binomial
 
 def main() -> None:
     cfg = Config()
-    select_device("cpu")
+    select_device("cpu", 4)     # as a 4-chain sweep has it: one host device per chain
     import jax
     import jax.numpy as jnp
     from pymc.sampling.jax import get_jaxified_graph
