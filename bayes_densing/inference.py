@@ -64,7 +64,7 @@ def select_device(device: str, host_devices: int | None = None) -> int:
     On the CPU, JAX gets ``host_devices`` XLA host devices (the callers pass one per chain,
     ``sampler.cpu_devices`` to override; JAX runs each device's work in its own thread).
     PyMC asks for 100 when it is imported, and XLA's CPU runtime then spends more on every
-    small operation: the default fit took 106 s with 100 and 66 s with 4 on 2 cores
+    small operation: the default fit took 104.5 s with 100 and 69.5 s with 4 on 2 cores
     (benchmarks/README.md, "Host devices"). Must run before JAX creates its backends (i.e.
     before the first sampling call); later calls keep the devices the first one made.
     """

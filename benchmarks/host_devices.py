@@ -17,25 +17,18 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+from sweeps import timed    # benchmarks/sweeps.py: a `bayes-densing` command in a fresh process
 
 
 def fit(devices: int, tmp: Path, overrides: list[str]) -> dict:
     out = tmp / f"fit-{devices}"
-    cmd = [sys.executable, "-m", "bayes_densing.cli", "sample", "--no-figures", "--quiet",
-           "--out", str(out), "--force", "--set", f"sampler.cpu_devices={devices}"]
-    for o in overrides:
-        cmd += ["--set", o]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    wall, _ = timed(["sample", "--no-figures", "--quiet", "--out", str(out), "--force"],
+                    [f"sampler.cpu_devices={devices}", *overrides])
     diag = json.loads((out / "diagnostics.json").read_text())
     return {"devices": devices, "process_wall_s": wall,
             "sampler_wall_s": diag["wall_s"], "sampling_s": diag["sampling_s"],

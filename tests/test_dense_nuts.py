@@ -64,7 +64,6 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
         assert lo < synth.truth["doubling_months"] < hi, (lo, hi)
 
 
-
 @pytest.mark.parametrize("chains, layout", [(3, (3, 1)), (4, (4, 1)), (6, (1, 6))])
 def test_chains_never_share_host_devices_among_several(chains, layout):
     """On the CPU each chain gets its own XLA host device (conftest makes 4, as
