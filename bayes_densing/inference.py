@@ -94,8 +94,8 @@ def select_device(device: str, host_devices: int | None = None) -> int:
 def chain_method(cfg: SamplerConfig, n_devices: int) -> str:
     """How NumPyro runs the chains.
 
-    CPU: "parallel" — PyMC exposes the host's cores as XLA devices and each chain runs in its
-    own thread; measured 2.2× faster than "vectorized" on 2 cores (benchmarks/README.md),
+    CPU: "parallel" — each chain on its own XLA host device (``select_device``), in its own
+    thread; measured 2.2× faster than "vectorized" on 2 cores (benchmarks/README.md),
     because vectorised NUTS advances every chain to the longest trajectory among them.
     GPU: "parallel" when there is a GPU per chain, else "vectorized" (chains batched on one).
     """
