@@ -27,7 +27,8 @@ from sweeps import timed    # benchmarks/sweeps.py: a `bayes-densing` command in
 
 def fit(devices: int, tmp: Path, overrides: list[str]) -> dict:
     out = tmp / f"fit-{devices}"
-    wall, _ = timed(["sample", "--no-figures", "--quiet", "--out", str(out), "--force"],
+    wall, _ = timed(["sample", "--no-figures", "--quiet", "--allow-warnings", "--out", str(out),
+                     "--force"],
                     [f"sampler.cpu_devices={devices}", *overrides])
     diag = json.loads((out / "diagnostics.json").read_text())
     return {"devices": devices, "process_wall_s": wall,
