@@ -135,9 +135,7 @@ class Sampler:
         # (a program holding NUTS takes ~15-20 s to compile here); the warm-up is rounded up
         # to whole chunks
         self.length = length = math.ceil(draws / min(CHUNKS, draws))
-        self.n_tune = max(4, math.ceil(cfg.tune / length))
         self.n_draw = math.ceil(draws / length)
-        self.updates = metric_updates(self.n_tune)
         self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
         if jax.default_backend() == "cpu" and 1 < self.n_dev < chains:
             # several host devices each batching several chains hung here (idle CPU, no
@@ -196,8 +194,8 @@ class Sampler:
 
         chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
                                                 self.slots, self.names)
-        n_tune = self.n_tune if tune is None else max(4, math.ceil(tune / self.length))
-        updates = self.updates if tune is None else metric_updates(n_tune)
+        n_tune = max(4, math.ceil((self.cfg.tune if tune is None else tune) / self.length))
+        updates = metric_updates(n_tune)
         spread, gather = self.spread, self.gather
         args = tuple(np.broadcast_to(np.asarray(a, dtype=float), (n_dev, per_dev) + np.shape(a))
                      for a in args)
