@@ -97,6 +97,11 @@ class SamplerConfig:
     mass_matrix: str = "dense"        # numpyro: "dense" (dense_nuts.py) or "diag" (PyMC's bridge)
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
 
+    @property
+    def host_devices(self) -> int:
+        """The XLA host devices to make on the CPU: ``cpu_devices``, or one per chain."""
+        return self.cpu_devices or self.chains
+
 
 @dataclass
 class Config:

@@ -164,7 +164,7 @@ def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITT
 
 def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> SampleResult:
     """Run NUTS on ``model`` with the sampler, device, chains and seed of ``cfg``."""
-    n_devices = select_device(cfg.device, cfg.cpu_devices or cfg.chains)
+    n_devices = select_device(cfg.device, cfg.host_devices)
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric == "dense":

@@ -10,8 +10,8 @@ every fit with those as arguments. So a sweep compiles once, whatever the number
 datasets, and its fits are sampled exactly as a single fit is.
 
 A fit can start from an earlier fit's adapted metric, step size and positions (``warm``):
-the benchmark subsets start from the fit on all of them instead of the identity metric; the
-saving measured so far is small (0-35% per subset, benchmarks/README.md).
+the benchmark subsets start from the fit on all of them instead of the identity metric, with
+a shorter warm-up (``tune``; about a quarter of a subset's time saved, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     """Build the weighted model for ``data`` and its sampler (compiled on the first fit)."""
     s = config.sampler
     # before JAX creates its backends
-    n_devices = select_device(s.device, s.cpu_devices or s.chains)
+    n_devices = select_device(s.device, s.host_devices)
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))

@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     from bayes_densing.inference import select_device
 
     cfg, data = setup(args)
-    n_dev = select_device("cpu", cfg.sampler.chains)    # one host device per chain
+    n_dev = select_device("cpu", cfg.sampler.host_devices)
     import pymc.sampling.jax  # noqa: F401  (x64)
     import jax
 
