@@ -119,34 +119,46 @@ JITTER = 0.5
 
 
 def unconstrained_starts(model: pm.Model, chains: int, seed: int, radius: float = JITTER,
-                         tries: int = 20) -> list[dict]:
+                         tries: int = 20, finite=None) -> list[dict]:
     """One starting point per chain on the unconstrained scale (keyed by PyMC's value-variable
     names): the model's prior-based point, jittered by ±radius, with a finite log density and
-    gradient.
+    gradient. ``finite``: a function of such a point that says so (default: the jaxified log
+    density and its gradient, compiled here).
 
     PyMC jitters by ±1, which on this model can start a chain with a trend slope of ~1 per
     month (doubling in three weeks) against data that say ~0.1; such a chain's step size
     collapsed during warm-up and it never moved (seen on the bundled data, seed 0).
     """
-    import jax
-    from pymc.sampling.jax import get_jaxified_logp
-
     rng = np.random.default_rng([seed, 0xD0])
     start = model.initial_point()
     names = [v.name for v in model.value_vars]
-    logp = get_jaxified_logp(model, negative_logp=False)  # the function the sampler will use
-    value_and_grad = jax.jit(jax.value_and_grad(logp))
+    if finite is None:
+        finite = _finite_log_density(model, names)
     points = []
     for _ in range(chains):
         for _ in range(tries):
-            point = [start[n] + rng.uniform(-radius, radius, np.shape(start[n])) for n in names]
-            value, grad = value_and_grad(point)
-            if np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grad):
+            point = {n: np.asarray(start[n] + rng.uniform(-radius, radius, np.shape(start[n])))
+                     for n in names}
+            if finite(point):
                 break
         else:
-            point = [start[n] for n in names]
-        points.append({n: np.asarray(x) for n, x in zip(names, point)})
+            point = {n: np.asarray(start[n]) for n in names}
+        points.append(point)
     return points
+
+
+def _finite_log_density(model: pm.Model, names: list[str]):
+    """point → whether the model's log density and its gradient are finite there."""
+    import jax
+    from pymc.sampling.jax import get_jaxified_logp
+
+    logp = get_jaxified_logp(model, negative_logp=False)  # the function the samplers use
+    value_and_grad = jax.jit(jax.value_and_grad(logp))
+
+    def finite(point: dict) -> bool:
+        value, grad = value_and_grad([point[n] for n in names])
+        return bool(np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grad))
+    return finite
 
 
 def initial_points(model: pm.Model, chains: int, seed: int, radius: float = JITTER,
@@ -171,9 +183,10 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
         from . import dense_nuts
 
         start = time.perf_counter()
-        starts = unconstrained_starts(model, cfg.chains, cfg.seed)
-        idata, seconds = dense_nuts.run(model, cfg, starts, parallel=method == "parallel",
-                                        progressbar=progressbar)
+        sampler = dense_nuts.Sampler(model, cfg, parallel=method == "parallel")
+        # checked by the program that starts the chains: no separate compile (≈ 4 s)
+        starts = unconstrained_starts(model, cfg.chains, cfg.seed, finite=sampler.finite)
+        idata, seconds = dense_nuts.run(model, sampler, starts, progressbar=progressbar)
         return SampleResult(idata=idata, wall_s=time.perf_counter() - start, sampling_s=seconds,
                             chain_method=method, mass_matrix=metric)
     kwargs: dict = {"initvals": initial_points(model, cfg.chains, cfg.seed)}

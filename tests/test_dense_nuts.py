@@ -80,3 +80,25 @@ def test_chains_never_share_host_devices_among_several(chains, layout):
         pm.Normal("x")
     sampler = dense_nuts.Sampler(model, SamplerConfig(chains=chains))
     assert (sampler.n_dev, sampler.per_dev) == layout
+
+
+@pytest.mark.parametrize("mass_matrix", ["dense", "diag"])
+def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_matrix):
+    """``Sampler.finite`` (the starting points' check in ``inference.sample``) evaluates the
+    log density and its gradient with the program that starts the chains."""
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+    from bayes_densing.inference import unconstrained_starts
+
+    with pm.Model() as model:
+        pm.HalfNormal("s")
+        pm.Normal("x", shape=2)
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, mass_matrix=mass_matrix))
+    assert sampler.finite({"s_log__": 0.3, "x": np.array([0.0, 1.0])})
+    assert not sampler.finite({"s_log__": np.inf, "x": np.array([0.0, 1.0])})
+    assert not sampler.finite({"s_log__": 0.3, "x": np.array([np.nan, 1.0])})
+    # the same points as the default check picks (here every jittered point is finite)
+    mine = unconstrained_starts(model, 2, seed=3, finite=sampler.finite)
+    theirs = unconstrained_starts(model, 2, seed=3)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(mine, theirs) for k in a)

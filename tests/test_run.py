@@ -54,14 +54,16 @@ def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_confi
     model = build_model(load(cfg, synth.csv), cfg)
     seen = {}
 
-    def fake_dense(model, sampler_cfg, starts, **kw):
-        seen.update(dense_seed=sampler_cfg.seed, starts=starts)
+    def fake_dense(model, sampler, starts, **kw):
+        seen.update(dense_seed=sampler.cfg.seed, starts=starts)
         raise _Stop.Raised("dense")
 
     monkeypatch.setattr(dense_nuts, "run", fake_dense)
     with pytest.raises(_Stop.Raised):
         inference.sample(model, cfg.sampler, progressbar=False)
     assert seen["dense_seed"] == 7
+    # the sampler's own check of the starting points (its start-up program) picks the same
+    # points as the default check (the jaxified log density and its gradient)
     starts = inference.unconstrained_starts(model, cfg.sampler.chains, 7)
     assert all(np.array_equal(seen["starts"][0][k], starts[0][k]) for k in starts[0])
 
