@@ -144,18 +144,20 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 def gammaln_fused(x):
     """ln Γ(x) for x > 0 from elementary operations, which XLA fuses and vectorises.
 
-    Shift up by six (Γ(x) = Γ(x + 6) / (x(x+1)…(x+5))), then the Stirling series to 1/z⁹.
-    Absolute error below 1e-9 for 1e-6 ≤ x ≤ 1e5 (tests/test_laws.py); about twice as fast as
-    XLA's lgamma on CPU, where the beta-binomial's six log-gammas dominate each gradient.
+    Shift up by six (Γ(x) = Γ(x + 6) / (x(x+1)…(x+5))), then the Stirling series to 1/z⁹,
+    written as one polynomial in z² over z⁹ so that there is a single division: PyTensor's
+    canonicaliser turns the nested form zi·(1/12 − zi²·(…)) into one division per level,
+    and the gradient of the beta-binomial's six log-gammas then cost 4× the hand-written
+    JAX (benchmarks/README.md, "Where the gradient's time goes"). Absolute error below 1e-9
+    for 1e-6 ≤ x ≤ 1e5 (tests/test_laws.py); z⁹ ≤ 1e46 there, far from overflow.
     """
     log = laws._namespace(x).log         # pytensor in the model, jax.numpy in benchmarks/floor.py
     prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
     z = x + 6.0
-    zi = 1.0 / z
-    zi2 = zi * zi
-    series = zi * (1.0 / 12 - zi2 * (1.0 / 360 - zi2 * (1.0 / 1260 - zi2 * (1.0 / 1680
-                                                                          - zi2 / 1188))))
-    return (z - 0.5) * log(z) - z + _HALF_LOG_2PI + series - log(prod)
+    w = z * z
+    numerator = (((w / 12.0 - 1.0 / 360) * w + 1.0 / 1260) * w - 1.0 / 1680) * w + 1.0 / 1188
+    w2 = w * w
+    return (z - 0.5) * log(z) - z + _HALF_LOG_2PI + numerator / (z * w2 * w2) - log(prod)
 
 
 def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
