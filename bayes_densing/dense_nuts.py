@@ -200,13 +200,20 @@ class Sampler:
         z = {n: self.spread(np.broadcast_to(np.asarray(point[n], dtype=float),
                                             (self.slots,) + np.shape(point[n])))
              for n in self.names}
-        d = sum(int(np.prod(np.shape(point[n]))) for n in self.names)
-        eye = np.eye(d) if self.dense else np.ones(d)
         keys = np.zeros((self.slots, 2), dtype=np.uint32)
-        state, _ = self.start(keys, z, INITIAL_STEP, eye, self.per_chain(args))
+        state, _ = self.start(keys, z, INITIAL_STEP, self.metric(np.eye(self.size(point))),
+                              self.per_chain(args))
         return bool(np.all(np.isfinite(np.asarray(state.potential_energy)))
                     and all(np.all(np.isfinite(np.asarray(g)))
                             for g in state.z_grad.values()))
+
+    def metric(self, cov: np.ndarray) -> np.ndarray:
+        """The inverse mass matrix for a covariance: itself (dense) or its diagonal."""
+        return cov if self.dense else np.diag(cov)
+
+    def size(self, point: dict) -> int:
+        """The number of unconstrained parameters in ``point``."""
+        return sum(int(np.prod(np.shape(point[n]))) for n in self.names)
 
     def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
         x = np.asarray(x)
@@ -238,17 +245,13 @@ class Sampler:
             starts = warm.last
         z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad]))
              for n in names}
-        d = sum(int(np.prod(np.shape(starts[0][n]))) for n in names)
         bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
-
-        def metric(cov):
-            return cov if self.dense else np.diag(cov)
 
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
         # diagonal), and the step size's dual averaging starts again from where it was
-        inv_mass = metric(np.eye(d)) if warm is None else warm.metric
+        inv_mass = self.metric(np.eye(self.size(starts[0]))) if warm is None else warm.metric
         state, da = self.start(keys[0], z, INITIAL_STEP if warm is None else warm.step_size,
                                inv_mass, args)
         window = []
@@ -261,7 +264,7 @@ class Sampler:
                 cov = shrunk_covariance(np.concatenate(window))
                 if i + 1 == updates[0] and warm is None:
                     cov = np.diag(np.diag(cov))     # from the identity: only the scales
-                inv_mass = metric(cov)
+                inv_mass = self.metric(cov)
                 state, da = self.start(keys[updates.index(i + 1) + 1],
                                        {n: spread(gather(state.z[n])) for n in names}, eps,
                                        inv_mass, args)
