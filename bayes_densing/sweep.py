@@ -25,7 +25,7 @@ import pytensor.tensor as pt
 from . import dense_nuts
 from .config import Config
 from .data import ScoreData
-from .inference import JITTER, chain_method, select_device
+from .inference import chain_method, select_device, unconstrained_starts
 from .model import build_model, log_binomial
 
 
@@ -42,13 +42,11 @@ class SweepSampler:
     n: np.ndarray              # and items n, per observation
     last: dense_nuts.Draws | None = None    # the latest fit's draws and adapted state
 
-    def initial_points(self, chains: int, seed: int) -> list[dict]:
-        """The model's prior-based point jittered by ±JITTER on the unconstrained scale, as
-        ``inference.unconstrained_starts`` (whose finiteness check needs the weights)."""
-        rng = np.random.default_rng([seed, 0xD0])
-        start = self.model.initial_point()
-        return [{n: start[n] + rng.uniform(-JITTER, JITTER, np.shape(start[n]))
-                 for n in self.sampler.names} for _ in range(chains)]
+    def initial_points(self, chains: int, seed: int, args: tuple) -> list[dict]:
+        """``inference.unconstrained_starts`` of the model, its finiteness checked at the
+        inputs' values ``args`` by the sampler's start-up program."""
+        return unconstrained_starts(self.model, chains, seed,
+                                    finite=lambda point: self.sampler.finite(point, args))
 
     def sample(self, obs_w: np.ndarray, bench_w: np.ndarray, seed: int,
                counts: np.ndarray | None = None, warm: dense_nuts.Draws | None = None,
@@ -60,10 +58,11 @@ class SweepSampler:
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
             raise ValueError(f"counts must be {len(self.n)} whole numbers in 0..n")
+        args = (obs_w, bench_w, k, log_binomial(self.n, k))
         starts = (warm.last if warm is not None
-                  else self.initial_points(self.config.sampler.chains, seed))
-        self.last = self.sampler.run(starts, (obs_w, bench_w, k, log_binomial(self.n, k)),
-                                     seed=seed, warm=warm, tune=tune, progressbar=False)
+                  else self.initial_points(self.config.sampler.chains, seed, args))
+        self.last = self.sampler.run(starts, args, seed=seed, warm=warm, tune=tune,
+                                     progressbar=False)
         return dense_nuts.to_inferencedata(self.model, self.last.z, self.last.stats,
                                            posterior=self.posterior, args=(obs_w, bench_w),
                                            observed=False)
