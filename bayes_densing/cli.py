@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from .config import SamplerConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Bayesian analysis of the Densing Law of LLMs: how fast does capability "
                        "density (effective ÷ actual parameters) grow, and how sure can we be?\n\n"
@@ -19,6 +21,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3
+# the sampler's length and seed, alike in every command that fits
+_S = SamplerConfig()
+CHAINS_HELP = f"Markov chains (default {_S.chains}; on the CPU each gets its own XLA host device)."
+DRAWS_HELP = f"Draws kept per chain (default {_S.draws})."
+TUNE_HELP = f"Warm-up iterations per chain, discarded (default {_S.tune})."
+SEED_HELP = f"Random seed of the sampler (default {_S.seed})."
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -80,10 +88,10 @@ def sample(
     likelihood: Optional[str] = typer.Option(None, "--likelihood", help="betabinomial | robust"),
     params: Optional[str] = typer.Option(None, "--params", help="total | active: the size density divides by."),
     d0: Optional[float] = typer.Option(None, "--d0", help="D0 in trillions of tokens (paper: 1)."),
-    chains: Optional[int] = typer.Option(None, "--chains"),
-    draws: Optional[int] = typer.Option(None, "--draws"),
-    tune: Optional[int] = typer.Option(None, "--tune"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
+    draws: Optional[int] = typer.Option(None, "--draws", help=DRAWS_HELP),
+    tune: Optional[int] = typer.Option(None, "--tune", help=TUNE_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="numpyro | pymc | blackjax | nutpie"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set priors.slope_sd=0.5"),
@@ -266,10 +274,10 @@ def sensitivity(
     likelihood: Optional[str] = typer.Option(None, "--likelihood", help="betabinomial | robust"),
     params: Optional[str] = typer.Option(None, "--params", help="total | active: the size density divides by."),
     d0: Optional[float] = typer.Option(None, "--d0", help="D0 in trillions of tokens (paper: 1)."),
-    chains: Optional[int] = typer.Option(None, "--chains"),
-    draws: Optional[int] = typer.Option(None, "--draws"),
-    tune: Optional[int] = typer.Option(None, "--tune"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
+    draws: Optional[int] = typer.Option(None, "--draws", help=DRAWS_HELP),
+    tune: Optional[int] = typer.Option(None, "--tune", help=TUNE_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="numpyro | pymc | blackjax | nutpie"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any base config key, e.g. --set priors.slope_sd=0.5"),
@@ -376,10 +384,10 @@ def subsets(
     since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date."),
     until: Optional[str] = typer.Option(None, "--until", help="Targets released on/before this date."),
     trend: Optional[str] = typer.Option(None, "--trend", help="frontier | mean | envelope | changepoint"),
-    chains: Optional[int] = typer.Option(None, "--chains"),
-    draws: Optional[int] = typer.Option(None, "--draws"),
-    tune: Optional[int] = typer.Option(None, "--tune"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
+    draws: Optional[int] = typer.Option(None, "--draws", help=DRAWS_HELP),
+    tune: Optional[int] = typer.Option(None, "--tune", help=TUNE_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set priors.slope_sd=0.5"),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for subsets.csv/json and forest.png (default runs/subsets-YYYYMMDD-HHMMSS)."),

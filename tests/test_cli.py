@@ -39,6 +39,20 @@ def test_sample_help_shows_an_example():
     assert "--allow-warnings" in result.stdout and "--force" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["sample", "sensitivity", "subsets"])
+def test_help_gives_the_sampler_length_defaults_from_the_config(command):
+    import typer
+
+    from bayes_densing.config import SamplerConfig
+
+    s = SamplerConfig()
+    options = {p.opts[0]: p.help or "" for p in typer.main.get_command(app).commands[command].params}
+    for flag, default in [("--chains", s.chains), ("--draws", s.draws), ("--tune", s.tune),
+                          ("--seed", s.seed)]:
+        assert f"(default {default}" in options[flag], (flag, options[flag])
+    assert "--chains" in invoke([command, "--help"]).stdout
+
+
 def test_top_level_help_shows_an_example():
     result = invoke(["--help"])
     assert result.exit_code == 0, result.output
