@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import __version__, classic, data as data_mod, results
 from .config import Config
-from .inference import diagnose, sample
+from .inference import SampleResult, diagnose, sample
 from .model import build_model
 
 
@@ -37,6 +37,7 @@ class FitResult:
     summary: str
     out: Path | None
     config: Config  # what ran: the input config with the dataset defaults that were applied
+    sampled: SampleResult | None = None   # the sampler's draws, before anything was added
 
 
 def versions() -> dict[str, str]:
@@ -86,11 +87,15 @@ def write_figures_and_report(run_dir: Path, run: dict, progressbar: bool = False
 
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
-        figures: bool = False, command: str | None = None) -> FitResult:
+        figures: bool = False, command: str | None = None,
+        draws: SampleResult | None = None) -> FitResult:
     """Fit the model of ``config`` to the data and, if ``out`` is given, write a run directory
     (with its figures and report when ``figures``, as ``bayes-densing sample`` does; they take
     a few seconds, which sweeps of many fits skip); ``command``, the command line that asked
-    for the fit, is recorded in diagnostics.json and the report.
+    for the fit, is recorded in diagnostics.json and the report. ``draws``: another fit's
+    ``sampled``, of the very same model and sampler settings, to summarise instead of sampling
+    again (the ``mean`` and ``envelope`` trends share one posterior and differ only in how
+    the slope is read from it).
 
     Raises :class:`data.DataError` / :class:`config.ConfigError` on bad input before anything
     is sampled or written; an existing ``out`` is refused unless ``force``.
@@ -102,12 +107,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
     model = build_model(data, config)
-    if progressbar:
+    if progressbar and draws is None:
         s = config.sampler
         print(f"Sampling {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) with {s.sampler} "
               f"on {s.device}; Ctrl-C stops it and leaves nothing", file=sys.stderr, flush=True)
-    sampled = sample(model, config.sampler, progressbar=progressbar)
-    idata = sampled.idata
+    sampled = sample(model, config.sampler, progressbar=progressbar) if draws is None else draws
+    # a new InferenceData of the sampler's groups: those added below are this fit's own
+    idata = az.InferenceData(**{g: sampled.idata[g] for g in sampled.idata.groups()})
     idata.add_groups(posterior_predictive=results.posterior_predictive(idata, data, config,
                                                                        config.sampler.seed),
                      constant_data=results.constant_data(data))
@@ -141,4 +147,5 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
                 write_figures_and_report(tmp, run, progressbar, shown_as=out)
         written = Path(out)
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
-                     diagnostics=diagnostics, summary=summary, out=written, config=config)
+                     diagnostics=diagnostics, summary=summary, out=written, config=config,
+                     sampled=sampled)

@@ -122,6 +122,51 @@ def test_prepare_marks_duplicates_of_the_base_and_records_data_failures(small_co
     assert by["priors.slope_sd=1.0"].base_value == "0.3"
 
 
+def test_prepare_lets_the_envelope_trend_read_the_mean_trends_draws(small_config, synth):
+    variants = sens.prepare(small_config(), ["trend=frontier,envelope,mean",
+                                             "priors.slope_sd=1.0"], synth.csv)
+    by = {v.name: v for v in variants}
+    assert by["trend=frontier"].same_as == "base"             # the default trend
+    assert by["trend=envelope"].draws_of == ""                # nothing to share yet
+    assert by["trend=mean"].draws_of == "trend=envelope"      # the same model, sampled once
+    assert by["priors.slope_sd=1.0"].draws_of == "" and by["base"].draws_of == ""
+    # a different prior is a different posterior, whatever the trend rule
+    mean = by["trend=mean"].config.to_dict()
+    assert sens.same_posterior(mean, by["trend=envelope"].config.to_dict())
+    assert not sens.same_posterior(mean, by["base"].config.to_dict())
+    other = {**mean, "priors": {**mean["priors"], "slope_sd": 1.0}}
+    assert not sens.same_posterior(other, by["trend=envelope"].config.to_dict())
+
+
+def test_the_envelope_variant_is_summarised_from_the_mean_trends_draws(small_config, synth,
+                                                                      tmp_path, monkeypatch):
+    calls = []
+    real_sample = run_mod.sample
+
+    def counting(model, cfg, **kwargs):
+        calls.append(cfg)
+        return real_sample(model, cfg, **kwargs)
+
+    monkeypatch.setattr(run_mod, "sample", counting)
+    cfg = small_config()
+    cfg.set("model.trend", "mean")
+    lines: list[str] = []
+    out = tmp_path / "sweep"
+    result = sens.sensitivity(cfg, ["trend=envelope"], synth.csv, out=out, prior_scaling=False,
+                              echo=lines.append)
+    assert len(calls) == 1                                     # one posterior, sampled once
+    assert "the draws of base, not re-sampled" in lines[1]
+    base = az.from_netcdf(out / "base" / "posterior.nc")
+    envelope = az.from_netcdf(out / "trend=envelope" / "posterior.nc")
+    np.testing.assert_array_equal(base.posterior["A"].values, envelope.posterior["A"].values)
+    assert "constant_data" in envelope.groups() and "posterior_predictive" in envelope.groups()
+    rows = result.table.set_index("variant")
+    assert np.isfinite(rows.median_months).all()
+    # the same draws read by two rules: the envelope's per-draw OLS is not the mean trend's A
+    assert rows.median_months["trend=envelope"] != rows.median_months["base"]
+    assert "trend = \"envelope\"" in (out / "trend=envelope" / "config.toml").read_text()
+
+
 # --- a real tiny sweep ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,9 @@ key can vary — by a short alias or its full dotted name::
     seed=0,1,2                         sampler.seed        Monte Carlo noise, for scale
     priors.slope_sd=0.15,0.6           any section.key of bayes_densing/config.py
 
+A variant equal to another (a value that is the base's own) is not re-run, and the ``mean``
+and ``envelope`` trends, which read one posterior two ways, share one sampling run.
+
 Every variant's config is validated and its data loaded before anything is fitted: an unknown
 key, a bad value or a name that is not in the data (reference family, benchmark, family to
 leave out) is a :class:`ConfigError`. A variant whose data or model cannot be built for a
@@ -98,6 +101,7 @@ class Variant:
     data: data_mod.ScoreData | None = None
     error: str = ""                   # set when the variant cannot be fitted
     same_as: str = ""                 # name of an identical variant fitted instead
+    draws_of: str = ""                # a variant of the same model whose draws this one reads
 
 
 @dataclass
@@ -276,8 +280,22 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
                 v.same_as = name
                 break
         else:
+            for name, other in resolved.items():
+                if same_posterior(other, key):
+                    v.draws_of = name
+                    break
             resolved[v.name] = key
     return variants
+
+
+def same_posterior(a: dict, b: dict) -> bool:
+    """Whether two resolved configs (``Config.to_dict()``) sample the same posterior: the
+    ``envelope`` trend samples the ``mean`` trend's model and reads its draws differently
+    (``model.build_model``, ``results.slope_draws``)."""
+    def sampled(c: dict) -> dict:
+        trend = "mean" if c["model"]["trend"] == "envelope" else c["model"]["trend"]
+        return {**c, "model": {**c["model"], "trend": trend}}
+    return sampled(a) == sampled(b)
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -341,9 +359,11 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
                     v.error = variants_by_name[v.same_as].error
             elif not v.error:
                 start = time.perf_counter()
+                shared = fitted.get(v.draws_of)
                 try:
                     result = run.fit(v.config, data_path, data=v.data, progressbar=False,
-                                     out=None if root is None else root / v.name)
+                                     out=None if root is None else root / v.name,
+                                     draws=None if shared is None else shared.sampled)
                 except FIT_ERRORS as exc:
                     if v.name == BASE:
                         raise
@@ -351,7 +371,8 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
                 else:
                     fitted[v.name] = result
                     run_dir = v.name if root is not None else ""
-                    note = f", {time.perf_counter() - start:.0f} s"
+                    note = f", {time.perf_counter() - start:.0f} s" + (
+                        "" if shared is None else f" (the draws of {v.draws_of}, not re-sampled)")
             if v.name == BASE:
                 base_median = float(result.doubling["median_months"])
             row = _row(v, result, base_median, run_dir)
