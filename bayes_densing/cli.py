@@ -297,7 +297,8 @@ def sensitivity(
 
         bayes-densing sensitivity --vary reference=Qwen1.5,Llama-2,Pythia --vary d0=0.3,1,3 --vary trend=frontier,envelope,mean --out runs/sens
 
-    Each variant is a full fit: use `--chains/--draws/--tune` to keep a wide sweep affordable.
+    Each variant is a full fit (the mean and envelope trends share one, as they read one
+    posterior): use `--chains/--draws/--tune` to keep a wide sweep affordable.
     """
     from datetime import datetime
 
