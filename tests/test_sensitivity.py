@@ -2,8 +2,9 @@
 (run dirs, table, tornado), failing variants, power-scaling prior sensitivity, the CLI.
 
 Fits are tiny (conftest: 2 chains × 60 draws, 12 simulated targets). The real sweep fits two
-models (the base, and one prior scale; the other value equals the base and is not re-run); the
-CLI test replays lib_run's posterior instead of sampling.
+models (the base, and one prior scale; the other value equals the base, and D0 without a data
+term is the base's posterior, so neither is re-run); the CLI test replays lib_run's posterior
+instead of sampling.
 """
 
 from __future__ import annotations
@@ -122,6 +123,17 @@ def test_prepare_marks_duplicates_of_the_base_and_records_data_failures(small_co
     assert by["priors.slope_sd=1.0"].base_value == "0.3"
 
 
+def test_d0_without_a_data_term_is_the_base_posterior_and_not_refitted(small_config, synth):
+    cfg = small_config()                      # conftest: model.data_term = "off"
+    by = {v.name: v for v in sens.prepare(cfg, ["d0=0.3,3"], synth.csv)}
+    for name in ("d0=0.3", "d0=3"):
+        assert by[name].same_as == "base" and by[name].same_because == sens.NO_DATA_TERM
+    # with the data term (the simulated references have tokens) D0 moves the loss law
+    cfg.set("model.data_term", "auto")
+    by = {v.name: v for v in sens.prepare(cfg, ["d0=0.3,3"], synth.csv)}
+    assert by["d0=0.3"].same_as == "" and by["d0=3"].same_as == ""
+
+
 def test_prepare_lets_the_envelope_trend_read_the_mean_trends_draws(small_config, synth):
     variants = sens.prepare(small_config(), ["trend=frontier,envelope,mean",
                                              "priors.slope_sd=1.0"], synth.csv)
@@ -173,7 +185,8 @@ def test_the_envelope_variant_is_summarised_from_the_mean_trends_draws(small_con
 def sweep(tmp_path_factory, synth, small_config):
     out = tmp_path_factory.mktemp("sens") / "sweep"
     lines: list[str] = []
-    result = sens.sensitivity(small_config(), ["priors.slope_sd=0.3,1.0", "since=2099-01-01"],
+    result = sens.sensitivity(small_config(), ["priors.slope_sd=0.3,1.0", "since=2099-01-01",
+                                               "d0=3"],
                               synth.csv, out=out, prior_scaling=False, echo=lines.append)
     return result, out, lines
 
@@ -186,16 +199,17 @@ def test_sweep_writes_one_run_dir_per_fitted_variant(sweep):
         assert (out / name / "posterior.nc").exists() and (out / name / "config.toml").exists()
     assert "slope_sd = 1.0" in (out / "priors.slope_sd=1.0" / "config.toml").read_text()
     assert not list(out.parent.glob(".sweep.*"))              # no temporary leftovers
-    assert len(lines) == 4 and lines[0].startswith("[1/4] base … ")
-    assert "months (90% HDI" in lines[2] and lines[2].startswith("[3/4] priors.slope_sd=1.0 … ")
+    assert len(lines) == 5 and lines[0].startswith("[1/5] base … ")
+    assert "months (90% HDI" in lines[2] and lines[2].startswith("[3/5] priors.slope_sd=1.0 … ")
     assert "same as base" in lines[1] and "failed" in lines[3]
+    assert f"same as base: {sens.NO_DATA_TERM}, not re-run" in lines[4]   # no data term here
 
 
 def test_sweep_table_has_a_row_per_variant_with_finite_medians(sweep):
     result, out, _ = sweep
     table = pd.read_csv(out / "sensitivity.csv", keep_default_na=False, na_values=[""])
     assert list(table.variant) == ["base", "priors.slope_sd=0.3", "priors.slope_sd=1.0",
-                                   "since=2099-01-01"]
+                                   "since=2099-01-01", "d0=3"]
     assert list(table.columns) == sens.COLUMNS
     ok = table.iloc[:3]
     assert np.isfinite(ok.median_months).all() and (ok.median_months > 0).all()

@@ -17,8 +17,9 @@ key can vary — by a short alias or its full dotted name::
     seed=0,1,2                         sampler.seed        Monte Carlo noise, for scale
     priors.slope_sd=0.15,0.6           any section.key of bayes_densing/config.py
 
-A variant equal to another (a value that is the base's own) is not re-run, and the ``mean``
-and ``envelope`` trends, which read one posterior two ways, share one sampling run.
+A variant equal to another (a value that is the base's own, or a D0 where the loss law has no
+data term, so that D0 enters nothing) is not re-run, and the ``mean`` and ``envelope`` trends,
+which read one posterior two ways, share one sampling run.
 
 Every variant's config is validated and its data loaded before anything is fitted: an unknown
 key, a bad value or a name that is not in the data (reference family, benchmark, family to
@@ -59,7 +60,7 @@ import pandas as pd
 from .. import data as data_mod, results, run
 from ..config import Config, ConfigError
 from ..inference import SamplerError
-from ..model import ModelError
+from ..model import ModelError, data_term_on
 
 ALIASES = {
     "reference": "data.reference", "d0": "model.d0", "trend": "model.trend",
@@ -101,6 +102,7 @@ class Variant:
     data: data_mod.ScoreData | None = None
     error: str = ""                   # set when the variant cannot be fitted
     same_as: str = ""                 # name of an identical variant fitted instead
+    same_because: str = ""            # why, when the two configs differ (D0 without data term)
     draws_of: str = ""                # a variant of the same model whose draws this one reads
 
 
@@ -258,7 +260,7 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
     base_v.data = data_mod.load(base_v.config, data_path)     # a DataError here is fatal
     families = sorted(set(base_v.data.models.family))
     base_resolved = run.resolved_config(base_v.config, base_v.data)  # dataset defaults applied
-    resolved = {BASE: base_resolved.to_dict()}
+    resolved = {BASE: posterior_key(base_resolved, base_v.data)}
     for v in variants[1:]:
         v.base_value = _show(_get(base_resolved, v.setting))
         if v.setting == "data.exclude_families":
@@ -274,10 +276,13 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
                 raise ConfigError(f"--vary {v.key}={v.value}: {exc}") from None
             v.error = str(exc)
             continue
-        key = run.resolved_config(v.config, v.data).to_dict()
+        ran = run.resolved_config(v.config, v.data)
+        key = posterior_key(ran, v.data)
         for name, other in resolved.items():
             if other == key:
                 v.same_as = name
+                if key != ran.to_dict():
+                    v.same_because = NO_DATA_TERM
                 break
         else:
             for name, other in resolved.items():
@@ -286,6 +291,23 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
                     break
             resolved[v.name] = key
     return variants
+
+
+NO_DATA_TERM = ("D0 enters only through the data term b·D0^-β, which is off for these data "
+                "(model.data_term; it needs every reference model's tokens)")
+
+
+def posterior_key(config: Config, data: data_mod.ScoreData) -> dict:
+    """``config.to_dict()`` with what cannot change the posterior on ``data`` blanked: D0,
+    when the loss law has no data term (``model.data_term_on``), enters nothing."""
+    key = config.to_dict()
+    try:
+        on = data_term_on(data, config)
+    except ModelError:                 # "on" without tokens: the fit will say so
+        on = True
+    if not on:
+        key["model"] = {**key["model"], "d0": "(no data term)"}
+    return key
 
 
 def same_posterior(a: dict, b: dict) -> bool:
@@ -354,7 +376,8 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
             result, note, run_dir = None, "", ""
             if v.same_as:
                 result, run_dir = fitted.get(v.same_as), v.same_as
-                note = f" (same as {v.same_as}, not re-run)"
+                because = f": {v.same_because}" if v.same_because else ""
+                note = f" (same as {v.same_as}{because}, not re-run)"
                 if result is None:
                     v.error = variants_by_name[v.same_as].error
             elif not v.error:
