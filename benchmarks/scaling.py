@@ -138,6 +138,8 @@ def main(argv=None) -> int:
         row = {"grid": name, "n_models": n_models, "n_benchmarks": n_bench, "n_obs": len(data.obs)}
         if args.gradient:
             row["gradient_us"] = gradient_us(data, cfg)
+            if args.fit:        # now, so that a fit stopped before its end leaves this much
+                print(json.dumps(row), flush=True)
         if args.fit:
             row.update(fit_once(data, cfg))
         rows.append(row)
