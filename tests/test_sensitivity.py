@@ -128,6 +128,9 @@ def test_d0_without_a_data_term_is_the_base_posterior_and_not_refitted(small_con
     by = {v.name: v for v in sens.prepare(cfg, ["d0=0.3,3"], synth.csv)}
     for name in ("d0=0.3", "d0=3"):
         assert by[name].same_as == "base" and by[name].same_because == sens.NO_DATA_TERM
+    by = {v.name: v for v in sens.prepare(cfg, ["priors.slope_sd=0.3"], synth.csv)}
+    assert by["priors.slope_sd=0.3"].same_as == "base"                  # the base's own value
+    assert by["priors.slope_sd=0.3"].same_because == ""                 # not for want of D0
     # with the data term (the simulated references have tokens) D0 moves the loss law
     cfg.set("model.data_term", "auto")
     by = {v.name: v for v in sens.prepare(cfg, ["d0=0.3,3"], synth.csv)}
@@ -201,7 +204,7 @@ def test_sweep_writes_one_run_dir_per_fitted_variant(sweep):
     assert not list(out.parent.glob(".sweep.*"))              # no temporary leftovers
     assert len(lines) == 5 and lines[0].startswith("[1/5] base … ")
     assert "months (90% HDI" in lines[2] and lines[2].startswith("[3/5] priors.slope_sd=1.0 … ")
-    assert "same as base" in lines[1] and "failed" in lines[3]
+    assert "same as base, not re-run" in lines[1] and "failed" in lines[3]   # its own value
     assert f"same as base: {sens.NO_DATA_TERM}, not re-run" in lines[4]   # no data term here
 
 

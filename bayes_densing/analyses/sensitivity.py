@@ -260,7 +260,8 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
     base_v.data = data_mod.load(base_v.config, data_path)     # a DataError here is fatal
     families = sorted(set(base_v.data.models.family))
     base_resolved = run.resolved_config(base_v.config, base_v.data)  # dataset defaults applied
-    resolved = {BASE: posterior_key(base_resolved, base_v.data)}
+    # each fitted variant's config: as a posterior_key, and as it is
+    resolved = {BASE: (posterior_key(base_resolved, base_v.data), base_resolved.to_dict())}
     for v in variants[1:]:
         v.base_value = _show(_get(base_resolved, v.setting))
         if v.setting == "data.exclude_families":
@@ -277,19 +278,19 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
             v.error = str(exc)
             continue
         ran = run.resolved_config(v.config, v.data)
-        key = posterior_key(ran, v.data)
-        for name, other in resolved.items():
+        key, raw = posterior_key(ran, v.data), ran.to_dict()
+        for name, (other, other_raw) in resolved.items():
             if other == key:
                 v.same_as = name
-                if key != ran.to_dict():
+                if other_raw != raw:        # equal only once D0 is blanked
                     v.same_because = NO_DATA_TERM
                 break
         else:
-            for name, other in resolved.items():
+            for name, (other, _) in resolved.items():
                 if same_posterior(other, key):
                     v.draws_of = name
                     break
-            resolved[v.name] = key
+            resolved[v.name] = (key, raw)
     return variants
 
 
