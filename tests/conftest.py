@@ -95,7 +95,7 @@ def lib_run(workdir, synth) -> SimpleNamespace:
 
     def recording_sample(model, cfg, **kwargs):
         result = real_sample(model, cfg, **kwargs)
-        recorded["sample"] = copy.deepcopy(result)   # before fit() adds groups to its idata
+        recorded["sample"] = copy.deepcopy(result)   # the replays hand out copies of it
         return result
 
     cfg = _small_config()
