@@ -94,8 +94,9 @@ def figure(record: dict, path: Path) -> None:
             y = [r[key] for r in rows]
             fixed = (f"{rows[0]['n_benchmarks']} benchmarks" if grid == "models"
                      else f"{rows[0]['n_models']} models")
-            k = record["exponents"].get(f"{grid}_{key}")
-            ax.loglog(x, y, marker=marker, label=f"vs {grid} ({fixed}): slope {k:.2f}")
+            k = record["exponents"].get(f"{grid}_{key}")      # none from a single size
+            slope = "" if k is None else f": slope {k:.2f}"
+            ax.loglog(x, y, marker=marker, label=f"vs {grid} ({fixed}){slope}")
         ax.set_xlabel("number of target models, or of benchmarks")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
