@@ -4,10 +4,10 @@
 
 For each seed: the fit on all five sweep benchmarks (mmlu, bbh, math_hard, humaneval, gsm8k),
 then MMLU alone and MMLU + MATH-hard + GSM8K, each warm-started from it with the sweep's
-300-iteration warm-up (``sweep.SweepSampler``). Prints, per fit, the divergent transitions
-of each chain, the max R-hat and min bulk ESS of the global parameters, the step size, and
-each chain's median doubling time and mean log density: a chain that sits in another mode
-shows there. To compare two versions of the package, run it from outside the checkout with
+warm-up (``analyses.subsets.WARM_TUNE`` iterations; ``sweep.SweepSampler``). Prints, per fit,
+the divergent transitions of each chain, the max R-hat and min bulk ESS of the global
+parameters, the step size, and each chain's median doubling time and mean log density: a
+chain that sits in another mode shows there. To compare two versions of the package, run it from outside the checkout with
 ``PYTHONPATH=<worktree>``.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 
 import bayes_densing
 from bayes_densing import data as data_mod
+from bayes_densing.analyses.subsets import WARM_TUNE
 from bayes_densing.config import Config
 from bayes_densing.inference import diagnose
 from bayes_densing.sweep import compile_sweep
@@ -41,7 +42,7 @@ def main(seeds: list[int]) -> None:
         def fit(subset, warm):
             w = np.array([b in subset for b in data.benchmarks], dtype=float)
             idata = sweep.sample(w[obs_bench], w, seed, warm=warm,
-                                 tune=None if warm is None else 300)
+                                 tune=None if warm is None else WARM_TUNE)
             d = diagnose(idata.sel(benchmark=[b for b in data.benchmarks if b in subset]),
                          GLOBALS)
             T = np.median(idata.posterior["doubling_months"].values, axis=1)
