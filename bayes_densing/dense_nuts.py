@@ -128,6 +128,7 @@ class Sampler:
         def potential(params, *args):
             return -logp(*[params[n] for n in names], *args)[0]
 
+        self.potential = potential   # −log density of a dict of unconstrained parameters
         init_kernel, sample_kernel = hmc(
             potential_fn_gen=lambda *args: (lambda params: potential(params, *args)), algo="NUTS")
         self.cfg, self.dense = cfg, cfg.mass_matrix != "diag"
