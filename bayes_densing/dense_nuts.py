@@ -25,6 +25,12 @@ acceptance 0.9 it had 2 divergent transitions in 4,000 draws (in the interior, n
 neck: the step size, 0.19, is too long for a few regions); at 0.95, the default, none in the
 seeds tried.
 
+NUTS moves one flat vector of the unconstrained parameters (:meth:`Sampler.flatten`), not
+PyMC's dict of 12 arrays: every update of a position, momentum or gradient and every select of
+NUTS's tree was otherwise one XLA kernel per array, 214 of the sampler's kernels per leapfrog
+step against 55 (JAX's profiler, benchmarks/profile_fit.py), and the same draws took 1.2× the
+sampling time.
+
 Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device per chain,
 ``inference.select_device``), and several chains share a device when there are fewer devices
 than chains (``vmap``: one GPU).
@@ -65,13 +71,6 @@ def metric_updates(n_chunks: int) -> list[int]:
         ends.pop()                      # a short last window would be noisy: widen the previous
     ends.append(last)
     return ends
-
-
-def _positions(z: dict, names: list[str]) -> np.ndarray:
-    """Draws of one chunk (chain, draw, ...) as rows of NumPyro's flattening (sorted names)."""
-    parts = [np.asarray(z[n]) for n in sorted(names)]
-    rows = parts[0].shape[0] * parts[0].shape[1]
-    return np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
 
 
 def shrunk_covariance(draws: np.ndarray) -> np.ndarray:
@@ -122,13 +121,17 @@ class Sampler:
         from pymc.sampling.jax import get_jaxified_graph
 
         self.names = names = [v.name for v in model.value_vars]
+        point = model.initial_point()
+        self.shapes = {n: np.shape(point[n]) for n in names}
+        self.d = self.size(point)
         logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])
 
         @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
-        def potential(params, *args):
+        def potential(x, *args):
+            params = self.unflatten(x)
             return -logp(*[params[n] for n in names], *args)[0]
 
-        self.potential = potential   # −log density of a dict of unconstrained parameters
+        self.potential = potential   # −log density of the unconstrained parameters, flattened
         init_kernel, sample_kernel = hmc(
             potential_fn_gen=lambda *args: (lambda params: potential(params, *args)), algo="NUTS")
         self.cfg, self.dense = cfg, cfg.mass_matrix != "diag"
@@ -180,6 +183,23 @@ class Sampler:
         self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
             step_size=eps)))
 
+    def flatten(self, point: dict) -> np.ndarray:
+        """Parameters by name (each with leading axes ...) → one vector (..., d) in NumPyro's
+        order of a dict (sorted names), the order of the metric."""
+        n0 = self.names[0]
+        lead = np.shape(point[n0])[:np.ndim(point[n0]) - len(self.shapes[n0])]
+        return np.concatenate([np.reshape(point[n], lead + (-1,)) for n in sorted(self.names)],
+                              axis=-1)
+
+    def unflatten(self, x) -> dict:
+        """The inverse of :meth:`flatten`, for NumPy or JAX arrays (..., d)."""
+        out, at = {}, 0
+        for n in sorted(self.names):
+            size = int(np.prod(self.shapes[n]))
+            out[n] = x[..., at:at + size].reshape(x.shape[:-1] + self.shapes[n])
+            at += size
+        return out
+
     def per_chain(self, args) -> tuple:
         """The inputs' values, the same for every chain: (devices, chains each, ...)."""
         return tuple(np.broadcast_to(np.asarray(a, dtype=float),
@@ -198,15 +218,12 @@ class Sampler:
     def finite(self, point: dict, args=()) -> bool:
         """Whether the log density and its gradient are finite at the unconstrained ``point``
         (evaluated by the program that starts the chains, so no separate compile)."""
-        z = {n: self.spread(np.broadcast_to(np.asarray(point[n], dtype=float),
-                                            (self.slots,) + np.shape(point[n])))
-             for n in self.names}
+        z = self.spread(np.broadcast_to(self.flatten(point), (self.slots, self.d)))
         keys = np.zeros((self.slots, 2), dtype=np.uint32)
         state, _ = self.start(keys, z, INITIAL_STEP, self.metric(np.eye(self.size(point))),
                               self.per_chain(args))
         return bool(np.all(np.isfinite(np.asarray(state.potential_energy)))
-                    and all(np.all(np.isfinite(np.asarray(g)))
-                            for g in state.z_grad.values()))
+                    and np.all(np.isfinite(np.asarray(state.z_grad))))
 
     def metric(self, cov: np.ndarray) -> np.ndarray:
         """The inverse mass matrix for a covariance: itself (dense) or its diagonal."""
@@ -244,8 +261,8 @@ class Sampler:
         pad = [min(i, chains - 1) for i in range(slots)]
         if warm is not None:
             starts = warm.last
-        z = {n: spread(np.stack([np.asarray(starts[i][n], dtype=float) for i in pad]))
-             for n in names}
+        z = spread(np.stack([self.flatten({n: np.asarray(starts[i][n], dtype=float)
+                                           for n in names}) for i in pad]))
         bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
 
@@ -258,7 +275,7 @@ class Sampler:
         window = []
         for i in range(n_tune):
             (state, da), out = self.advance(state, da, ADAPT, args)
-            window.append(_positions(jax.tree_util.tree_map(gather, out[0]), names))
+            window.append(gather(out[0]).reshape(-1, self.d))
             bar.update(self.length, "warm-up")
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
@@ -267,7 +284,7 @@ class Sampler:
                     cov = np.diag(np.diag(cov))     # from the identity: only the scales
                 inv_mass = self.metric(cov)
                 state, da = self.start(keys[updates.index(i + 1) + 1],
-                                       {n: spread(gather(state.z[n])) for n in names}, eps,
+                                       spread(gather(state.z)), eps,
                                        inv_mass, args)
                 window = []
         # the draws use the averaged step size of the last stretch, the same for every chain
@@ -286,6 +303,7 @@ class Sampler:
             jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :self.cfg.draws],
                                    *[o[i] for o in outs])
             for i in range(6))
+        z = self.unflatten(z)
         stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
                  "lp": -potential_energy, "acceptance_rate": accept,
                  "tree_depth": np.log2(n_steps).astype(int) + 1,

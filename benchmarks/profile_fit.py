@@ -114,7 +114,7 @@ def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
     from jax import lax
 
     f = jax.value_and_grad(sampler.potential)
-    x = {n: np.asarray(v, dtype=float) for n, v in point.items()}
+    x = sampler.flatten({n: np.asarray(v, dtype=float) for n, v in point.items()})
     cost = jax.jit(f).lower(x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
 
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
 
     arg = sampler.per_chain(())
     keys = np.zeros((sampler.slots, 2), dtype=np.uint32)
-    z = {n: sampler.spread(np.asarray(point[n])[None]) for n in sampler.names}
+    z = sampler.spread(sampler.flatten(point)[None])
 
     def stretch():
         """The profiled iterations from the same state: seconds and leapfrog steps."""

@@ -102,3 +102,33 @@ def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_
     mine = unconstrained_starts(model, 2, seed=3, finite=sampler.finite)
     theirs = unconstrained_starts(model, 2, seed=3)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(mine, theirs) for k in a)
+
+
+def test_parameters_travel_as_one_vector_in_the_metric_s_order():
+    """NUTS moves one flat vector (a dict of arrays cost ~160 more XLA kernels per leapfrog
+    step: benchmarks/README.md, "Where a leapfrog step's time goes"). Its order is NumPyro's
+    flattening of a dict, the sorted names, which is the order of the estimated metric; the
+    potential of the vector is the model's −log density at the named values."""
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    with pm.Model() as model:
+        pm.Normal("z", shape=(2, 3))
+        pm.HalfNormal("a")
+        pm.Normal("m", shape=2)
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2))
+    assert sampler.names == ["z", "a_log__", "m"] and sampler.d == 9
+    rng = np.random.default_rng(0)
+    point = {"z": rng.normal(size=(5, 2, 3)), "a_log__": rng.normal(size=5),
+             "m": rng.normal(size=(5, 2))}                       # 5 draws, leading axis
+    x = sampler.flatten(point)
+    assert x.shape == (5, 9)
+    np.testing.assert_array_equal(x[:, 0], point["a_log__"])    # sorted: a_log__, m, z
+    np.testing.assert_array_equal(x[:, 1:3], point["m"])
+    np.testing.assert_array_equal(x[:, 3:], point["z"].reshape(5, 6))
+    back = sampler.unflatten(x)
+    assert all(np.array_equal(back[n], point[n]) for n in point)
+    logp = model.compile_logp()
+    one = {n: v[0] for n, v in point.items()}
+    assert float(sampler.potential(x[0])) == pytest.approx(-logp(one))
