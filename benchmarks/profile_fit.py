@@ -9,8 +9,9 @@ timed). The default sampler (``dense_nuts.Sampler``) first adapts for ``--tune``
 without the profiler; then ``--iterations`` more run once untimed by the profiler (the step's
 real cost) and once under ``jax.profiler.trace`` with XLA's optimised HLO dumped, so that each
 kernel the CPU runtime executed is named by the JAX operation it came from (its ``op_name``).
-Kernels are split into the log density's forward pass, its reverse pass (the gradient) and the
-sampler's own work (NUTS's tree, the metric's products, the random numbers); control-flow
+Kernels are split into the log density's forward pass, its reverse pass (the gradient), the
+sampler's own work (NUTS's tree, the metric's products, the random numbers) and XLA's own
+kernels that no JAX operation names (copies of buffers between a loop's iterations); control-flow
 thunks (``while``, ``conditional``, ``call``) contain others and are not counted as kernels.
 
 The profiler's own cost per recorded kernel is large (it slows the run many times over), so
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 CONTAINERS = ("while", "conditional", "call")
+UNNAMED = "XLA's own (no op_name)"
 INSTRUCTION = re.compile(r'\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"')
 
 
@@ -82,24 +84,21 @@ def kernel_events(trace: Path) -> list[tuple[int, str, float]]:
 
 
 def breakdown(events, names: dict, steps: int) -> dict:
-    """Kernel time and count per leapfrog step, by part and by primitive within each part."""
+    """Kernel time and count per leapfrog step, by part and by primitive within each part.
+    Kernels without an ``op_name`` are XLA's own (copies of buffers, mostly): their part is
+    ``UNNAMED`` and their "primitive" the HLO instruction's name without its number."""
     by_part, by_prim, count = collections.Counter(), collections.Counter(), collections.Counter()
-    unnamed = 0.0
     for pid, op, ns in events:
         if op.startswith(CONTAINERS):
             continue
         name = names.get((pid, op))
-        if name is None:
-            unnamed += ns
-            continue
-        p = part(name)
+        p = UNNAMED if name is None else part(name)
         by_part[p] += ns
         count[p] += 1
-        by_prim[(p, primitive(name))] += ns
+        by_prim[(p, re.sub(r"\.\d+$", "", op) if name is None else primitive(name))] += ns
     total = sum(by_part.values())
     return {
         "kernel_ns_per_step": total / steps,
-        "unnamed_share": unnamed / (total + unnamed) if total + unnamed else 0.0,
         "parts": {p: {"share": v / total, "kernels_per_step": count[p] / steps}
                   for p, v in by_part.most_common()},
         "primitives": [{"part": p, "primitive": prim, "share": v / total}
@@ -183,9 +182,14 @@ def main(argv=None) -> int:
     keys = np.zeros((sampler.slots, 2), dtype=np.uint32)
     z = sampler.spread(sampler.flatten(point)[None])
 
-    def stretch():
-        """The profiled iterations from the same state: seconds and leapfrog steps."""
-        state, da = sampler.start(keys, z, eps, metric, arg)
+    def started():
+        """NUTS's state at the profiled stretch's start, computed: JAX dispatches
+        asynchronously, and the start's Cholesky factor of the metric (O(d³), ≈ 0.5 s at 2,000
+        models) would otherwise be timed with the first iterations."""
+        return jax.block_until_ready(sampler.start(keys, z, eps, metric, arg))
+
+    def stretch(state, da):
+        """The profiled iterations from ``state``: seconds and leapfrog steps."""
         t0 = time.perf_counter()
         steps = 0
         for _ in range(sampler.n_draw):
@@ -194,11 +198,12 @@ def main(argv=None) -> int:
         jax.block_until_ready(state)
         return time.perf_counter() - t0, steps
 
-    stretch()                                            # compiled, and its caches warm
-    seconds, steps = stretch()
+    stretch(*started())                                  # compiled, and its caches warm
+    seconds, steps = stretch(*started())
     trace = Path(tempfile.mkdtemp(prefix="profile-trace-"))
+    state = started()
     with jax.profiler.trace(str(trace)):
-        traced_s, traced_steps = stretch()
+        traced_s, traced_steps = stretch(*state)
     assert traced_steps == steps, "the profiled stretch took other steps than the timed one"
     events = kernel_events(trace)
     result = breakdown(events, op_names(dump), steps)
