@@ -185,11 +185,12 @@ class Sampler:
 
     def flatten(self, point: dict) -> np.ndarray:
         """Parameters by name (each with leading axes ...) → one vector (..., d) in NumPyro's
-        order of a dict (sorted names), the order of the metric."""
+        order of a dict (sorted names), the order of the metric. Always floats: an integer
+        vector would be another compiled program."""
         n0 = self.names[0]
         lead = np.shape(point[n0])[:np.ndim(point[n0]) - len(self.shapes[n0])]
-        return np.concatenate([np.reshape(point[n], lead + (-1,)) for n in sorted(self.names)],
-                              axis=-1)
+        return np.concatenate([np.reshape(np.asarray(point[n], dtype=float), lead + (-1,))
+                               for n in sorted(self.names)], axis=-1)
 
     def unflatten(self, x) -> dict:
         """The inverse of :meth:`flatten`, for NumPy or JAX arrays (..., d)."""
@@ -261,8 +262,7 @@ class Sampler:
         pad = [min(i, chains - 1) for i in range(slots)]
         if warm is not None:
             starts = warm.last
-        z = spread(np.stack([self.flatten({n: np.asarray(starts[i][n], dtype=float)
-                                           for n in names}) for i in pad]))
+        z = spread(np.stack([self.flatten(starts[i]) for i in pad]))
         bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
 

@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -113,7 +114,7 @@ def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
     from jax import lax
 
     f = jax.value_and_grad(sampler.potential)
-    x = sampler.flatten({n: np.asarray(v, dtype=float) for n, v in point.items()})
+    x = sampler.flatten(point)
     cost = jax.jit(f).lower(x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
 
@@ -171,7 +172,8 @@ def main(argv=None) -> int:
     model = build_model(data, cfg)
     sampler = dense_nuts.Sampler(model, s)
     start = unconstrained_starts(model, 1, s.seed, finite=sampler.finite)
-    eps, metric, point = dense_nuts.INITIAL_STEP, sampler.metric(np.eye(sampler.size(start[0]))), start[0]
+    eps, point = dense_nuts.INITIAL_STEP, start[0]
+    metric = sampler.metric(np.eye(sampler.d))
     if args.tune:
         t0 = time.perf_counter()
         adapted = sampler.run(start, seed=s.seed, tune=args.tune, progressbar=False)
@@ -207,12 +209,14 @@ def main(argv=None) -> int:
     assert traced_steps == steps, "the profiled stretch took other steps than the timed one"
     events = kernel_events(trace)
     result = breakdown(events, op_names(dump), steps)
-    grad = gradient_cost(sampler, {n: np.asarray(point[n]) for n in sampler.names})
+    grad = gradient_cost(sampler, point)
+    shutil.rmtree(trace)
+    shutil.rmtree(dump)          # (later compilations in this process would dump there again)
     step_us = seconds / steps * 1e6
     record = {
         "command": "python " + " ".join(sys.argv), "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "jax": jax.__version__,
-        "data": data.source, "n_obs": len(data.obs), "parameters": sampler.size(point),
+        "data": data.source, "n_obs": len(data.obs), "parameters": sampler.d,
         "tune": args.tune, "iterations": args.iterations, "leapfrog_steps": steps,
         "step_us": step_us, "traced_step_us": traced_s / steps * 1e6,
         "gradient": grad, "step_over_gradient": step_us / grad["us_per_call"], **result,

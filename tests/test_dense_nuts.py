@@ -127,6 +127,8 @@ def test_parameters_travel_as_one_vector_in_the_metric_s_order():
     np.testing.assert_array_equal(x[:, 0], point["a_log__"])    # sorted: a_log__, m, z
     np.testing.assert_array_equal(x[:, 1:3], point["m"])
     np.testing.assert_array_equal(x[:, 3:], point["z"].reshape(5, 6))
+    ints = {"z": np.zeros((2, 3), dtype=int), "a_log__": 0, "m": [1, 2]}
+    assert sampler.flatten(ints).dtype == float
     back = sampler.unflatten(x)
     assert all(np.array_equal(back[n], point[n]) for n in point)
     logp = model.compile_logp()
