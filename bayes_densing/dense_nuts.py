@@ -121,7 +121,7 @@ class Sampler:
         from pymc.sampling.jax import get_jaxified_graph
 
         self.names = names = [v.name for v in model.value_vars]
-        point = model.initial_point()
+        self.initial_point = point = model.initial_point()   # (the starting points' centre)
         self.shapes = {n: np.shape(point[n]) for n in names}
         self.d = self.size(point)
         logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])

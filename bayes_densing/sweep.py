@@ -46,7 +46,8 @@ class SweepSampler:
         """``inference.unconstrained_starts`` of the model, its finiteness checked at the
         inputs' values ``args`` by the sampler's start-up program."""
         return unconstrained_starts(self.model, chains, seed,
-                                    finite=lambda point: self.sampler.finite(point, args))
+                                    finite=lambda point: self.sampler.finite(point, args),
+                                    start=self.sampler.initial_point)
 
     def sample(self, obs_w: np.ndarray, bench_w: np.ndarray, seed: int,
                counts: np.ndarray | None = None, warm: dense_nuts.Draws | None = None,

@@ -171,7 +171,8 @@ def main(argv=None) -> int:
     s.chains, s.draws = 1, args.iterations
     model = build_model(data, cfg)
     sampler = dense_nuts.Sampler(model, s)
-    start = unconstrained_starts(model, 1, s.seed, finite=sampler.finite)
+    start = unconstrained_starts(model, 1, s.seed, finite=sampler.finite,
+                                 start=sampler.initial_point)
     eps, point = dense_nuts.INITIAL_STEP, start[0]
     metric = sampler.metric(np.eye(sampler.d))
     if args.tune:

@@ -102,6 +102,10 @@ def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_
     mine = unconstrained_starts(model, 2, seed=3, finite=sampler.finite)
     theirs = unconstrained_starts(model, 2, seed=3)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(mine, theirs) for k in a)
+    # and with the initial point the sampler computed already (``inference.sample``)
+    given = unconstrained_starts(model, 2, seed=3, finite=sampler.finite,
+                                 start=sampler.initial_point)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(given, theirs) for k in a)
 
 
 def test_parameters_travel_as_one_vector_in_the_metric_s_order():
