@@ -33,7 +33,9 @@ sampling time.
 
 Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device per chain,
 ``inference.select_device``), and several chains share a device when there are fewer devices
-than chains (``vmap``: one GPU).
+than chains (``vmap``: one GPU; on 2 CPU cores the default fit took 1.75× as long with 2 host
+devices × 2 chains and 2.0× with one device × 4 chains as with 4 × 1, benchmarks/README.md
+"Host devices").
 Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
 program each. A :class:`Sampler` compiles once for a model whose inputs other than the
 parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
@@ -142,12 +144,6 @@ class Sampler:
         self.length = length = math.ceil(draws / min(CHUNKS, draws))
         self.n_draw = math.ceil(draws / length)
         self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
-        if jax.default_backend() == "cpu" and 1 < self.n_dev < chains:
-            # several host devices each batching several chains hung here (idle CPU, no
-            # progress: 2 devices × 2 chains, 4 × 2); all chains batched on one device do not.
-            # `inference.select_device` gives each chain its own host device, so this happens
-            # only when a process asks for more chains than its first fit did
-            self.n_dev = 1
         self.per_dev = math.ceil(chains / self.n_dev)
         self.slots = self.n_dev * self.per_dev    # spare slots repeat the last chain; dropped
         da_init, da_update = dual_averaging()
@@ -174,10 +170,16 @@ class Sampler:
 
         self.advance = on_devices(chunk, in_axes=(0, 0, None, 0))
         # NUTS with a given step size and metric, no adaptation of its own (NumPyro's warm-up
-        # would bake its schedule into the compiled transition): we adapt between chunks
+        # would bake its schedule into the compiled transition): we adapt between chunks. The
+        # metric is one for all chains (in_axes None), so NumPyro factors it once per device:
+        # batched over a device's chains, jaxlib's LAPACK Cholesky splits the batch over XLA's
+        # CPU thread pool and waits for it from inside that pool, which deadlocked (idle CPU)
+        # once every pool thread was a device's program, as with 2 devices × 2 chains on 2
+        # cores, or 4 × 2 at d ≥ ~150 (gdb: lapack_dpotrf_ffi → ParallelBatchMap → Wait)
         self.restart = on_devices(lambda key, z, eps, inv_mass, args: init_kernel(
             z, 0, step_size=eps, inverse_mass_matrix=inv_mass, adapt_step_size=False,
-            adapt_mass_matrix=False, dense_mass=self.dense, model_args=args, rng_key=key))
+            adapt_mass_matrix=False, dense_mass=self.dense, model_args=args, rng_key=key),
+            in_axes=(0, 0, 0, None, 0))
         self.new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
         # on the devices, so the state stays a device array and `advance` is not compiled again
         self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
@@ -211,9 +213,7 @@ class Sampler:
         ``inv_mass`` for every chain, and fresh dual averaging of the step size. ``args``:
         from :meth:`per_chain`."""
         eps = np.full((self.n_dev, self.per_dev), eps)
-        state = self.restart(self.spread(keys), z, eps,
-                             np.broadcast_to(inv_mass, (self.n_dev, self.per_dev) + inv_mass.shape),
-                             args)
+        state = self.restart(self.spread(keys), z, eps, inv_mass, args)
         return state, self.new_da(eps)
 
     def finite(self, point: dict, args=()) -> bool:

@@ -64,12 +64,11 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
         assert lo < synth.truth["doubling_months"] < hi, (lo, hi)
 
 
-@pytest.mark.parametrize("chains, layout", [(3, (3, 1)), (4, (4, 1)), (6, (1, 6))])
-def test_chains_never_share_host_devices_among_several(chains, layout):
+@pytest.mark.parametrize("chains, layout", [(3, (3, 1)), (4, (4, 1)), (6, (4, 2)), (8, (4, 2))])
+def test_chains_spread_over_the_host_devices(chains, layout):
     """On the CPU each chain gets its own XLA host device (conftest makes 4, as
-    ``select_device("cpu", 4)`` does for a 4-chain run). With more chains than devices they
-    are all batched on one: several host devices each batching several chains hung (2 × 2,
-    4 × 2), with the CPU idle."""
+    ``select_device("cpu", 4)`` does for a 4-chain run); more chains than devices are batched
+    on each (spare slots repeat the last chain and are dropped)."""
     import jax
     import pymc as pm
 
@@ -80,6 +79,41 @@ def test_chains_never_share_host_devices_among_several(chains, layout):
         pm.Normal("x")
     sampler = dense_nuts.Sampler(model, SamplerConfig(chains=chains))
     assert (sampler.n_dev, sampler.per_dev) == layout
+
+
+def test_several_chains_on_each_of_several_host_devices_do_not_deadlock():
+    """4 host devices × 2 chains with a 150-parameter dense metric. When each device's program
+    factored the metric batched over its chains, jaxlib's LAPACK Cholesky waited for XLA's CPU
+    thread pool from inside it and the start-up program never returned (idle CPU); d = 20 did
+    not show it. Run in a daemon thread, so that a deadlock fails the test instead of hanging
+    the session."""
+    import threading
+
+    import jax
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+    from bayes_densing.inference import unconstrained_starts
+
+    assert jax.local_device_count() == 4
+    with pm.Model() as model:
+        pm.Normal("x", shape=150)
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=8, draws=20, tune=20))
+    assert (sampler.n_dev, sampler.per_dev) == (4, 2)
+    done = {}
+
+    def fit():
+        starts = unconstrained_starts(model, 8, 0, finite=sampler.finite,
+                                      start=sampler.initial_point)
+        done["draws"] = sampler.run(starts, seed=0, progressbar=False)
+
+    worker = threading.Thread(target=fit, daemon=True)
+    worker.start()
+    worker.join(timeout=180)
+    assert "draws" in done, "no draws after 180 s: the chains' programs deadlocked"
+    z = done["draws"].z["x"]
+    assert z.shape == (8, 20, 150) and np.all(np.isfinite(z))
+    assert len({float(z[c, -1, 0]) for c in range(8)}) == 8     # eight different chains
 
 
 @pytest.mark.parametrize("mass_matrix", ["dense", "diag"])
