@@ -116,6 +116,29 @@ def test_several_chains_on_each_of_several_host_devices_do_not_deadlock():
     assert len({float(z[c, -1, 0]) for c in range(8)}) == 8     # eight different chains
 
 
+def test_the_programs_are_compiled_once_per_shape_of_the_inputs():
+    """``Sampler.programs`` compiles the start-up and chunk programs together on the first
+    call for a shape of the inputs, and every later run of that shape reuses them."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayes_densing.config import SamplerConfig
+
+    w = pt.vector("w")
+    with pm.Model() as model:
+        x = pm.Normal("x", shape=3)
+        pm.Potential("weighted", -0.5 * pt.sum(w * x ** 2))
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=8, tune=8), inputs=(w,))
+    first = sampler.programs(sampler.per_chain((np.ones(3),)))
+    assert sampler.programs(sampler.per_chain((np.zeros(3),))) is first
+    start = [{"x": np.zeros(3)}] * 2
+    runs = [sampler.run(start, (np.full(3, v),), seed=0, progressbar=False) for v in (1.0, 4.0)]
+    assert len(sampler._programs) == 1
+    # the weight reached the log density: x ~ N(0, 1/(1 + v)) per coordinate
+    sd = [float(np.std(r.z["x"])) for r in runs]
+    assert sd[1] < sd[0]
+
+
 @pytest.mark.parametrize("mass_matrix", ["dense", "diag"])
 def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_matrix):
     """``Sampler.finite`` (the starting points' check in ``inference.sample``) evaluates the
