@@ -125,7 +125,7 @@ class Sampler:
         self.names = names = [v.name for v in model.value_vars]
         self.initial_point = point = model.initial_point()   # (the starting points' centre)
         self.shapes = {n: np.shape(point[n]) for n in names}
-        self.d = self.size(point)
+        self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
         logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])
 
         @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
@@ -181,7 +181,7 @@ class Sampler:
             adapt_mass_matrix=False, dense_mass=self.dense, model_args=args, rng_key=key),
             in_axes=(0, 0, 0, None, 0))
         self.new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
-        # on the devices, so the state stays a device array and `advance` is not compiled again
+        # on the devices, so the state stays there between chunks
         self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
             step_size=eps)))
         self._programs: dict = {}     # the inputs' shapes → the compiled (restart, advance)
@@ -264,7 +264,7 @@ class Sampler:
         (evaluated by the program that starts the chains, so no separate compile)."""
         z = self.spread(np.broadcast_to(self.flatten(point), (self.slots, self.d)))
         keys = np.zeros((self.slots, 2), dtype=np.uint32)
-        state, _ = self.start(keys, z, INITIAL_STEP, self.metric(np.eye(self.size(point))),
+        state, _ = self.start(keys, z, INITIAL_STEP, self.metric(np.eye(self.d)),
                               self.per_chain(args))
         return bool(np.all(np.isfinite(np.asarray(state.potential_energy)))
                     and np.all(np.isfinite(np.asarray(state.z_grad))))
@@ -272,10 +272,6 @@ class Sampler:
     def metric(self, cov: np.ndarray) -> np.ndarray:
         """The inverse mass matrix for a covariance: itself (dense) or its diagonal."""
         return cov if self.dense else np.diag(cov)
-
-    def size(self, point: dict) -> int:
-        """The number of unconstrained parameters in ``point``."""
-        return sum(int(np.prod(np.shape(point[n]))) for n in self.names)
 
     def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
         x = np.asarray(x)
@@ -313,7 +309,7 @@ class Sampler:
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
         # diagonal), and the step size's dual averaging starts again from where it was
-        inv_mass = self.metric(np.eye(self.size(starts[0]))) if warm is None else warm.metric
+        inv_mass = self.metric(np.eye(self.d)) if warm is None else warm.metric
         state, da = self.start(keys[0], z, INITIAL_STEP if warm is None else warm.step_size,
                                inv_mass, args)
         window = []

@@ -191,11 +191,12 @@ def main(argv=None) -> int:
         models) would otherwise be timed with the first iterations."""
         return jax.block_until_ready(sampler.start(keys, z, eps, metric, arg))
 
+    advance = sampler.programs(arg)[1]                 # the chunk program the fits run
+
     def stretch(state, da):
         """The profiled iterations from ``state``: seconds and leapfrog steps."""
         t0 = time.perf_counter()
         steps = 0
-        advance = sampler.programs(arg)[1]            # the chunk program the fits run
         for _ in range(sampler.n_draw):
             (state, da), out = advance(state, da, dense_nuts.FIXED, arg)
             steps += int(np.sum(out[2]))
