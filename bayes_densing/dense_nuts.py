@@ -14,6 +14,13 @@ from 25 draws of one chain, which is singular, and the step size collapses. Here
    the metric becomes the covariance of that window's positions, pooled over all chains
    (4 × the draws of one chain), its off-diagonal shrunk towards zero by d / (n + d)
    (``shrunk_covariance``). After each update the step size's dual averaging starts again.
+   **Until the first dense metric** (the identity window and the diagonal one) a tree has at
+   most 2^6 − 1 = 63 leapfrog steps instead of 1023 (``EARLY_DEPTH``): with a metric that does
+   not know the posterior's scales yet, the step size follows the narrowest direction and the
+   trees grew to ~200 and ~96 steps per iteration, 5 of the default fit's 20 s of sampling,
+   to feed estimates that the next window replaces. Capped, the same windows took ~2.3 s and
+   the next ones ~0.5 s more, with no loss of ESS over 4 seeds (benchmarks/README.md, "The
+   default fit", sixth update).
 2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
 
 NumPyro's own warm-up is not used (``num_warmup=0``): its schedule would be baked into the
@@ -55,6 +62,8 @@ import numpy as np
 
 CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
 INITIAL_STEP = 0.1   # the first window's step size, before dual averaging moves it
+EARLY_DEPTH = 6      # the trees' depth limit until the first dense metric (NUTS's usual: 10)
+UNCAPPED = 1 << 30   # NumPyro's iteration counter at a start with no capped iterations
 ADAPT, FIXED = np.array(True), np.array(False)   # arrays, not Python bools: one compiled program
 
 
@@ -175,11 +184,18 @@ class Sampler:
         # batched over a device's chains, jaxlib's LAPACK Cholesky splits the batch over XLA's
         # CPU thread pool and waits for it from inside that pool, which deadlocked (idle CPU)
         # once every pool thread was a device's program, as with 2 devices × 2 chains on 2
-        # cores, or 4 × 2 at d ≥ ~150 (gdb: lapack_dpotrf_ffi → ParallelBatchMap → Wait)
-        self.restart = on_devices(lambda key, z, eps, inv_mass, args: init_kernel(
-            z, 0, step_size=eps, inverse_mass_matrix=inv_mass, adapt_step_size=False,
-            adapt_mass_matrix=False, dense_mass=self.dense, model_args=args, rng_key=key),
-            in_axes=(0, 0, 0, None, 0))
+        # cores, or 4 × 2 at d ≥ ~150 (gdb: lapack_dpotrf_ffi → ParallelBatchMap → Wait).
+        # ``capped``: how many of the next iterations have trees of at most EARLY_DEPTH.
+        # NumPyro caps at max_tree_depth's first entry while its iteration counter is below
+        # num_warmup (its own adaptation is off here: only the counter is used), so the start
+        # sets the counter ``capped`` below that
+        def restart(key, z, eps, inv_mass, capped, args):
+            state = init_kernel(z, UNCAPPED, step_size=eps, inverse_mass_matrix=inv_mass,
+                                adapt_step_size=False, adapt_mass_matrix=False,
+                                dense_mass=self.dense, max_tree_depth=(EARLY_DEPTH, 10),
+                                model_args=args, rng_key=key)
+            return state._replace(i=(UNCAPPED - capped).astype(state.i.dtype))
+        self.restart = on_devices(restart, in_axes=(0, 0, 0, None, None, 0))
         self.new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
         # on the devices, so the state stays there between chunks
         self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
@@ -229,7 +245,7 @@ class Sampler:
         eps = np.zeros(lead)
         restart = self.restart.lower(np.zeros(lead + (2,), dtype=np.uint32),
                                      np.zeros(lead + (self.d,)), eps,
-                                     self.metric(np.eye(self.d)), args)
+                                     self.metric(np.eye(self.d)), _count(0), args)
         done: dict = {}
 
         def compile_restart():
@@ -250,13 +266,15 @@ class Sampler:
         self._programs[key] = done["restart"], advance
         return self._programs[key]
 
-    def start(self, keys, z: dict, eps: float, inv_mass: np.ndarray, args: tuple):
+    def start(self, keys, z: dict, eps: float, inv_mass: np.ndarray, args: tuple,
+              capped: int = 0):
         """NUTS states at the positions ``z`` (spread), with step size ``eps`` and the metric
-        ``inv_mass`` for every chain, and fresh dual averaging of the step size. ``args``:
-        from :meth:`per_chain`."""
+        ``inv_mass`` for every chain, and fresh dual averaging of the step size; the trees of
+        the next ``capped`` iterations have at most ``EARLY_DEPTH`` levels. ``args``: from
+        :meth:`per_chain`."""
         eps = np.full((self.n_dev, self.per_dev), eps)
         restart, _ = self.programs(args)
-        state = restart(self.spread(keys), z, eps, inv_mass, args)
+        state = restart(self.spread(keys), z, eps, inv_mass, _count(capped), args)
         return state, self.new_da(eps)
 
     def finite(self, point: dict, args=()) -> bool:
@@ -308,10 +326,12 @@ class Sampler:
 
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
-        # diagonal), and the step size's dual averaging starts again from where it was
+        # diagonal), and the step size's dual averaging starts again from where it was. From
+        # a cold start the trees are capped in the first two windows (identity, diagonal)
         inv_mass = self.metric(np.eye(self.d)) if warm is None else warm.metric
+        capped = updates[0] * self.length if warm is None else 0
         state, da = self.start(keys[0], z, INITIAL_STEP if warm is None else warm.step_size,
-                               inv_mass, args)
+                               inv_mass, args, capped)
         window = []
         for i in range(n_tune):
             (state, da), out = advance(state, da, ADAPT, args)
@@ -320,12 +340,15 @@ class Sampler:
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
                 cov = shrunk_covariance(np.concatenate(window))
-                if i + 1 == updates[0] and warm is None:
+                early = i + 1 == updates[0] and warm is None
+                if early:
                     cov = np.diag(np.diag(cov))     # from the identity: only the scales
                 inv_mass = self.metric(cov)
-                state, da = self.start(keys[updates.index(i + 1) + 1],
-                                       spread(gather(state.z)), eps,
-                                       inv_mass, args)
+                k = updates.index(i + 1)
+                capped = (updates[k + 1] - updates[k]) * self.length if early and k + 1 < len(
+                    updates) else 0
+                state, da = self.start(keys[k + 1], spread(gather(state.z)), eps, inv_mass, args,
+                                       capped)
                 window = []
         # the draws use the averaged step size of the last stretch, the same for every chain
         eps = float(np.exp(np.mean(gather(da[1]))))
@@ -350,6 +373,11 @@ class Sampler:
                  "step_size": np.full(diverging.shape, eps)}
         last = [{n: np.asarray(z[n][c, -1]) for n in names} for c in range(chains)]
         return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps, last=last)
+
+
+def _count(n: int) -> np.ndarray:
+    """An iteration count as the start-up program takes it (one dtype: one compiled program)."""
+    return np.asarray(n, dtype=np.int32)
 
 
 def run(model, sampler: Sampler, starts: list[dict], *,

@@ -195,3 +195,55 @@ def test_parameters_travel_as_one_vector_in_the_metric_s_order():
     logp = model.compile_logp()
     one = {n: v[0] for n, v in point.items()}
     assert float(sampler.potential(x[0])) == pytest.approx(-logp(one))
+
+
+def test_a_start_caps_the_trees_of_as_many_iterations_as_asked_and_no_more():
+    """``Sampler.start(..., capped=k)``: the next k iterations' trees have at most
+    2^EARLY_DEPTH − 1 = 63 leapfrog steps, the ones after are NUTS's usual (up to 1023). A unit
+    normal at the identity metric and a fixed step of 0.001 needs ~1,500 steps to turn."""
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    with pm.Model() as model:
+        pm.Normal("x", shape=2)
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=400))
+    assert sampler.length == 20
+    args = sampler.per_chain(())
+    _, advance = sampler.programs(args)
+    keys = np.zeros((sampler.slots, 2), dtype=np.uint32)
+    z = sampler.spread(np.ones((sampler.slots, 2)))
+    cap = 2 ** dense_nuts.EARLY_DEPTH - 1
+    for capped in (0, 8):
+        state, da = sampler.start(keys, z, 1e-3, np.eye(2), args, capped)
+        _, out = advance(state, da, dense_nuts.FIXED, args)
+        steps = sampler.gather(out[2])                    # (chains, iterations)
+        assert np.all(steps[:, :capped] <= cap), steps
+        assert np.all(steps[:, capped:] > cap), steps
+
+
+def test_the_trees_are_capped_in_the_first_two_windows_of_a_cold_start_only(monkeypatch):
+    """From the identity metric, the first window and the diagonal-metric window after it are
+    capped (their metric does not know the posterior's scales yet); the windows with a dense
+    metric, the last stretch, the draws and every window of a warm start are not."""
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    with pm.Model() as model:
+        pm.Normal("x", shape=2)
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=40, tune=400))
+    updates = dense_nuts.metric_updates(400 // sampler.length)
+    asked = []
+    start = sampler.start
+
+    def spy(*a):
+        asked.append(a[5] if len(a) > 5 else 0)
+        return start(*a)
+    monkeypatch.setattr(sampler, "start", spy)
+    first = sampler.run([{"x": np.zeros(2)}] * 2, seed=0, progressbar=False)
+    assert asked == ([updates[0] * sampler.length, (updates[1] - updates[0]) * sampler.length]
+                     + [0] * (len(updates) - 1))
+    asked.clear()
+    sampler.run([{"x": np.zeros(2)}] * 2, seed=1, warm=first, progressbar=False)
+    assert asked == [0] * (len(updates) + 1)
