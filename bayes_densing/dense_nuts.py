@@ -42,7 +42,7 @@ Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device
 ``inference.select_device``), and several chains share a device when there are fewer devices
 than chains (``vmap``: one GPU; on 2 CPU cores the default fit took 1.75× as long with 2 host
 devices × 2 chains and 2.0× with one device × 4 chains as with 4 × 1, benchmarks/README.md
-"Host devices").
+"Host devices"). With one chain per device the programs are not batched at all.
 Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
 program each. A :class:`Sampler` compiles once for a model whose inputs other than the
 parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
@@ -172,10 +172,19 @@ class Sampler:
             return lax.scan(step, (state, da), None, length=length)
 
         def on_devices(f, in_axes=0):
-            # vmapped even with one chain per device: the batched NUTS turns its `cond`s into
-            # selects, and each leapfrog step took ≈ 185 µs against ≈ 211 µs unbatched (which
-            # traces and compiles ≈ 4.5 s faster; scratch probe, 2026-11-24)
-            return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
+            # arrays are (devices, chains each, ...); with one chain per device (the CPU
+            # default) each device runs f on its chain unbatched: traced and compiled ≈ 0.5 s
+            # faster than vmapped, and its leapfrog steps were not slower (before NUTS moved one
+            # flat vector, batching had been faster; benchmarks/README.md, "The default fit")
+            if self.per_dev > 1:
+                return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
+
+            def one(*xs):
+                axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(xs)
+                xs = [x if a is None else jax.tree_util.tree_map(lambda v: v[0], x)
+                      for x, a in zip(xs, axes)]
+                return jax.tree_util.tree_map(lambda v: v[None], f(*xs))
+            return jax.pmap(one, in_axes=in_axes)
 
         self.advance = on_devices(chunk, in_axes=(0, 0, None, 0))
         # NUTS with a given step size and metric, no adaptation of its own (NumPyro's warm-up
