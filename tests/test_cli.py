@@ -235,6 +235,38 @@ def test_the_entry_point_leaves_its_objects_to_the_os_at_exit(monkeypatch, capsy
     assert "open-base-llms" in capsys.readouterr().out
 
 
+def test_the_fitting_commands_import_the_stack_with_the_collector_paused_then_frozen(monkeypatch):
+    """``_import_stack`` (sample, sensitivity, subsets, influence): the collector is paused
+    while PyMC, PyTensor, ArviZ and JAX are imported, their objects are frozen out of its
+    reach, and it is running again afterwards, also when an import fails."""
+    import builtins
+    import gc
+
+    from bayes_densing import cli
+
+    gc.unfreeze()
+    try:
+        cli._import_stack()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    real = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "jax":
+            assert not gc.isenabled()          # paused while importing
+            raise ImportError("no jax here")
+        return real(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", failing)
+    try:
+        with pytest.raises(ImportError):
+            cli._import_stack()
+    finally:
+        monkeypatch.undo()
+        gc.unfreeze()
+    assert gc.isenabled()
+
+
 def test_datasets_lists_the_bundled_dataset_and_its_benchmarks():
     result = invoke(["datasets"])
     assert result.exit_code == 0, result.output
