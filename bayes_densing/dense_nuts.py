@@ -23,8 +23,9 @@ from 25 draws of one chain, which is singular, and the step size collapses. Here
    default fit", sixth update).
 2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
 
-NumPyro's own warm-up is not used (``num_warmup=0``): its schedule would be baked into the
-compiled transition, and each new schedule or metric shape costs another ~15 s compile.
+NumPyro's own warm-up adaptation is not used (its step size and metric adaptation are off;
+its ``num_warmup`` only switches the depth cap): its schedule would be baked into the compiled
+transition, and each new schedule or metric shape costs another ~15 s compile.
 
 Measured on the bundled data (benchmarks/README.md, "Dense mass matrix"): about 4× the min bulk
 ESS of NumPyro's diagonal metric at 31 instead of 48 leapfrog steps per draw. At the target
