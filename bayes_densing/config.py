@@ -94,7 +94,7 @@ class SamplerConfig:
     seed: int = 0
     target_accept: float = 0.95       # the dense metric diverged 2 in 4,000 at 0.9 (benchmarks/)
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
-    mass_matrix: str = "dense"        # numpyro: "dense" (dense_nuts.py) or "diag" (PyMC's bridge)
+    mass_matrix: str = "auto"         # numpyro: "auto", "dense", "conditional" (dense_nuts.py) or "diag"
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
 
     @property
@@ -121,7 +121,7 @@ class Config:
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))
-        _one_of("sampler.mass_matrix", s.mass_matrix, ("dense", "diag"))
+        _one_of("sampler.mass_matrix", s.mass_matrix, ("auto", "dense", "conditional", "diag"))
         _one_of("data.params", d.params, ("total", "active"))
         if m.d0 <= 0:
             raise ConfigError(f"model.d0 must be positive (trillions of tokens), got {m.d0}")

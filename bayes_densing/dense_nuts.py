@@ -1,5 +1,8 @@
-"""The default sampler (``sampler.mass_matrix = "dense"``): NumPyro's NUTS transition on PyMC's
-compiled log density, with a dense mass matrix learnt by our own windowed warm-up.
+"""The default sampler (``sampler.mass_matrix = "auto"``): NumPyro's NUTS transition on PyMC's
+compiled log density, with a dense mass matrix learnt by our own windowed warm-up — or, above
+:data:`DENSE_UP_TO` parameters, the conditional metric of :mod:`conditional_metric` (dense over
+the global parameters, each target's latent regressed on them), which NUTS applies as a linear
+map of the vector it moves, with NumPyro's identity metric.
 
 Why: the trend's slope, the targets' log densities and the curves' levels are correlated,
 which a diagonal metric cannot follow. With NumPyro's own dense adaptation the model written
@@ -61,11 +64,15 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 
+from . import conditional_metric
+
 CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
 INITIAL_STEP = 0.1   # the first window's step size, before dual averaging moves it
 EARLY_DEPTH = 6      # the trees' depth limit until the first dense metric (NUTS's usual: 10)
 UNCAPPED = 1 << 30   # NumPyro's iteration counter at a start with no capped iterations
 ADAPT, FIXED = np.array(True), np.array(False)   # arrays, not Python bools: one compiled program
+ADAM_STEPS, ADAM_RATE = 500, 0.02   # a large model's cold start first climbs the log density
+DENSE_UP_TO = 500    # "auto": a dense metric up to this many parameters, the conditional above
 
 
 def metric_updates(n_chunks: int) -> list[int]:
@@ -95,8 +102,19 @@ def shrunk_covariance(draws: np.ndarray) -> np.ndarray:
     cov = np.atleast_2d(np.cov(draws, rowvar=False))
     weight = d / (n + d)
     shrunk = (1.0 - weight) * cov + weight * np.diag(np.diag(cov))
-    # and Stan's regularisation, so a coordinate that did not move keeps a usable scale
-    return (n / (n + 5.0)) * shrunk + 1e-3 * (5.0 / (n + 5.0)) * np.eye(d)
+    return _regularised(shrunk, n, np.eye(d))
+
+
+def shrunk_variance(draws: np.ndarray) -> np.ndarray:
+    """The diagonal of :func:`shrunk_covariance` (the variances, regularised alike), without
+    forming the d × d covariance."""
+    n = draws.shape[0]
+    return _regularised(np.var(draws, axis=0, ddof=1), n, 1.0)
+
+
+def _regularised(cov, n: int, unit):
+    # Stan's regularisation, so a coordinate that did not move keeps a usable scale
+    return (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * unit
 
 
 @dataclass
@@ -104,7 +122,8 @@ class Draws:
     """What one run gives: unconstrained draws ``z`` (chain, draw, ...), the sample stats, the
     seconds spent sampling, and the adapted state, which can warm-start another run:
     ``metric`` (the inverse mass matrix, d × d or its diagonal), ``step_size`` and each chain's
-    ``last`` position."""
+    ``last`` position. With the conditional metric ``metric`` is its preconditioner
+    (:mod:`conditional_metric`)."""
 
     z: dict
     stats: dict
@@ -120,7 +139,8 @@ class Sampler:
     ``inputs``: PyTensor variables of ``model`` that are not parameters (a sweep's weights,
     an SBC dataset's counts); each run passes their values as ``args``, so every run of the
     same shapes reuses the same compiled programs. ``cfg``: the sampler settings (chains,
-    draws, tune, target acceptance, and the metric, ``mass_matrix`` = "dense" or "diag").
+    draws, tune, target acceptance, and the metric, ``mass_matrix`` = "auto", "dense",
+    "conditional" or "diag": :func:`metric_layout`, kept as ``layout``).
     ``parallel``: the chains on as many XLA devices as there are, else batched on one (a GPU).
     """
 
@@ -136,6 +156,15 @@ class Sampler:
         self.initial_point = point = model.initial_point()   # (the starting points' centre)
         self.shapes = {n: np.shape(point[n]) for n in names}
         self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
+        # the per-target latents (one or more per target model) and the global parameters
+        latent = {v.name for v in model.value_vars
+                  if "target" in (model.named_vars_to_dims.get(model.values_to_rvs[v].name) or ())}
+        self.layout = layout = metric_layout(cfg.mass_matrix, self.d)
+        conditional = layout == "conditional"
+        # the flat vector's order: sorted names (NumPyro's order of a dict, the metric's); with
+        # the conditional metric the globals come first
+        self.order = sorted(names, key=lambda n: (conditional and n in latent, n))
+        self.d_global = sum(int(np.prod(self.shapes[n])) for n in names if n not in latent)
         logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])
 
         @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
@@ -144,9 +173,17 @@ class Sampler:
             return -logp(*[params[n] for n in names], *args)[0]
 
         self.potential = potential   # −log density of the unconstrained parameters, flattened
+        n_pre = 4 if conditional else 0    # the preconditioner's arrays lead the inputs
+
+        def position(y, args):
+            """x, the flat parameters, from the vector NUTS moves (y; x itself but with the
+            conditional metric) and the inputs."""
+            return conditional_metric.to_position(y, args[:n_pre], jnp) if conditional else y
+
         init_kernel, sample_kernel = hmc(
-            potential_fn_gen=lambda *args: (lambda params: potential(params, *args)), algo="NUTS")
-        self.cfg, self.dense = cfg, cfg.mass_matrix != "diag"
+            potential_fn_gen=lambda *args: (lambda y: potential(position(y, args), *args[n_pre:])),
+            algo="NUTS")
+        self.cfg = cfg
         chains, draws = cfg.chains, cfg.draws
         # every phase runs in chunks of one length, so one compiled program advances them all
         # (a program holding NUTS takes ~15-20 s to compile here); the warm-up is rounded up
@@ -168,8 +205,8 @@ class Sampler:
                                             da_new, da)
                 eps = jnp.where(adapting, jnp.exp(da[0]), s.adapt_state.step_size)
                 s = s._replace(adapt_state=s.adapt_state._replace(step_size=eps))
-                return (s, da), (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy,
-                                 s.accept_prob)
+                return (s, da), (position(s.z, args), s.diverging, s.num_steps, s.energy,
+                                 s.potential_energy, s.accept_prob)
             return lax.scan(step, (state, da), None, length=length)
 
         def on_devices(f, in_axes=0):
@@ -202,7 +239,7 @@ class Sampler:
         def restart(key, z, eps, inv_mass, capped, args):
             state = init_kernel(z, UNCAPPED, step_size=eps, inverse_mass_matrix=inv_mass,
                                 adapt_step_size=False, adapt_mass_matrix=False,
-                                dense_mass=self.dense, max_tree_depth=(EARLY_DEPTH, 10),
+                                dense_mass=layout == "dense", max_tree_depth=(EARLY_DEPTH, 10),
                                 model_args=args, rng_key=key)
             return state._replace(i=(UNCAPPED - capped).astype(state.i.dtype))
         self.restart = on_devices(restart, in_axes=(0, 0, 0, None, None, 0))
@@ -212,6 +249,24 @@ class Sampler:
             step_size=eps)))
         self._programs: dict = {}     # the inputs' shapes → the compiled (restart, advance)
 
+        def optimise(x, args):
+            """:data:`ADAM_STEPS` of Adam on the log density from one chain's start ``x``; the
+            start itself where the end is not finite or not higher."""
+            grad = jax.grad(potential)
+
+            def step(i, carry):
+                x, m, v = carry
+                g = grad(x, *args)
+                m, v, t = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g, i + 1.0
+                x = x - ADAM_RATE * (m / (1 - 0.9 ** t)) / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+                return x, m, v
+
+            zero = jnp.zeros_like(x)
+            end = lax.fori_loop(0, ADAM_STEPS, step, (x, zero, zero))[0]
+            better = potential(end, *args) <= potential(x, *args)     # False if NaN
+            return jnp.where(better & jnp.all(jnp.isfinite(end)), end, x)
+        self.optimise = on_devices(optimise)
+
     def flatten(self, point: dict) -> np.ndarray:
         """Parameters by name (each with leading axes ...) → one vector (..., d) in NumPyro's
         order of a dict (sorted names), the order of the metric. Always floats: an integer
@@ -219,16 +274,34 @@ class Sampler:
         n0 = self.names[0]
         lead = np.shape(point[n0])[:np.ndim(point[n0]) - len(self.shapes[n0])]
         return np.concatenate([np.reshape(np.asarray(point[n], dtype=float), lead + (-1,))
-                               for n in sorted(self.names)], axis=-1)
+                               for n in self.order], axis=-1)
 
     def unflatten(self, x) -> dict:
         """The inverse of :meth:`flatten`, for NumPy or JAX arrays (..., d)."""
         out, at = {}, 0
-        for n in sorted(self.names):
+        for n in self.order:
             size = int(np.prod(self.shapes[n]))
             out[n] = x[..., at:at + size].reshape(x.shape[:-1] + self.shapes[n])
             at += size
         return out
+
+    def inputs(self, metric, args: tuple) -> tuple:
+        """The programs' inputs for a ``metric`` and the model's inputs ``args`` (from
+        :meth:`per_chain`): with the conditional metric its preconditioner leads them."""
+        if self.layout != "conditional":
+            return args
+        return self.per_chain(metric) + args
+
+    def nuts_metric(self, metric):
+        """The inverse mass matrix NumPyro is given: the metric, or with the conditional metric
+        the identity (the metric is the preconditioner, :mod:`conditional_metric`)."""
+        return np.ones(self.d) if self.layout == "conditional" else metric
+
+    def moved(self, x, metric):
+        """The vector NUTS moves for positions x (..., d) under ``metric``."""
+        if self.layout != "conditional":
+            return x
+        return conditional_metric.from_position(x, metric)
 
     def per_chain(self, args) -> tuple:
         """The inputs' values, the same for every chain: (devices, chains each, ...)."""
@@ -255,7 +328,7 @@ class Sampler:
         eps = np.zeros(lead)
         restart = self.restart.lower(np.zeros(lead + (2,), dtype=np.uint32),
                                      np.zeros(lead + (self.d,)), eps,
-                                     self.metric(np.eye(self.d)), _count(0), args)
+                                     self.nuts_metric(self.identity()), _count(0), args)
         done: dict = {}
 
         def compile_restart():
@@ -283,8 +356,10 @@ class Sampler:
         the next ``capped`` iterations have at most ``EARLY_DEPTH`` levels. ``args``: from
         :meth:`per_chain`."""
         eps = np.full((self.n_dev, self.per_dev), eps)
+        args = self.inputs(inv_mass, args)
         restart, _ = self.programs(args)
-        state = restart(self.spread(keys), z, eps, inv_mass, _count(capped), args)
+        state = restart(self.spread(keys), self.moved(z, inv_mass), eps,
+                        self.nuts_metric(inv_mass), _count(capped), args)
         return state, self.new_da(eps)
 
     def finite(self, point: dict, args=()) -> bool:
@@ -292,14 +367,32 @@ class Sampler:
         (evaluated by the program that starts the chains, so no separate compile)."""
         z = self.spread(np.broadcast_to(self.flatten(point), (self.slots, self.d)))
         keys = np.zeros((self.slots, 2), dtype=np.uint32)
-        state, _ = self.start(keys, z, INITIAL_STEP, self.metric(np.eye(self.d)),
-                              self.per_chain(args))
+        state, _ = self.start(keys, z, INITIAL_STEP, self.identity(), self.per_chain(args))
         return bool(np.all(np.isfinite(np.asarray(state.potential_energy)))
                     and np.all(np.isfinite(np.asarray(state.z_grad))))
 
-    def metric(self, cov: np.ndarray) -> np.ndarray:
-        """The inverse mass matrix for a covariance: itself (dense) or its diagonal."""
-        return cov if self.dense else np.diag(cov)
+    def identity(self):
+        """The unit metric, in this sampler's layout."""
+        return self.metric(np.zeros((1, 0, self.d)))
+
+    def metric(self, chains: np.ndarray, scales_only: bool = False):
+        """The metric from a window's positions (chains × draws × d; no draws: the identity):
+        the inverse mass matrix, their shrunk covariance (``dense``) or its diagonal (``diag``,
+        or in every layout with ``scales_only``); or the preconditioner of the ``conditional``
+        metric (:mod:`conditional_metric`)."""
+        draws = np.reshape(chains, (-1, self.d))
+        if self.layout == "conditional":
+            if len(draws) == 0:
+                return conditional_metric.identity(self.d_global, self.d - self.d_global)
+            n_eff = (None if scales_only
+                     else conditional_metric.effective_draws(chains, self.d_global))
+            return conditional_metric.estimate(draws, self.d_global, scales_only, n_eff)
+        if len(draws) == 0:
+            return np.eye(self.d) if self.layout == "dense" else np.ones(self.d)
+        if scales_only or self.layout == "diag":
+            variances = shrunk_variance(draws)
+            return np.diag(variances) if self.layout == "dense" else variances
+        return shrunk_covariance(draws)
 
     def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
         x = np.asarray(x)
@@ -324,7 +417,6 @@ class Sampler:
         updates = metric_updates(n_tune)
         spread, gather = self.spread, self.gather
         args = self.per_chain(args)
-        _, advance = self.programs(args)
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), (len(updates) + 1) * slots))
         keys = keys.reshape(len(updates) + 1, slots, -1)
         pad = [min(i, chains - 1) for i in range(slots)]
@@ -333,32 +425,36 @@ class Sampler:
         z = spread(np.stack([self.flatten(starts[i]) for i in pad]))
         bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
+        if warm is None and self.layout == "conditional":
+            z = np.asarray(self.optimise(z, args))
 
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
         # diagonal), and the step size's dual averaging starts again from where it was. From
         # a cold start the trees are capped in the first two windows (identity, diagonal)
-        inv_mass = self.metric(np.eye(self.d)) if warm is None else warm.metric
+        inv_mass = self.identity() if warm is None else warm.metric
         capped = updates[0] * self.length if warm is None else 0
         state, da = self.start(keys[0], z, INITIAL_STEP if warm is None else warm.step_size,
                                inv_mass, args, capped)
+        inputs = self.inputs(inv_mass, args)
+        _, advance = self.programs(inputs)
         window = []
         for i in range(n_tune):
-            (state, da), out = advance(state, da, ADAPT, args)
-            window.append(gather(out[0]).reshape(-1, self.d))
+            (state, da), out = advance(state, da, ADAPT, inputs)
+            positions = gather(out[0])
+            window.append(positions)
             bar.update(self.length, "warm-up")
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
-                cov = shrunk_covariance(np.concatenate(window))
                 early = i + 1 == updates[0] and warm is None
-                if early:
-                    cov = np.diag(np.diag(cov))     # from the identity: only the scales
-                inv_mass = self.metric(cov)
+                # from the identity: only the scales
                 k = updates.index(i + 1)
+                inv_mass = self.metric(np.concatenate(window, axis=1), scales_only=early)
                 capped = (updates[k + 1] - updates[k]) * self.length if early and k + 1 < len(
                     updates) else 0
-                state, da = self.start(keys[k + 1], spread(gather(state.z)), eps, inv_mass, args,
-                                       capped)
+                state, da = self.start(keys[k + 1], spread(positions[:, -1]), eps, inv_mass,
+                                       args, capped)
+                inputs = self.inputs(inv_mass, args)
                 window = []
         # the draws use the averaged step size of the last stretch, the same for every chain
         eps = float(np.exp(np.mean(gather(da[1]))))
@@ -366,7 +462,7 @@ class Sampler:
 
         outs = []
         for _ in range(self.n_draw):
-            (state, da), out = advance(state, da, FIXED, args)
+            (state, da), out = advance(state, da, FIXED, inputs)
             outs.append(jax.tree_util.tree_map(gather, out))
             bar.update(self.length, "draws")
         seconds = time.perf_counter() - t0
@@ -385,6 +481,15 @@ class Sampler:
         return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps, last=last)
 
 
+def metric_layout(mass_matrix: str, d: int) -> str:
+    """The metric a sampler of ``d`` parameters uses for ``sampler.mass_matrix``: "dense",
+    "conditional" or "diag"; "auto" is dense up to :data:`DENSE_UP_TO` parameters and
+    conditional above."""
+    if mass_matrix == "auto":
+        return "dense" if d <= DENSE_UP_TO else "conditional"
+    return mass_matrix
+
+
 def _count(n: int) -> np.ndarray:
     """An iteration count as the start-up program takes it (one dtype: one compiled program)."""
     return np.asarray(n, dtype=np.int32)
@@ -400,8 +505,8 @@ def run(model, sampler: Sampler, starts: list[dict], *,
     draws = sampler.run(starts, seed=cfg.seed, progressbar=progressbar)
     idata = to_inferencedata(model, draws.z, draws.stats)
     idata.posterior.attrs["sampling_time"] = draws.seconds
-    idata.posterior.attrs["mass_matrix"] = (f"{'dense' if cfg.mass_matrix != 'diag' else 'diag'}"
-                                            ", windowed warm-up (bayes_densing.dense_nuts)")
+    idata.posterior.attrs["mass_matrix"] = (f"{sampler.layout}, windowed warm-up "
+                                            "(bayes_densing.dense_nuts)")
     return idata, draws.seconds
 
 

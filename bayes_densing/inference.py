@@ -112,7 +112,7 @@ class SampleResult:
     wall_s: float
     sampling_s: float | None
     chain_method: str
-    mass_matrix: str = "-"     # numpyro: "dense" or "diag"; the other samplers: their own
+    mass_matrix: str = "-"     # numpyro: "dense", "conditional" or "diag"; the other samplers: their own
 
 
 JITTER = 0.5
@@ -181,7 +181,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     n_devices = select_device(cfg.device, cfg.host_devices)
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
-    if metric == "dense":
+    if metric not in ("diag", "-"):      # dense, block or auto: bayes_densing/dense_nuts.py
         from . import dense_nuts
 
         start = time.perf_counter()
@@ -191,7 +191,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
                                       start=sampler.initial_point)
         idata, seconds = dense_nuts.run(model, sampler, starts, progressbar=progressbar)
         return SampleResult(idata=idata, wall_s=time.perf_counter() - start, sampling_s=seconds,
-                            chain_method=method, mass_matrix=metric)
+                            chain_method=method, mass_matrix=sampler.layout)
     kwargs: dict = {"initvals": initial_points(model, cfg.chains, cfg.seed)}
     if cfg.sampler == "numpyro":
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}

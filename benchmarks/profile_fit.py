@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     start = unconstrained_starts(model, 1, s.seed, finite=sampler.finite,
                                  start=sampler.initial_point)
     eps, point = dense_nuts.INITIAL_STEP, start[0]
-    metric = sampler.metric(np.eye(sampler.d))
+    metric = sampler.identity()
     if args.tune:
         t0 = time.perf_counter()
         adapted = sampler.run(start, seed=s.seed, tune=args.tune, progressbar=False)

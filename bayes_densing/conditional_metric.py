@@ -1,0 +1,101 @@
+"""The conditional metric (``sampler.mass_matrix = "conditional"``): the posterior's covariance
+as the model's structure allows it, dense over the global parameters and with every target's
+latent regressed on them.
+
+Given the global parameters g (trend, curves, exponents, concentrations: a few dozen), the
+targets' latent log densities l_i are independent in the posterior: each enters only its own
+scores and its own trend term. So the precision matrix has no entries between two latents, and
+a Gaussian approximation of the posterior is, exactly,
+
+    x_g = μ_g + L_g·y_g,        x_l = μ_l + B·(x_g − μ_g) + s ⊙ y_l,       y ~ N(0, I),
+
+with L_g the Cholesky factor of the globals' covariance, B the latents' regression on the
+globals (one row per target) and s their conditional standard deviations. NUTS runs on y with
+the identity metric, which is NUTS on x with the metric (inverse mass) L·Lᵀ, L the matrix above:
+the dense metric's answer where the structure holds, at the cost of d_g² + 2·d_l·d_g products
+instead of d², and from far fewer estimated entries (d_g·(d_g + 1)/2 + d_l·(d_g + 1) instead of
+d·(d + 1)/2). At 2,000 targets and 56 globals: 0.23 instead of 8.5 million multiplications per
+leapfrog step, and a 0.9 MB factor instead of a 34 MB matrix.
+
+A preconditioner is the tuple ``(mu, chol, coef, scale)``: μ (d,), L_g (d_g, d_g), C = B·L_g
+(d_l, d_g) and s (d_l,), the globals first in the flat vector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def identity(d_global: int, d_latent: int) -> tuple:
+    """The preconditioner of the identity metric (x = y)."""
+    return (np.zeros(d_global + d_latent), np.eye(d_global), np.zeros((d_latent, d_global)),
+            np.ones(d_latent))
+
+
+def effective_draws(chains: np.ndarray, d_global: int) -> float:
+    """How many independent draws a window's positions (chains × draws × d) are worth for the
+    regression: the median bulk ESS of the global parameters (ArviZ), at most the draws."""
+    import arviz as az
+
+    ess = az.ess(az.convert_to_dataset(np.asarray(chains[..., :d_global])), method="bulk")
+    median = float(np.nanmedian(ess.to_array().values))
+    return min(median, chains.shape[0] * chains.shape[1])
+
+
+def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
+             n_eff: float | None = None) -> tuple:
+    """The preconditioner from a window's positions ``draws`` (n × d, the globals first).
+
+    The globals' covariance is shrunk as the dense metric's (``dense_nuts.shrunk_covariance``),
+    its off-diagonal towards zero by p = (d_g + 1) / (n_eff + d_g + 1), and each latent's
+    regression on the globals by how much of its variance it explains (below): d_g + 1 numbers
+    per latent from ``n_eff`` independent draws (default n; the windows' draws are
+    autocorrelated, :func:`effective_draws`). Then Stan's regularisation. ``scales_only``: the
+    variances alone (the first window's estimate)."""
+    n = draws.shape[0]
+    mu = draws.mean(axis=0)
+    centred = draws - mu
+    g, lat = centred[:, :d_global], centred[:, d_global:]
+    regularise = n / (n + 5.0)
+    floor = 1e-3 * 5.0 / (n + 5.0)
+    var = regularise * np.einsum("ij,ij->j", centred, centred) / (n - 1) + floor
+    if scales_only:
+        return (mu, np.diag(np.sqrt(var[:d_global])),
+                np.zeros((lat.shape[1], d_global)), np.sqrt(var[d_global:]))
+    n_eff = n if n_eff is None else n_eff
+    p = (d_global + 1) / (n_eff + d_global + 1)
+    cov_g = regularise * (1.0 - p) * (g.T @ g) / (n - 1)     # off-diagonal shrunk by p
+    cov_g[np.diag_indices(d_global)] = var[:d_global]
+    cov_lg = regularise * (lat.T @ g) / (n - 1)
+    chol = np.linalg.cholesky(cov_g)
+    # each latent's regression on the globals, shrunk towards zero by how little of its
+    # variance it explains: k = R² / (R² + p·(1 − R²)), p = (d_g + 1) / n_eff the R² that noise
+    # alone would give. A latent the globals explain well keeps its regression (a fixed
+    # factor left up to 20× its conditional variance in its scale), one they do not loses it
+    ols = np.linalg.solve(cov_g, cov_lg.T).T
+    r2 = np.clip(np.einsum("ij,ij->i", ols, cov_lg) / var[d_global:], 0.0, 1.0)
+    coef_b = (r2 / (r2 + p * (1.0 - r2) + 1e-300))[:, None] * ols
+    # and as scale the spread of its residual l − B·g in these draws: what the whitened
+    # latent's variance then is
+    residual = lat - g @ coef_b.T
+    scale = np.sqrt(regularise * np.einsum("ij,ij->j", residual, residual) / (n - 1) + floor)
+    coef = coef_b @ chol
+    return mu, chol, coef, scale
+
+
+def to_position(y, pre, xp=np):
+    """x from y (..., d) under the preconditioner ``pre``; ``xp``: numpy or jax.numpy."""
+    mu, chol, coef, scale = pre
+    d_global = chol.shape[-1]
+    y_g, y_l = y[..., :d_global], y[..., d_global:]
+    return mu + xp.concatenate([y_g @ chol.T, y_g @ coef.T + scale * y_l], axis=-1)
+
+
+def from_position(x: np.ndarray, pre: tuple) -> np.ndarray:
+    """y from x (..., d): the inverse of :func:`to_position` (NumPy)."""
+    mu, chol, coef, scale = pre
+    d_global = chol.shape[-1]
+    c = np.asarray(x) - mu
+    y_g = np.linalg.solve(chol, np.moveaxis(c[..., :d_global], -1, 0).reshape(d_global, -1))
+    y_g = np.moveaxis(y_g.reshape((d_global,) + c.shape[:-1]), 0, -1)
+    return np.concatenate([y_g, (c[..., d_global:] - y_g @ coef.T) / scale], axis=-1)
