@@ -52,21 +52,20 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
     per latent from ``n_eff`` independent draws (default n; the windows' draws are
     autocorrelated, :func:`effective_draws`). Then Stan's regularisation. ``scales_only``: the
     variances alone (the first window's estimate)."""
+    from .dense_nuts import regularised, shrunk_covariance, shrunk_variance   # (imports us)
+
     n = draws.shape[0]
     mu = draws.mean(axis=0)
     centred = draws - mu
     g, lat = centred[:, :d_global], centred[:, d_global:]
-    regularise = n / (n + 5.0)
-    floor = 1e-3 * 5.0 / (n + 5.0)
-    var = regularise * np.einsum("ij,ij->j", centred, centred) / (n - 1) + floor
+    var = shrunk_variance(draws)
     if scales_only:
         return (mu, np.diag(np.sqrt(var[:d_global])),
                 np.zeros((lat.shape[1], d_global)), np.sqrt(var[d_global:]))
     n_eff = n if n_eff is None else n_eff
     p = (d_global + 1) / (n_eff + d_global + 1)
-    cov_g = regularise * (1.0 - p) * (g.T @ g) / (n - 1)     # off-diagonal shrunk by p
-    cov_g[np.diag_indices(d_global)] = var[:d_global]
-    cov_lg = regularise * (lat.T @ g) / (n - 1)
+    cov_g = shrunk_covariance(g, weight=p)
+    cov_lg = regularised(lat.T @ g / (n - 1), n, 0.0)
     chol = np.linalg.cholesky(cov_g)
     # each latent's regression on the globals, shrunk towards zero by how little of its
     # variance it explains: k = R² / (R² + p·(1 − R²)), p = (d_g + 1) / n_eff the R² that noise
@@ -77,8 +76,7 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
     coef_b = (r2 / (r2 + p * (1.0 - r2) + 1e-300))[:, None] * ols
     # and as scale the spread of its residual l − B·g in these draws: what the whitened
     # latent's variance then is
-    residual = lat - g @ coef_b.T
-    scale = np.sqrt(regularise * np.einsum("ij,ij->j", residual, residual) / (n - 1) + floor)
+    scale = np.sqrt(shrunk_variance(lat - g @ coef_b.T))
     coef = coef_b @ chol
     return mu, chol, coef, scale
 

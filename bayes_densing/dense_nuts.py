@@ -92,28 +92,31 @@ def metric_updates(n_chunks: int) -> list[int]:
     return ends
 
 
-def shrunk_covariance(draws: np.ndarray) -> np.ndarray:
-    """Covariance of ``draws`` (n × d), its off-diagonal shrunk towards zero by d / (n + d).
+def shrunk_covariance(draws: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """Covariance of ``draws`` (n × d), its off-diagonal shrunk towards zero by d / (n + d)
+    (or by ``weight``).
 
     With n ≫ d the sample covariance is kept almost as it is; with n ≈ d (short runs) half of
     the off-diagonal is kept, so the metric stays positive definite and well-conditioned.
     """
     n, d = draws.shape
     cov = np.atleast_2d(np.cov(draws, rowvar=False))
-    weight = d / (n + d)
+    weight = d / (n + d) if weight is None else weight
     shrunk = (1.0 - weight) * cov + weight * np.diag(np.diag(cov))
-    return _regularised(shrunk, n, np.eye(d))
+    return regularised(shrunk, n, np.eye(d))
 
 
 def shrunk_variance(draws: np.ndarray) -> np.ndarray:
     """The diagonal of :func:`shrunk_covariance` (the variances, regularised alike), without
     forming the d × d covariance."""
     n = draws.shape[0]
-    return _regularised(np.var(draws, axis=0, ddof=1), n, 1.0)
+    return regularised(np.var(draws, axis=0, ddof=1), n, 1.0)
 
 
-def _regularised(cov, n: int, unit):
-    # Stan's regularisation, so a coordinate that did not move keeps a usable scale
+def regularised(cov, n: int, unit):
+    """Stan's regularisation of a covariance estimated from n draws (``unit``: its identity,
+    1.0 for variances, 0.0 for a block off the diagonal), so a coordinate that did not move
+    keeps a usable scale."""
     return (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * unit
 
 
@@ -447,8 +450,8 @@ class Sampler:
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
                 early = i + 1 == updates[0] and warm is None
-                # from the identity: only the scales
                 k = updates.index(i + 1)
+                # (from the identity: only the scales)
                 inv_mass = self.metric(np.concatenate(window, axis=1), scales_only=early)
                 capped = (updates[k + 1] - updates[k]) * self.length if early and k + 1 < len(
                     updates) else 0

@@ -112,7 +112,7 @@ class SampleResult:
     wall_s: float
     sampling_s: float | None
     chain_method: str
-    mass_matrix: str = "-"     # numpyro: "dense", "conditional" or "diag"; the other samplers: their own
+    mass_matrix: str = "-"     # numpyro: "dense", "conditional" or "diag"; others: their own
 
 
 JITTER = 0.5
@@ -181,7 +181,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     n_devices = select_device(cfg.device, cfg.host_devices)
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
-    if metric not in ("diag", "-"):      # dense, block or auto: bayes_densing/dense_nuts.py
+    if metric not in ("diag", "-"):      # auto, dense or conditional: dense_nuts.py
         from . import dense_nuts
 
         start = time.perf_counter()
