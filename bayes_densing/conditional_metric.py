@@ -81,6 +81,29 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
     return mu, chol, coef, scale
 
 
+def from_curvature(mu: np.ndarray, h_global: np.ndarray, h_diag: np.ndarray) -> tuple:
+    """The preconditioner of the Gaussian whose precision is the log density's curvature at
+    ``mu`` (a Laplace approximation): ``h_global`` the Hessian's rows of the globals
+    (d_g × d, of −log density) and ``h_diag`` the latents' diagonal (d_l,), which is their
+    whole block (no two latents share a term).
+
+    With Q that precision: s = Q_ll^(−1/2), B = −Q_ll⁻¹·Q_lg and the globals' covariance the
+    inverse of the Schur complement Q_gg − Q_gl·Q_ll⁻¹·Q_lg. Away from a mode a curvature can
+    be negative or nil: a latent's is then taken as 1 (its unit scale) and the Schur
+    complement's eigenvalues by their magnitude, at least 10⁻⁶ of the largest."""
+    d_global = h_global.shape[0]
+    q_gg = 0.5 * (h_global[:, :d_global] + h_global[:, :d_global].T)
+    q_lg = h_global[:, d_global:].T
+    q_l = np.where(np.isfinite(h_diag) & (h_diag > 0), h_diag, 1.0)
+    q_lg = np.where(np.isfinite(h_diag) & (h_diag > 0), 1.0, 0.0)[:, None] * q_lg
+    schur = q_gg - q_lg.T @ (q_lg / q_l[:, None])
+    lam, vec = np.linalg.eigh(0.5 * (schur + schur.T))
+    lam = np.maximum(np.abs(lam), 1e-6 * np.max(np.abs(lam)))
+    chol = np.linalg.cholesky((vec / lam) @ vec.T)
+    coef = -(q_lg / q_l[:, None]) @ chol
+    return np.asarray(mu, dtype=float), chol, coef, 1.0 / np.sqrt(q_l)
+
+
 def to_position(y, pre, xp=np):
     """x from y (..., d) under the preconditioner ``pre``; ``xp``: numpy or jax.numpy."""
     mu, chol, coef, scale = pre

@@ -270,6 +270,26 @@ class Sampler:
             return jnp.where(better & jnp.all(jnp.isfinite(end)), end, x)
         self.optimise = on_devices(optimise)
 
+        def curvature(x, args):
+            """The Hessian of −log density at one chain's ``x``, as far as the conditional
+            metric needs it: the globals' rows (d_g Hessian-vector products) and the latents'
+            diagonal, which is their whole block, from one more product along all of them."""
+            def hvp(v):
+                return jax.jvp(lambda x: jax.grad(potential)(x, *args), (x,), (v,))[1]
+            d_g = self.d_global
+            rows = jax.vmap(hvp)(jnp.eye(d_g, self.d, dtype=x.dtype))
+            along = jnp.concatenate([jnp.zeros(d_g, x.dtype), jnp.ones(self.d - d_g, x.dtype)])
+            return rows, hvp(along)[d_g:]
+        self.curvature = on_devices(curvature)
+
+    def laplace(self, z, args: tuple) -> tuple:
+        """The conditional metric's preconditioner from the curvature at the chains' positions
+        ``z`` (devices, chains each, d), averaged over the chains, centred on their mean
+        (:func:`conditional_metric.from_curvature`)."""
+        rows, diag = (self.gather(a) for a in self.curvature(z, args))
+        return conditional_metric.from_curvature(self.gather(z).mean(axis=0),
+                                                 rows.mean(axis=0), diag.mean(axis=0))
+
     def flatten(self, point: dict) -> np.ndarray:
         """Parameters by name (each with leading axes ...) → one vector (..., d) in NumPyro's
         order of a dict (sorted names), the order of the metric. Always floats: an integer
@@ -428,17 +448,24 @@ class Sampler:
         z = spread(np.stack([self.flatten(starts[i]) for i in pad]))
         bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
         t0 = time.perf_counter()
-        if warm is None and self.layout == "conditional":
-            z = np.asarray(self.optimise(z, args))
-
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
         # diagonal), and the step size's dual averaging starts again from where it was. From
-        # a cold start the trees are capped in the first two windows (identity, diagonal)
-        inv_mass = self.identity() if warm is None else warm.metric
-        capped = updates[0] * self.length if warm is None else 0
-        state, da = self.start(keys[0], z, INITIAL_STEP if warm is None else warm.step_size,
-                               inv_mass, args, capped)
+        # a cold start the trees are capped in the first two windows (identity, diagonal).
+        # A cold start of the conditional metric first climbs the log density and starts from
+        # its curvature there instead (the Laplace approximation): the identity and diagonal
+        # windows' positions, still travelling, gave it estimates that cost 400-700 leapfrog
+        # steps per iteration in the next windows
+        cold = warm is None and self.layout != "conditional"
+        if warm is not None:
+            inv_mass, eps = warm.metric, warm.step_size
+        elif cold:
+            inv_mass, eps = self.identity(), INITIAL_STEP
+        else:
+            z = np.asarray(self.optimise(z, args))
+            inv_mass, eps = self.laplace(z, args), INITIAL_STEP
+        capped = updates[0] * self.length if cold else 0
+        state, da = self.start(keys[0], z, eps, inv_mass, args, capped)
         inputs = self.inputs(inv_mass, args)
         _, advance = self.programs(inputs)
         window = []
@@ -449,7 +476,7 @@ class Sampler:
             bar.update(self.length, "warm-up")
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
-                early = i + 1 == updates[0] and warm is None
+                early = i + 1 == updates[0] and cold
                 k = updates.index(i + 1)
                 # (from the identity: only the scales)
                 inv_mass = self.metric(np.concatenate(window, axis=1), scales_only=early)

@@ -191,14 +191,15 @@ def main(argv=None) -> int:
         models) would otherwise be timed with the first iterations."""
         return jax.block_until_ready(sampler.start(keys, z, eps, metric, arg))
 
-    advance = sampler.programs(arg)[1]                 # the chunk program the fits run
+    inputs = sampler.inputs(metric, arg)         # (the conditional metric's preconditioner)
+    advance = sampler.programs(inputs)[1]              # the chunk program the fits run
 
     def stretch(state, da):
         """The profiled iterations from ``state``: seconds and leapfrog steps."""
         t0 = time.perf_counter()
         steps = 0
         for _ in range(sampler.n_draw):
-            (state, da), out = advance(state, da, dense_nuts.FIXED, arg)
+            (state, da), out = advance(state, da, dense_nuts.FIXED, inputs)
             steps += int(np.sum(out[2]))
         jax.block_until_ready(state)
         return time.perf_counter() - t0, steps

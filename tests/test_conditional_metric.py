@@ -125,3 +125,94 @@ def test_a_cold_start_of_the_conditional_metric_first_climbs_the_log_density():
     moved = sampler.gather(end)
     assert np.all(np.abs(moved) < 0.3), moved
     assert np.all(moved[1] == 0.0)
+
+
+def test_the_curvature_of_a_gaussian_gives_its_covariance():
+    """``from_curvature``: from the precision's rows of the globals and the latents' diagonal
+    (all of their block, for this structure), the exact covariance."""
+    true = star_covariance(5, 40, seed=3)
+    precision = np.linalg.inv(true)
+    assert np.allclose(precision[5:, 5:], np.diag(np.diag(precision)[5:]), atol=1e-8)
+    mean = np.arange(45.0)
+    pre = conditional_metric.from_curvature(mean, precision[:5], np.diag(precision)[5:])
+    np.testing.assert_array_equal(pre[0], mean)
+    np.testing.assert_allclose(implied_covariance(pre), true, rtol=1e-6, atol=1e-6)
+
+
+def test_negative_or_missing_curvature_still_gives_a_positive_definite_metric():
+    """Away from a mode: a latent with curvature ≤ 0 or NaN keeps its unit scale and no
+    regression; a Schur complement with a negative eigenvalue is taken by its magnitude."""
+    h_global = np.array([[2.0, 0.0, 0.5, 0.1, 0.3],
+                         [0.0, -1.0, 0.2, 0.0, 0.0]])
+    h_diag = np.array([4.0, -3.0, np.nan])
+    pre = conditional_metric.from_curvature(np.zeros(5), h_global, h_diag)
+    np.linalg.cholesky(implied_covariance(pre))                   # raises if not PD
+    np.testing.assert_allclose(pre[3], [0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(pre[2][1:], 0.0)
+    assert np.all(np.isfinite(pre[1]))
+
+
+def test_the_sampler_s_curvature_is_the_log_density_s_hessian():
+    """``Sampler.laplace`` on a Gaussian model with two globals and five targets' latents
+    (whose precision is exactly the model's structure): the metric is the inverse Hessian."""
+    import jax
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    with pm.Model(coords={"target": range(5)}) as model:
+        g = pm.Normal("g", 0.0, [1.0, 2.0])
+        pm.Normal("latent", g[0] + 0.5 * g[1], np.linspace(0.2, 1.0, 5), dims="target")
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, mass_matrix="conditional"))
+    assert (sampler.d, sampler.d_global) == (7, 2)
+    x = np.array([0.3, -0.2, 1.0, 0.0, -1.0, 2.0, 0.5])
+    pre = sampler.laplace(sampler.spread(np.stack([x, x + 1.0])), sampler.per_chain(()))
+    hessian = np.asarray(jax.hessian(sampler.potential)(x))
+    np.testing.assert_allclose(implied_covariance(pre), np.linalg.inv(hessian), rtol=1e-8,
+                               atol=1e-12)
+    np.testing.assert_allclose(pre[0], x + 0.5)                       # the chains' mean
+
+
+def test_a_cold_conditional_start_begins_from_the_curvature_uncapped(monkeypatch):
+    """A cold start of the conditional metric climbs, then starts from ``Sampler.laplace`` at
+    the climbed positions, with no capped trees and no scales-only window after it: every
+    window's end re-estimates the full preconditioner."""
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+
+    with pm.Model(coords={"target": range(3)}) as model:
+        g = pm.Normal("g")
+        pm.Normal("latent", g, 0.5, dims="target")
+    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=40, tune=400,
+                                                      mass_matrix="conditional"))
+    updates = dense_nuts.metric_updates(400 // sampler.length)
+    asked, scales_only, laplace = [], [], []
+    start, metric, curvature = sampler.start, sampler.metric, sampler.laplace
+
+    def spy_start(*a):
+        asked.append((a[3], a[5] if len(a) > 5 else 0))
+        return start(*a)
+
+    def spy_metric(chains, **kw):
+        if np.size(chains):                               # (not the identity's)
+            scales_only.append(kw.get("scales_only", False))
+        return metric(chains, **kw)
+
+    def spy_laplace(*a):
+        laplace.append(curvature(*a))
+        return laplace[-1]
+    monkeypatch.setattr(sampler, "start", spy_start)
+    monkeypatch.setattr(sampler, "metric", spy_metric)
+    monkeypatch.setattr(sampler, "laplace", spy_laplace)
+    draws = sampler.run([{"g": np.array(3.0), "latent": np.full(3, -2.0)}] * 2, seed=0,
+                        progressbar=False)
+    assert len(laplace) == 1 and asked[0][0] is laplace[0]
+    # the model's exact covariance: g ~ N(0, 1), latent_i = g + N(0, 0.5²)
+    np.testing.assert_allclose(implied_covariance(laplace[0]),
+                               np.block([[np.ones((1, 1)), np.ones((1, 3))],
+                                         [np.ones((3, 1)), np.ones((3, 3)) + 0.25 * np.eye(3)]]),
+                               atol=1e-9)
+    assert [capped for _, capped in asked] == [0] * (len(updates) + 1)
+    assert scales_only == [False] * len(updates)
+    assert abs(float(np.mean(draws.z["g"]))) < 0.5
