@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -33,9 +34,13 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. sampler.mass_matrix=conditional")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/coverage.json"))
     args = ap.parse_args()
     cfg = Config()
+    for override in args.set:
+        cfg.set(*override.split("=", 1))
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = args.chains, args.draws, args.tune
     rows = []
     start = time.time()
@@ -47,8 +52,7 @@ def main() -> None:
     a_cov = float(np.mean([r["A_covered"] for r in rows]))
     eta_cov = sum(r["eta_covered"] for r in rows) / sum(r["n_targets"] for r in rows)
     summary = {
-        "command": "python benchmarks/interval_coverage.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "command": "python " + " ".join(sys.argv),
         "date": date.today().isoformat(), "machine": f"{platform.machine()}, "
         f"{__import__('os').cpu_count()} cores", "wall_s": time.time() - start,
         "slope_coverage": a_cov, "eta_coverage": eta_cov,

@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="default", help="preset or TOML file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. sampler.mass_matrix=conditional")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/sbc.json"))
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON at --out")
     args = ap.parse_args(argv)
@@ -46,6 +48,8 @@ def main(argv=None) -> int:
     cfg.set("model.data_term", "off")   # the simulated references are trained at D0
     for key in ("chains", "draws", "tune"):
         cfg.set(f"sampler.{key}", getattr(args, key))
+    for override in args.set:
+        cfg.set(*override.split("=", 1))
     start = time.perf_counter()
 
     def say(i, n, fit):
