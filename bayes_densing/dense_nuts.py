@@ -24,6 +24,9 @@ from 25 draws of one chain, which is singular, and the step size collapses. Here
    to feed estimates that the next window replaces. Capped, the same windows took ~2.3 s and
    the next ones ~0.5 s more, with no loss of ESS over 4 seeds (benchmarks/README.md, "The
    default fit", sixth update).
+   **The conditional metric's cold start** instead climbs the log density (500 Adam steps)
+   and takes its first metric from the curvature there (:meth:`Sampler.laplace`), uncapped;
+   every window's end then re-estimates the whole preconditioner.
 2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
 
 NumPyro's own warm-up adaptation is not used (its step size and metric adaptation are off;
