@@ -109,7 +109,7 @@ def breakdown(events, names: dict, steps: int) -> dict:
 
 def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
     """XLA's cost analysis of the log density's value-and-gradient, and its µs per call inside
-    a compiled loop (no Python dispatch)."""
+    a compiled loop (no Python dispatch), the value used as NUTS uses it."""
     import jax
     from jax import lax
 
@@ -120,9 +120,13 @@ def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
 
     @jax.jit
     def loop(x):
-        def body(_, x):              # each call's input depends on the last: nothing hoisted
+        def body(_, x):
+            # each call's input depends on the last (nothing hoisted) and on the value too:
+            # NUTS uses it at every step, and a loop that used only the gradient let XLA drop
+            # the terms that only the value needs (the log-gammas themselves), which timed
+            # 0.95 instead of 1.74 ms at 2,000 × 10 (benchmarks/README.md, 2026-12-01)
             v, g = f(x)
-            return jax.tree_util.tree_map(lambda a, b: a + 1e-12 * b, x, g)
+            return jax.tree_util.tree_map(lambda a, b: a + 1e-12 * (b + v), x, g)
         return lax.fori_loop(0, reps, body, x)
 
     jax.block_until_ready(loop(x))
