@@ -114,11 +114,26 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     return xp.clip(p, P_EPS, 1.0 - P_EPS), L
 
 
+def concentration_index(data: ScoreData) -> np.ndarray:
+    """Which φ each observation has, as an index into [φ_reference, φ_target] (2 × benchmarks)."""
+    nb = len(data.benchmarks)
+    return data.obs.bench_idx.to_numpy() + nb * (data.obs.model_idx.to_numpy() >= data.n_ref)
+
+
 def obs_concentration(phi_reference, phi_target, data: ScoreData, xp=pt):
     """Beta-binomial concentration φ of every observation: the reference or the target φ_j."""
-    nb = len(data.benchmarks)
-    index = data.obs.bench_idx.to_numpy() + nb * (data.obs.model_idx.to_numpy() >= data.n_ref)
-    return xp.concatenate([phi_reference, phi_target], axis=-1)[..., index]
+    return xp.concatenate([phi_reference, phi_target], axis=-1)[..., concentration_index(data)]
+
+
+def concentration_term(phi_reference, phi_target, data: ScoreData, n: np.ndarray):
+    """ln Γ(φ) − ln Γ(n + φ) of every observation (the beta-binomial's two log-gammas that
+    depend on its φ and items n only), evaluated once per distinct (φ, n) — one per benchmark
+    and family when every score of a benchmark has its n items — and gathered: a third of the
+    log-gammas of every score's log density (benchmarks/README.md)."""
+    pairs, at = np.unique(np.stack([concentration_index(data), np.asarray(n, dtype=float)]),
+                          axis=1, return_inverse=True)
+    phi = pt.concatenate([phi_reference, phi_target])[pairs[0].astype(int)]
+    return (gammaln_fused(phi) - gammaln_fused(pairs[1] + phi))[np.ravel(at)]
 
 
 def log_binomial(n, k):
@@ -126,16 +141,19 @@ def log_binomial(n, k):
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
-def betabinomial_logp(k, n, p, phi, binomln):
+def betabinomial_logp(k, n, p, phi, binomln, phi_term=None):
     """log BetaBinomial(k | n, pφ, (1 − p)φ) with the binomial coefficient as a data constant.
 
     PyMC's BetaBinomial also evaluates the three log-gammas of the binomial coefficient, which
-    are constant here; this keeps the six that depend on parameters. Same density
-    (tests/test_laws.py checks it against scipy).
+    are constant here; this keeps the six that depend on parameters. ``phi_term``: ln Γ(φ) −
+    ln Γ(n + φ) if already known (:func:`concentration_term`). Same density (tests/test_laws.py
+    checks it against scipy).
     """
     a, b = p * phi, (1.0 - p) * phi
+    if phi_term is None:
+        phi_term = gammaln_fused(phi) - gammaln_fused(n + phi)
     return (binomln + gammaln_fused(k + a) - gammaln_fused(a) + gammaln_fused(n - k + b)
-            - gammaln_fused(b) + gammaln_fused(phi) - gammaln_fused(n + phi))
+            - gammaln_fused(b) + phi_term)
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -301,6 +319,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         phi_ref = pm.LogNormal("phi_reference", math.log(P.phi_reference), 1.0, dims="benchmark")
         phi_tgt = pm.LogNormal("phi_target", math.log(P.phi), 1.0, dims="benchmark")
         phi_obs = obs_concentration(phi_ref, phi_tgt, data)
+        phi_term = concentration_term(phi_ref, phi_tgt, data, obs.n.to_numpy())
 
         # --- likelihood ------------------------------------------------------------------
         p, L = score_probability(params, data, config, xp=pt)
@@ -315,8 +334,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             # infinite and 0 · ∞ (or its gradient) would be NaN
             used = pt.gt(weights[0], 0.0)
             p_used, phi_used = pt.switch(used, p, 0.5), pt.switch(used, phi_obs, 1.0)
-            pm.Potential("weighted_loglik", pt.sum(
-                weights[0] * betabinomial_logp(k, n, p_used, phi_used, binomln)))
+            pm.Potential("weighted_loglik", pt.sum(weights[0] * betabinomial_logp(
+                k, n, p_used, phi_used, binomln, pt.switch(used, phi_term, 0.0))))
         elif M.likelihood == "robust":
             a_pi = 2.0
             pi = pm.Beta("outlier_rate", a_pi, a_pi * (1 - P.outlier_rate) / P.outlier_rate)
@@ -329,8 +348,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             if counts is not None:
                 raise ModelError("counts as an input need weights (the sweep's model)")
             binomln = log_binomial(n, k)
-            pm.CustomDist("correct", p, phi_obs,
-                          logp=lambda value, p_, phi_: betabinomial_logp(value, n, p_, phi_, binomln),
+            pm.CustomDist("correct", p, phi_obs, phi_term,
+                          logp=lambda value, p_, phi_, term: betabinomial_logp(
+                              value, n, p_, phi_, binomln, term),
                           observed=k, dims="obs")
         if loss_mode:
             has = obs.loss.notna().to_numpy()

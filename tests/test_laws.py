@@ -120,3 +120,25 @@ def test_fused_gammaln_matches_scipy():
     got = gammaln_fused(pt.as_tensor(x)).eval()
     np.testing.assert_allclose(got, gammaln(x), rtol=0, atol=1e-9)
     np.testing.assert_allclose(gammaln_fused(x), gammaln(x), rtol=0, atol=1e-9)   # numpy too
+
+
+def test_the_concentration_term_is_evaluated_per_phi_and_n_and_gathered(synthetic):
+    """``model.concentration_term``: ln Γ(φ) − ln Γ(n + φ) of every observation, from one
+    evaluation per distinct (φ, n): one per benchmark and family with the data's n, and still
+    right when n differs within a benchmark."""
+    import pytensor.tensor as pt
+    from scipy.special import gammaln
+
+    from bayes_densing.config import Config
+    from bayes_densing.data import assemble
+    from bayes_densing.model import concentration_index, concentration_term
+
+    df, _ = synthetic()
+    data = assemble(df, Config(), source="test")
+    index, n = concentration_index(data), data.obs.n.to_numpy()
+    assert len(set(zip(index, n))) <= 2 * len(data.benchmarks) < len(n) / 4
+    phi_ref, phi_tgt = np.array([30.0, 800.0]), np.array([4.0, 55.0])
+    phi = np.concatenate([phi_ref, phi_tgt])[index]
+    for items in (n, n + 7.0 * (np.arange(len(n)) % 3 == 0)):
+        got = concentration_term(pt.as_tensor(phi_ref), pt.as_tensor(phi_tgt), data, items).eval()
+        np.testing.assert_allclose(got, gammaln(phi) - gammaln(items + phi), rtol=1e-10)
