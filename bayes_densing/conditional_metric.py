@@ -90,12 +90,15 @@ def from_curvature(mu: np.ndarray, h_global: np.ndarray, h_diag: np.ndarray) -> 
     With Q that precision: s = Q_ll^(−1/2), B = −Q_ll⁻¹·Q_lg and the globals' covariance the
     inverse of the Schur complement Q_gg − Q_gl·Q_ll⁻¹·Q_lg. Away from a mode a curvature can
     be negative or nil: a latent's is then taken as 1 (its unit scale) and the Schur
-    complement's eigenvalues by their magnitude, at least 10⁻⁶ of the largest."""
+    complement's eigenvalues by their magnitude, at least 10⁻⁶ of the largest. A curvature
+    that is not finite counts as none (0 off the diagonal, 1 on it)."""
     d_global = h_global.shape[0]
+    h_global = np.where(np.isfinite(h_global), h_global, 0.0)
     q_gg = 0.5 * (h_global[:, :d_global] + h_global[:, :d_global].T)
-    q_lg = h_global[:, d_global:].T
-    q_l = np.where(np.isfinite(h_diag) & (h_diag > 0), h_diag, 1.0)
-    q_lg = np.where(np.isfinite(h_diag) & (h_diag > 0), 1.0, 0.0)[:, None] * q_lg
+    q_gg[np.diag_indices(d_global)] = np.where(np.diag(q_gg) != 0.0, np.diag(q_gg), 1.0)
+    usable = np.isfinite(h_diag) & (h_diag > 0)
+    q_l = np.where(usable, h_diag, 1.0)
+    q_lg = np.where(usable[:, None], h_global[:, d_global:].T, 0.0)
     schur = q_gg - q_lg.T @ (q_lg / q_l[:, None])
     lam, vec = np.linalg.eigh(0.5 * (schur + schur.T))
     lam = np.maximum(np.abs(lam), 1e-6 * np.max(np.abs(lam)))

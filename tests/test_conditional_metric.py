@@ -150,6 +150,11 @@ def test_negative_or_missing_curvature_still_gives_a_positive_definite_metric():
     np.testing.assert_allclose(pre[3], [0.5, 1.0, 1.0])
     np.testing.assert_array_equal(pre[2][1:], 0.0)
     assert np.all(np.isfinite(pre[1]))
+    # a curvature that is not finite (here of a global, and a NaN latent's column) counts as none
+    h_global[1, 1], h_global[0, 4] = np.nan, np.inf
+    pre = conditional_metric.from_curvature(np.zeros(5), h_global, h_diag)
+    assert all(np.all(np.isfinite(a)) for a in pre)
+    np.linalg.cholesky(implied_covariance(pre))
 
 
 def test_the_sampler_s_curvature_is_the_log_density_s_hessian():
