@@ -125,15 +125,15 @@ def obs_concentration(phi_reference, phi_target, data: ScoreData, xp=pt):
     return xp.concatenate([phi_reference, phi_target], axis=-1)[..., concentration_index(data)]
 
 
-def concentration_term(phi_reference, phi_target, data: ScoreData, n: np.ndarray):
+def concentration_term(phi_reference, phi_target, data: ScoreData, n: np.ndarray, xp=pt):
     """ln Γ(φ) − ln Γ(n + φ) of every observation (the beta-binomial's two log-gammas that
     depend on its φ and items n only), evaluated once per distinct (φ, n) — one per benchmark
     and family when every score of a benchmark has its n items — and gathered: a third of the
     log-gammas of every score's log density (benchmarks/README.md)."""
     pairs, at = np.unique(np.stack([concentration_index(data), np.asarray(n, dtype=float)]),
                           axis=1, return_inverse=True)
-    phi = pt.concatenate([phi_reference, phi_target])[pairs[0].astype(int)]
-    return (gammaln_fused(phi) - gammaln_fused(pairs[1] + phi))[np.ravel(at)]
+    phi = xp.concatenate([phi_reference, phi_target], axis=-1)[..., pairs[0].astype(int)]
+    return (gammaln_fused(phi) - gammaln_fused(pairs[1] + phi))[..., np.ravel(at)]
 
 
 def log_binomial(n, k):

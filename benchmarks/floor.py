@@ -35,8 +35,8 @@ def floor_model(data, config):
     from jax.scipy.stats import norm
 
     from bayes_densing import laws
-    from bayes_densing.model import (betabinomial_logp, data_term_on, log_binomial,
-                                     obs_concentration, score_probability)
+    from bayes_densing.model import (betabinomial_logp, concentration_term, data_term_on,
+                                     log_binomial, obs_concentration, score_probability)
 
     P, M = config.priors, config.model
     assert M.trend == "frontier" and M.reparam == "shear" and M.likelihood == "betabinomial"
@@ -82,7 +82,8 @@ def floor_model(data, config):
         phi_tgt = numpyro.sample("phi_target", dist.LogNormal(math.log(P.phi), 1.0).expand([nb]))
         p, _ = score_probability(params, data, config, xp=jnp)
         phi = obs_concentration(phi_ref, phi_tgt, data, xp=jnp)
-        numpyro.factor("correct", jnp.sum(betabinomial_logp(k, n, p, phi, binomln)))
+        term = concentration_term(phi_ref, phi_tgt, data, n, xp=jnp)
+        numpyro.factor("correct", jnp.sum(betabinomial_logp(k, n, p, phi, binomln, term)))
         numpyro.deterministic("doubling_months", laws.doubling_time(A))
 
     return model
