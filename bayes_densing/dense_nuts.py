@@ -26,8 +26,7 @@ from 25 draws of one chain, which is singular, and the step size collapses. Here
    default fit", sixth update).
    **The conditional metric's cold start** instead climbs the log density (500 Adam steps)
    and takes its first metric from the curvature there (:meth:`Sampler.laplace`), uncapped;
-   every window's end then re-estimates the whole preconditioner, from that window and the
-   second half of the one before.
+   every window's end then re-estimates the whole preconditioner.
 2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
 
 NumPyro's own warm-up adaptation is not used (its step size and metric adaptation are off;
