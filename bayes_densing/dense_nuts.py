@@ -471,7 +471,7 @@ class Sampler:
         state, da = self.start(keys[0], z, eps, inv_mass, args, capped)
         inputs = self.inputs(inv_mass, args)
         _, advance = self.programs(inputs)
-        window, previous = [], None
+        window = []
         for i in range(n_tune):
             (state, da), out = advance(state, da, ADAPT, inputs)
             positions = gather(out[0])
@@ -481,16 +481,8 @@ class Sampler:
                 eps = float(np.exp(np.mean(gather(da[1]))))
                 early = i + 1 == updates[0] and cold
                 k = updates.index(i + 1)
-                this = np.concatenate(window, axis=1)
-                # the conditional metric's estimate also takes the previous window's second
-                # half: its ~d_g + 1 numbers per latent from a short window's few effective
-                # draws left the next window at 41-63 leapfrog steps per iteration, 35-60
-                # pooled (1,000 × 8, a quarter of the default length: 76.7 → 64.3 s)
-                pooled = (this if previous is None
-                          else np.concatenate([previous[:, previous.shape[1] // 2:], this], axis=1))
                 # (from the identity: only the scales)
-                inv_mass = self.metric(pooled, scales_only=early)
-                previous = this if self.layout == "conditional" else None
+                inv_mass = self.metric(np.concatenate(window, axis=1), scales_only=early)
                 capped = (updates[k + 1] - updates[k]) * self.length if early and k + 1 < len(
                     updates) else 0
                 state, da = self.start(keys[k + 1], spread(positions[:, -1]), eps, inv_mass,
