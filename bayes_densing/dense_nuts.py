@@ -459,15 +459,15 @@ class Sampler:
         # its curvature there instead (the Laplace approximation): the identity and diagonal
         # windows' positions, still travelling, gave it estimates that cost 400-700 leapfrog
         # steps per iteration in the next windows
-        cold = warm is None and self.layout != "conditional"
+        from_identity = warm is None and self.layout != "conditional"
         if warm is not None:
             inv_mass, eps = warm.metric, warm.step_size
-        elif cold:
+        elif from_identity:
             inv_mass, eps = self.identity(), INITIAL_STEP
         else:
             z = np.asarray(self.optimise(z, args))
             inv_mass, eps = self.laplace(z, args), INITIAL_STEP
-        capped = updates[0] * self.length if cold else 0
+        capped = updates[0] * self.length if from_identity else 0
         state, da = self.start(keys[0], z, eps, inv_mass, args, capped)
         inputs = self.inputs(inv_mass, args)
         _, advance = self.programs(inputs)
@@ -479,7 +479,7 @@ class Sampler:
             bar.update(self.length, "warm-up")
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
-                early = i + 1 == updates[0] and cold
+                early = i + 1 == updates[0] and from_identity
                 k = updates.index(i + 1)
                 # (from the identity: only the scales)
                 inv_mass = self.metric(np.concatenate(window, axis=1), scales_only=early)
