@@ -124,7 +124,7 @@ def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
             # each call's input depends on the last (nothing hoisted) and on the value too:
             # NUTS uses it at every step, and a loop that used only the gradient let XLA drop
             # the terms that only the value needs (the log-gammas themselves), which timed
-            # 0.95 instead of 1.74 ms at 2,000 × 10 (benchmarks/README.md, 2026-12-01)
+            # 0.91 instead of 1.45 ms at 2,000 × 10 (benchmarks/README.md, 2026-12-01)
             v, g = f(x)
             return jax.tree_util.tree_map(lambda a, b: a + 1e-12 * (b + v), x, g)
         return lax.fori_loop(0, reps, body, x)
