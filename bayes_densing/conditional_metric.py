@@ -107,6 +107,26 @@ def from_curvature(mu: np.ndarray, h_global: np.ndarray, h_diag: np.ndarray) -> 
     return np.asarray(mu, dtype=float), chol, coef, 1.0 / np.sqrt(q_l)
 
 
+def with_unit(pre: tuple, free: np.ndarray) -> tuple:
+    """The preconditioner ``pre`` with the coordinates ``free`` (a boolean mask over d)
+    made independent of all others, centred on 0 with unit scale: their exact posterior when
+    they are the standard normals of parameters without data (a benchmark subset's,
+    ``sweep.py``). The other globals keep their covariance, the other latents their
+    regression on the other globals and their scale."""
+    mu, chol, coef, scale = pre
+    d_global = chol.shape[-1]
+    free_g, free_l = free[:d_global], free[d_global:]
+    cov = chol @ chol.T
+    coef_b = np.linalg.solve(chol.T, coef.T).T         # B = C·L_g⁻¹
+    cov[free_g, :] = 0.0
+    cov[:, free_g] = 0.0
+    cov[free_g, free_g] = 1.0
+    coef_b[:, free_g] = 0.0
+    coef_b[free_l, :] = 0.0
+    chol = np.linalg.cholesky(cov)
+    return (np.where(free, 0.0, mu), chol, coef_b @ chol, np.where(free_l, 1.0, scale))
+
+
 def to_position(y, pre, xp=np):
     """x from y (..., d) under the preconditioner ``pre``; ``xp``: numpy or jax.numpy."""
     mu, chol, coef, scale = pre

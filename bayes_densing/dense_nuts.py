@@ -420,6 +420,21 @@ class Sampler:
             return np.diag(variances) if self.layout == "dense" else variances
         return shrunk_covariance(draws)
 
+    def with_unit(self, metric, free: np.ndarray):
+        """``metric`` with the coordinates ``free`` (a boolean mask over d) independent of
+        the others and of unit variance: the exact posterior of standard normal parameters
+        that nothing else depends on (a benchmark subset's parameters without data)."""
+        free = np.asarray(free, dtype=bool)
+        if self.layout == "conditional":
+            return conditional_metric.with_unit(metric, free)
+        metric = np.array(metric, dtype=float)
+        if self.layout != "dense":
+            return np.where(free, 1.0, metric)
+        metric[free, :] = 0.0
+        metric[:, free] = 0.0
+        metric[free, free] = 1.0
+        return metric
+
     def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
         x = np.asarray(x)
         return x.reshape((self.n_dev, self.per_dev) + x.shape[1:])

@@ -157,6 +157,34 @@ def test_negative_or_missing_curvature_still_gives_a_positive_definite_metric():
     np.linalg.cholesky(implied_covariance(pre))
 
 
+def test_with_unit_frees_coordinates_and_keeps_the_rest_of_the_structure():
+    """``with_unit``: the freed globals and latents become independent unit normals centred on
+    0; the other globals keep their covariance, the other latents their regression on the
+    other globals and their conditional scale."""
+    d_g, d_l = 4, 6
+    true = star_covariance(d_g, d_l, seed=5)
+    pre = conditional_metric.from_curvature(np.arange(10.0), np.linalg.inv(true)[:d_g],
+                                            np.diag(np.linalg.inv(true))[d_g:])
+    free = np.zeros(d_g + d_l, bool)
+    free[[1, d_g + 2, d_g + 5]] = True
+    out = conditional_metric.with_unit(pre, free)
+    mu, chol, coef, scale = pre
+    cov_g = chol @ chol.T
+    b = coef @ np.linalg.inv(chol)
+    keep_g = ~free[:d_g]
+    cov_g_new = np.eye(d_g)
+    cov_g_new[np.ix_(keep_g, keep_g)] = cov_g[np.ix_(keep_g, keep_g)]
+    b_new = np.where(keep_g[None, :] & ~free[d_g:, None], b, 0.0)
+    s_new = np.where(free[d_g:], 1.0, scale)
+    expected = np.zeros((d_g + d_l,) * 2)
+    expected[:d_g, :d_g] = cov_g_new
+    expected[d_g:, :d_g] = b_new @ cov_g_new
+    expected[:d_g, d_g:] = expected[d_g:, :d_g].T
+    expected[d_g:, d_g:] = b_new @ cov_g_new @ b_new.T + np.diag(s_new ** 2)
+    np.testing.assert_allclose(implied_covariance(out), expected, atol=1e-10)
+    np.testing.assert_array_equal(out[0], np.where(free, 0.0, mu))
+
+
 def test_the_sampler_s_curvature_is_the_log_density_s_hessian():
     """``Sampler.laplace`` on a Gaussian model with two globals and five targets' latents
     (whose precision is exactly the model's structure): the metric is the inverse Hessian."""

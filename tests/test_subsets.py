@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from typer.testing import CliRunner
 
+from bayes_densing import conditional_metric
 from bayes_densing.analyses.subsets import all_subsets, run_subsets, write
 from bayes_densing.cli import app
 from bayes_densing.config import ConfigError
@@ -122,6 +123,72 @@ def test_parameters_a_subset_leaves_without_data_are_standard_normal_and_apart(s
                                                                           rel=1e-9)
     ones = np.ones(len(data.obs)), np.ones(len(bench_w))       # all in use: their priors count
     assert logp(after, *ones) - logp(before, *ones) != pytest.approx(-0.5 * sum(moved), rel=1e-3)
+
+
+@pytest.mark.parametrize("mass_matrix", ["dense", "diag", "conditional"])
+def test_a_warm_start_draws_the_parameters_without_data_from_their_standard_normal(
+        synth3, small_config, tmp_path, mass_matrix):
+    """A subset's warm start from another fit: the dropped benchmark's parameters and the
+    latent of a target scored only on it start from fresh standard normal draws with unit,
+    uncorrelated variance in the metric (their exact posterior); every other coordinate keeps
+    the other fit's position and metric."""
+    from bayes_densing import dense_nuts
+    from bayes_densing.sweep import compile_sweep
+
+    csv, benchmarks = synth3
+    df = pd.read_csv(csv)
+    dropped = benchmarks[-1]
+    lone = df[df.role == "target"].model.iloc[-1]
+    df = df[(df.model != lone) | (df.benchmark == dropped)]
+    df.to_csv(tmp_path / "lone.csv", index=False)
+    cfg = small_config(mass_matrix=mass_matrix)
+    data = load(cfg, tmp_path / "lone.csv")
+    sweep = compile_sweep(data, cfg)
+    sampler = sweep.sampler
+    bench_w = np.array([b != dropped for b in data.benchmarks], float)
+    obs_w = bench_w[data.obs.bench_idx.to_numpy()]
+    free = sweep.without_data(obs_w, bench_w)
+    named = sampler.unflatten(free)
+    j = data.benchmarks.index(dropped)
+    i = data.targets.model.tolist().index(lone)
+    for name, mask in named.items():
+        expect = np.zeros(sampler.shapes[name], bool)
+        if np.shape(mask) == (len(data.benchmarks),):
+            expect[j] = True
+        elif name.startswith("log_density"):
+            expect[i] = True
+        np.testing.assert_array_equal(mask, expect, err_msg=name)
+    assert not sweep.without_data(np.ones_like(obs_w), np.ones_like(bench_w)).any()
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(400, sampler.d)) @ rng.normal(size=(sampler.d, sampler.d)) + 5.0
+    metric = sampler.metric(draws.reshape(4, 100, -1))
+    last = [sampler.unflatten(x) for x in draws[-4:]]
+    warm = dense_nuts.Draws(z={}, stats={}, seconds=0.0, metric=metric, step_size=0.1, last=last)
+    started = sweep.warm_start(warm, obs_w, bench_w, seed=3)
+    x_before = np.stack([sampler.flatten(p) for p in last])
+    x_after = np.stack([sampler.flatten(p) for p in started.last])
+    np.testing.assert_array_equal(x_after[:, ~free], x_before[:, ~free])
+    assert np.all(np.abs(x_after[:, free]) < 5.0)       # standard normal, not the fit's +5
+    if mass_matrix == "conditional":
+        lower = conditional_metric.to_position(np.eye(sampler.d), started.metric)
+        cov_after = (lower - started.metric[0]).T @ (lower - started.metric[0])
+        lower = conditional_metric.to_position(np.eye(sampler.d), metric)
+        cov_before = (lower - metric[0]).T @ (lower - metric[0])
+        g = np.arange(sampler.d) < sampler.d_global
+        kept = ~free & g                     # the other globals keep their block
+        np.testing.assert_allclose(cov_after[np.ix_(kept, kept)], cov_before[np.ix_(kept, kept)])
+        np.testing.assert_array_equal(started.metric[0][free], 0.0)
+    else:
+        cov_after = np.diag(started.metric) if mass_matrix == "diag" else started.metric
+        cov_before = np.diag(metric) if mass_matrix == "diag" else metric
+        np.testing.assert_allclose(cov_after[np.ix_(~free, ~free)],
+                                   cov_before[np.ix_(~free, ~free)])
+    np.testing.assert_allclose(cov_after[np.ix_(free, free)], np.eye(int(free.sum())),
+                               atol=1e-12)
+    np.testing.assert_allclose(cov_after[np.ix_(free, ~free)], 0.0, atol=1e-12)
+    # with no coordinate free, the warm start is the other fit's as it was
+    assert sweep.warm_start(warm, np.ones_like(obs_w), np.ones_like(bench_w), 3) is warm
 
 
 @pytest.fixture(scope="module")
