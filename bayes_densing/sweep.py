@@ -12,6 +12,8 @@ datasets, and its fits are sampled exactly as a single fit is.
 A fit can start from an earlier fit's adapted metric, step size and positions (``warm``):
 the benchmark subsets start from the fit on all of them instead of the identity metric, with
 a shorter warm-up (``tune``; about a quarter of a subset's time saved, benchmarks/README.md).
+The parameters a subset leaves without data start afresh from their exact posterior, a
+standard normal (``SweepSampler.warm_start``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class SweepSampler:
                tune: int | None = None) -> az.InferenceData:
         """Draws for one weight vector: ``config.sampler.chains`` chains, as an InferenceData;
         ``counts``: other correct counts for the same observations (default: the data's);
-        ``warm``: an earlier fit's ``last`` to start from; ``tune``: warm-up iterations
+        ``warm``: an earlier fit's ``last`` to start from (:meth:`warm_start`); ``tune``: warm-up iterations
         (default ``sampler.tune``)."""
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
