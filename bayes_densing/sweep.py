@@ -58,8 +58,8 @@ class SweepSampler:
                tune: int | None = None) -> az.InferenceData:
         """Draws for one weight vector: ``config.sampler.chains`` chains, as an InferenceData;
         ``counts``: other correct counts for the same observations (default: the data's);
-        ``warm``: an earlier fit's ``last`` to start from (:meth:`warm_start`); ``tune``: warm-up iterations
-        (default ``sampler.tune``)."""
+        ``warm``: an earlier fit's ``last`` to start from (:meth:`warm_start`); ``tune``:
+        warm-up iterations (default ``sampler.tune``)."""
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
             raise ValueError(f"counts must be {len(self.n)} whole numbers in 0..n")
@@ -73,7 +73,6 @@ class SweepSampler:
         return dense_nuts.to_inferencedata(self.model, self.last.z, self.last.stats,
                                            posterior=self.posterior, args=(obs_w, bench_w),
                                            observed=False)
-
 
     def without_data(self, obs_w: np.ndarray, bench_w: np.ndarray) -> np.ndarray:
         """Which coordinates of the flat parameter vector have no data under these weights:
