@@ -47,9 +47,10 @@ sampling time.
 
 Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device per chain,
 ``inference.select_device``), and several chains share a device when there are fewer devices
-than chains (``vmap``: one GPU; on 2 CPU cores the default fit took 1.75× as long with 2 host
-devices × 2 chains and 2.0× with one device × 4 chains as with 4 × 1, benchmarks/README.md
-"Host devices"). With one chain per device the programs are not batched at all.
+than chains: batched (``vmap``) on one GPU, one after the other (``lax.map``) on a CPU host
+device. Batched on 2 host devices × 2 chains, the default fit's sampling took 2.0–2.3× as long
+as one after the other, which takes as long as 4 × 1 (benchmarks/README.md "Host devices").
+With one chain per device the programs are not batched at all.
 Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
 program each. A :class:`Sampler` compiles once for a model whose inputs other than the
 parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
@@ -220,11 +221,22 @@ class Sampler:
             # default) each device runs f on its chain unbatched: traced and compiled ≈ 0.5 s
             # faster than vmapped, and its leapfrog steps were not slower (before NUTS moved one
             # flat vector, batching had been faster; benchmarks/README.md, "The default fit")
-            if self.per_dev > 1:
+            if self.per_dev > 1 and not parallel:       # one device (a GPU): batched
                 return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
 
             def one(*xs):
                 axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(xs)
+                if self.per_dev > 1:
+                    # several chains on a host device: one after the other (lax.map), not
+                    # batched (vmap), whose trees wait for the longest of the batch and whose
+                    # batched log density costs more per chain on the CPU: the default fit's
+                    # sampling took 2.0–2.3× as long (benchmarks/README.md, "Host devices")
+                    mapped = [x for x, a in zip(xs, axes) if a is not None]
+
+                    def each(chain):
+                        it = iter(chain)
+                        return f(*[next(it) if a is not None else x for x, a in zip(xs, axes)])
+                    return lax.map(each, mapped)
                 xs = [x if a is None else jax.tree_util.tree_map(lambda v: v[0], x)
                       for x, a in zip(xs, axes)]
                 return jax.tree_util.tree_map(lambda v: v[None], f(*xs))

@@ -67,8 +67,8 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
 @pytest.mark.parametrize("chains, layout", [(3, (3, 1)), (4, (4, 1)), (6, (4, 2)), (8, (4, 2))])
 def test_chains_spread_over_the_host_devices(chains, layout):
     """On the CPU each chain gets its own XLA host device (conftest makes 4, as
-    ``select_device("cpu", 4)`` does for a 4-chain run); more chains than devices are batched
-    on each (spare slots repeat the last chain and are dropped)."""
+    ``select_device("cpu", 4)`` does for a 4-chain run); more chains than devices share them,
+    one after the other (spare slots repeat the last chain and are dropped)."""
     import jax
     import pymc as pm
 
@@ -79,6 +79,33 @@ def test_chains_spread_over_the_host_devices(chains, layout):
         pm.Normal("x")
     sampler = dense_nuts.Sampler(model, SamplerConfig(chains=chains))
     assert (sampler.n_dev, sampler.per_dev) == layout
+
+
+def test_chains_sharing_a_host_device_draw_what_they_draw_on_their_own(monkeypatch):
+    """Two chains on each of two host devices run one after the other (``lax.map``): every
+    chain gets its own positions, keys and inputs back, and on this model the draws are those
+    of four devices to the last digit (on a large one XLA may fuse the mapped program
+    otherwise, and rounding then moves the trajectories)."""
+    import jax
+    import pymc as pm
+
+    from bayes_densing.config import SamplerConfig
+    from bayes_densing.inference import unconstrained_starts
+
+    with pm.Model() as model:
+        x = pm.Normal("x", shape=3)
+        pm.Normal("y", x.sum(), 0.5, observed=[1.0, 2.0])
+    draws = []
+    for devices in (4, 2):
+        monkeypatch.setattr(jax, "local_device_count", lambda: devices)
+        sampler = dense_nuts.Sampler(model, SamplerConfig(chains=4, draws=30, tune=40))
+        assert (sampler.n_dev, sampler.per_dev) == (devices, 4 // devices)
+        starts = unconstrained_starts(model, 4, 0, finite=sampler.finite,
+                                      start=sampler.initial_point)
+        draws.append(sampler.run(starts, seed=0, progressbar=False))
+    np.testing.assert_array_equal(draws[0].z["x"], draws[1].z["x"])
+    np.testing.assert_array_equal(draws[0].stats["n_steps"], draws[1].stats["n_steps"])
+    assert len({float(draws[1].z["x"][c, -1, 0]) for c in range(4)}) == 4
 
 
 def test_several_chains_on_each_of_several_host_devices_do_not_deadlock():
