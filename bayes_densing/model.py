@@ -133,7 +133,7 @@ def concentration_term(phi_reference, phi_target, data: ScoreData, n: np.ndarray
     pairs, at = np.unique(np.stack([concentration_index(data), np.asarray(n, dtype=float)]),
                           axis=1, return_inverse=True)
     phi = xp.concatenate([phi_reference, phi_target], axis=-1)[..., pairs[0].astype(int)]
-    return (gammaln_fused(phi) - gammaln_fused(pairs[1] + phi))[..., np.ravel(at)]
+    return gammaln_difference(phi, pairs[1] + phi)[..., np.ravel(at)]
 
 
 def log_binomial(n, k):
@@ -151,9 +151,8 @@ def betabinomial_logp(k, n, p, phi, binomln, phi_term=None):
     """
     a, b = p * phi, (1.0 - p) * phi
     if phi_term is None:
-        phi_term = gammaln_fused(phi) - gammaln_fused(n + phi)
-    return (binomln + gammaln_fused(k + a) - gammaln_fused(a) + gammaln_fused(n - k + b)
-            - gammaln_fused(b) + phi_term)
+        phi_term = gammaln_difference(phi, n + phi)
+    return binomln + gammaln_difference(k + a, a) + gammaln_difference(n - k + b, b) + phi_term
 
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -169,13 +168,31 @@ def gammaln_fused(x):
     JAX (benchmarks/README.md, "Where the gradient's time goes"). Absolute error below 1e-9
     for 1e-6 ≤ x ≤ 1e5 (tests/test_laws.py); z⁹ ≤ 1e46 there, far from overflow.
     """
-    log = laws._namespace(x).log         # pytensor in the model, jax.numpy in benchmarks/floor.py
-    prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
-    z = x + 6.0
+    return _stirling(x + 6.0) - laws._namespace(x).log(_rising6(x))
+
+
+def gammaln_difference(x, y):
+    """ln Γ(x) − ln Γ(y) for x, y > 0, as ``gammaln_fused(x) − gammaln_fused(y)`` but with
+    one logarithm for both shifts (ln of the ratio of their products): three instead of four.
+    The beta-binomial's log-gammas come in such pairs, and their logarithms are most of a
+    score's transcendental functions (benchmarks/README.md)."""
+    log = laws._namespace(x).log
+    return _stirling(x + 6.0) - _stirling(y + 6.0) + log(_rising6(y) / _rising6(x))
+
+
+def _rising6(x):
+    """x (x + 1) … (x + 5): Γ(x + 6) / Γ(x)."""
+    return x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0)
+
+
+def _stirling(z):
+    """ln Γ(z) for z ≥ 6 by the Stirling series to 1/z⁹, one polynomial in z² over z⁹ (one
+    division; see :func:`gammaln_fused`)."""
+    log = laws._namespace(z).log
     w = z * z
     numerator = (((w / 12.0 - 1.0 / 360) * w + 1.0 / 1260) * w - 1.0 / 1680) * w + 1.0 / 1188
     w2 = w * w
-    return (z - 0.5) * log(z) - z + _HALF_LOG_2PI + numerator / (z * w2 * w2) - log(prod)
+    return (z - 0.5) * log(z) - z + _HALF_LOG_2PI + numerator / (z * w2 * w2)
 
 
 def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
