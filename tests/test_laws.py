@@ -122,6 +122,26 @@ def test_fused_gammaln_matches_scipy():
     np.testing.assert_allclose(gammaln_fused(x), gammaln(x), rtol=0, atol=1e-9)   # numpy too
 
 
+def test_the_log_gamma_difference_matches_scipy():
+    """``gammaln_difference(x, y)`` = ln Γ(x) − ln Γ(y) with one logarithm for both shifts:
+    as accurate as two ``gammaln_fused`` over the beta-binomial's range (counts up to MMLU's
+    14,042 items, shape parameters from 1e-6), in PyTensor and NumPy."""
+    import pytensor.tensor as pt
+    from scipy.special import gammaln
+
+    from bayes_densing.model import gammaln_difference
+
+    rng = np.random.default_rng(0)
+    x = np.exp(rng.uniform(np.log(1e-6), np.log(1e5), 5000))
+    y = np.exp(rng.uniform(np.log(1e-6), np.log(1e5), 5000))
+    k = rng.integers(0, 14043, 5000).astype(float)
+    want = gammaln(x) - gammaln(y)
+    np.testing.assert_allclose(gammaln_difference(pt.as_tensor(x), pt.as_tensor(y)).eval(), want,
+                               rtol=1e-12, atol=2e-9)
+    np.testing.assert_allclose(gammaln_difference(k + x, x), gammaln(k + x) - gammaln(x),
+                               rtol=1e-12, atol=2e-9)
+
+
 def test_the_concentration_term_is_evaluated_per_phi_and_n_and_gathered(synthetic):
     """``model.concentration_term``: ln Γ(φ) − ln Γ(n + φ) of every observation, from one
     evaluation per distinct (φ, n): one per benchmark and family with the data's n, and still
