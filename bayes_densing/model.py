@@ -158,25 +158,17 @@ def betabinomial_logp(k, n, p, phi, binomln, phi_term=None):
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def gammaln_fused(x):
-    """ln Γ(x) for x > 0 from elementary operations, which XLA fuses and vectorises.
-
-    Shift up by six (Γ(x) = Γ(x + 6) / (x(x+1)…(x+5))), then the Stirling series to 1/z⁹,
-    written as one polynomial in z² over z⁹ so that there is a single division: PyTensor's
-    canonicaliser turns the nested form zi·(1/12 − zi²·(…)) into one division per level,
-    and the gradient of the beta-binomial's six log-gammas then cost 4× the hand-written
-    JAX (benchmarks/README.md, "Where the gradient's time goes"). Absolute error below 1e-9
-    for 1e-6 ≤ x ≤ 1e5 (tests/test_laws.py); z⁹ ≤ 1e46 there, far from overflow.
-    """
-    return _stirling(x + 6.0) - laws._namespace(x).log(_rising6(x))
-
-
 def gammaln_difference(x, y):
-    """ln Γ(x) − ln Γ(y) for x, y > 0, as ``gammaln_fused(x) − gammaln_fused(y)`` but with
-    one logarithm for both shifts (ln of the ratio of their products): three instead of four.
-    The beta-binomial's log-gammas come in such pairs, and their logarithms are most of a
-    score's transcendental functions (benchmarks/README.md)."""
-    log = laws._namespace(x).log
+    """ln Γ(x) − ln Γ(y) for x, y > 0 from elementary operations, which XLA fuses and
+    vectorises (ln Γ(x) alone: ``gammaln_difference(x, 1.0)``).
+
+    Each argument is shifted up by six (Γ(x) = Γ(x + 6) / (x(x+1)…(x+5))) for the Stirling
+    series (:func:`_stirling`), and the two shifts share one logarithm, of the ratio of their
+    products: three logarithms instead of four. The beta-binomial's log-gammas come in such
+    pairs, and their logarithms are most of a score's transcendental functions
+    (benchmarks/README.md). Absolute error below 1e-9 for 1e-6 ≤ x, y ≤ 1e5
+    (tests/test_laws.py); z⁹ ≤ 1e46 there, far from overflow."""
+    log = laws._namespace(x).log         # pytensor in the model, jax.numpy in benchmarks/floor.py
     return _stirling(x + 6.0) - _stirling(y + 6.0) + log(_rising6(y) / _rising6(x))
 
 
@@ -186,8 +178,11 @@ def _rising6(x):
 
 
 def _stirling(z):
-    """ln Γ(z) for z ≥ 6 by the Stirling series to 1/z⁹, one polynomial in z² over z⁹ (one
-    division; see :func:`gammaln_fused`)."""
+    """ln Γ(z) for z ≥ 6 by the Stirling series to 1/z⁹, written as one polynomial in z² over
+    z⁹ so that there is a single division: PyTensor's canonicaliser turns the nested form
+    zi·(1/12 − zi²·(…)) into one division per level, and the gradient of the beta-binomial's
+    six log-gammas then cost 4× the hand-written JAX (benchmarks/README.md, "Where the
+    gradient's time goes")."""
     log = laws._namespace(z).log
     w = z * z
     numerator = (((w / 12.0 - 1.0 / 360) * w + 1.0 / 1260) * w - 1.0 / 1680) * w + 1.0 / 1188
