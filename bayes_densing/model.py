@@ -312,12 +312,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         pm.Deterministic("doubling_months", laws.doubling_time(A))
 
         # --- loss law --------------------------------------------------------------------
-        alpha_mu = pm.LogNormal("alpha_mu", math.log(P.alpha), 0.5)
-        alpha_tau = pm.HalfNormal("alpha_tau", P.alpha_tau)
-        alpha_z = pm.Normal("alpha_z", 0.0, 1.0, dims="benchmark")
         params.update({"log_effective_size": eta,
-                       "alpha": pm.Deterministic("alpha", alpha_mu * pt.exp(alpha_tau * alpha_z),
-                                                 dims="benchmark")})
+                       "alpha": exponents(P, len(data.benchmarks))})
         if data_term_on(data, config):
             params["b"] = pm.LogNormal("b", math.log(P.data_coef), 0.5)
             params["beta"] = pm.LogNormal("beta", math.log(P.beta), 0.3)
@@ -376,6 +372,26 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         if weights is not None:
             unused_parameters(model, 1.0 - weights[1])
     return model
+
+
+def exponents(P, n_benchmarks: int):
+    """The per-benchmark loss-law exponents α_j, pooled: ln α_j ~ N(ln α_μ, τ_α), with
+    α_μ ~ LogNormal(ln priors.alpha, 0.5) and τ_α ~ HalfNormal(priors.alpha_tau).
+
+    Sampled partially non-centred (docs/model.md, geometry choice 4), with a weight that
+    follows τ_α: ln α_j = κ·(ln α_μ + τ_α·x_j), κ = τ₀/(τ_α + τ₀), τ₀ = priors.alpha_tau, so
+    x_j ~ N(ln α_μ/τ₀, 1/κ) exactly (its mean is (1 − κ)·ln α_μ/(κτ_α) = ln α_μ/τ₀). A small τ_α (κ → 1) is the non-centred
+    form, α_μ·exp(τ_α x_j), which keeps the funnel of a τ_α near 0 away; a τ_α well above
+    τ₀ tends to the centred form, x_j ∝ ln α_j, whose curvature no longer changes with τ_α.
+    Non-centred throughout (until 2026-12-01), the exponents the data pin (ln α_j within
+    0.1–0.5 at τ_α ≈ 0.5 on the bundled data) set the step size of every fit and made the
+    sweep's small subsets take 63 leapfrog steps per draw (benchmarks/README.md). The map is
+    linear in x_j given (α_μ, τ_α), so x_j's normal is its own density: no Jacobian term."""
+    mu = pm.LogNormal("alpha_mu", math.log(P.alpha), 0.5)
+    tau = pm.HalfNormal("alpha_tau", P.alpha_tau)
+    kappa = P.alpha_tau / (tau + P.alpha_tau)
+    x = pm.Normal("alpha_x", pt.log(mu) / P.alpha_tau, 1.0 / kappa, dims="benchmark")
+    return pm.Deterministic("alpha", pt.exp(kappa * (pt.log(mu) + tau * x)), dims="benchmark")
 
 
 def _std_normal_logp(x):

@@ -68,11 +68,14 @@ def floor_model(data, config):
         zscore = (log_rho - laws.trend_mean(t_c, A, B_centre)) / omega
         numpyro.factor("trend_prior", jnp.sum(math.log(2.0) + norm.logpdf(zscore) - jnp.log(omega)
                                               + norm.logcdf(shape * zscore)))
+        # partially non-centred, the weight following τ_α (model.exponents)
         alpha_mu = numpyro.sample("alpha_mu", dist.LogNormal(math.log(P.alpha), 0.5))
         alpha_tau = numpyro.sample("alpha_tau", dist.HalfNormal(P.alpha_tau))
-        alpha_z = numpyro.sample("alpha_z", dist.Normal(0.0, 1.0).expand([nb]))
+        kappa = P.alpha_tau / (alpha_tau + P.alpha_tau)
+        alpha_x = numpyro.sample("alpha_x", dist.Normal(jnp.log(alpha_mu) / P.alpha_tau,
+                                                        1.0 / kappa).expand([nb]))
         params = {"z_centre": z_centre, "z_gain": z_gain,
-                  "alpha": alpha_mu * jnp.exp(alpha_tau * alpha_z),
+                  "alpha": jnp.exp(kappa * (jnp.log(alpha_mu) + alpha_tau * alpha_x)),
                   "log_effective_size": log_rho + log_n_target}
         if with_data_term:
             params["b"] = numpyro.sample("b", dist.LogNormal(math.log(P.data_coef), 0.5))

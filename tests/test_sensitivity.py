@@ -374,7 +374,8 @@ def test_prior_sensitivity_on_a_real_tiny_run(lib_run, monkeypatch):
     # the default scales the top-level priors only: no group-level term
     top = mod.prior_sensitivity(r.idata, r.data, r.config)
     scaled = top.notes[-1]
-    assert "trend_prior" not in scaled and "alpha_z" not in scaled and "A" in scaled
+    assert "trend_prior" not in scaled and "alpha_x" not in scaled and "A" in scaled
+    assert "alpha_mu" in scaled
 
 
 # --- CLI -----------------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ from .. import laws, results
 
 THRESHOLD = 0.05          # Kallioinen et al. 2023; arviz.psens and priorsense use the same
 ALPHAS = (0.8, 1.25)      # prior powers for the "how far does it move" check (priorsense's range)
-# group-level terms: the population prior of the targets' densities and the standardised α_j
-GROUP_LEVEL = ("trend_prior", "log_density", "log_density_shifted", "alpha_z")
+# group-level terms: the population priors of the targets' densities and of the ln α_j
+GROUP_LEVEL = ("trend_prior", "log_density", "log_density_shifted", "alpha_x")
 PARETO_K_MAX = 0.7        # PSIS reliability threshold (Vehtari et al. 2024)
 N_EFFECTIVE_SIZES = 3     # effective sizes reported: the targets with the highest median density
 
@@ -295,7 +295,7 @@ def prior_sensitivity(idata: az.InferenceData, data, config, *, prior_terms=None
     ``prior_terms``: names of the prior terms to power-scale (free variables and Potentials),
     ``"all"`` for the joint prior, or None (default) for the top-level priors: everything but
     the group-level terms of :data:`GROUP_LEVEL` — the trend's population prior over the targets
-    and the standardised α_j. As brms/priorsense do, group-level terms are not scaled: scaling
+    and the α_j's around α_μ. As brms/priorsense do, group-level terms are not scaled: scaling
     a population prior over 100 latents moves the posterior by construction (on the bundled
     data it flagged every quantity, with Pareto k̂ 1.3–2.3), which says nothing about the
     choices a user makes (slope, intercept and scale priors).
