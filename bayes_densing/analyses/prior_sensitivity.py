@@ -229,7 +229,10 @@ def log_densities(idata: az.InferenceData, data, config) -> tuple[xr.Dataset, xr
 
     model = remove_value_transforms(build_model(data, config))  # values as stored: constrained
     like_potentials = [v for v in model.potentials if "loglik" in v.name]
-    prior_terms = list(model.free_RVs) + [v for v in model.potentials if v not in like_potentials]
+    # a reparametrisation's log-Jacobian (its Potential's name says so) is neither prior nor
+    # likelihood: power-scaling scales the prior's density, not the change of variables
+    prior_terms = list(model.free_RVs) + [v for v in model.potentials
+                                          if v not in like_potentials and "jacobian" not in v.name]
     observed = list(model.observed_RVs)
     outs = ([model.logp(vars=[v], sum=True) for v in prior_terms]
             + [model.logp(vars=[v], sum=False)[0] for v in observed]
