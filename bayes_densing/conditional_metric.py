@@ -107,6 +107,16 @@ def from_curvature(mu: np.ndarray, h_global: np.ndarray, h_diag: np.ndarray) -> 
     return np.asarray(mu, dtype=float), chol, coef, 1.0 / np.sqrt(q_l)
 
 
+def unit_block(cov: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """A copy of the covariance ``cov`` with the coordinates ``free`` (a boolean mask) made
+    independent of all others, with unit variance."""
+    cov = np.array(cov, dtype=float)
+    cov[free, :] = 0.0
+    cov[:, free] = 0.0
+    cov[free, free] = 1.0
+    return cov
+
+
 def with_unit(pre: tuple, free: np.ndarray) -> tuple:
     """The preconditioner ``pre`` with the coordinates ``free`` (a boolean mask over d)
     made independent of all others, centred on 0 with unit scale: their exact posterior when
@@ -116,14 +126,10 @@ def with_unit(pre: tuple, free: np.ndarray) -> tuple:
     mu, chol, coef, scale = pre
     d_global = chol.shape[-1]
     free_g, free_l = free[:d_global], free[d_global:]
-    cov = chol @ chol.T
     coef_b = np.linalg.solve(chol.T, coef.T).T         # B = C·L_g⁻¹
-    cov[free_g, :] = 0.0
-    cov[:, free_g] = 0.0
-    cov[free_g, free_g] = 1.0
     coef_b[:, free_g] = 0.0
     coef_b[free_l, :] = 0.0
-    chol = np.linalg.cholesky(cov)
+    chol = np.linalg.cholesky(unit_block(chol @ chol.T, free_g))
     return (np.where(free, 0.0, mu), chol, coef_b @ chol, np.where(free_l, 1.0, scale))
 
 

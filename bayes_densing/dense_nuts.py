@@ -439,13 +439,9 @@ class Sampler:
         free = np.asarray(free, dtype=bool)
         if self.layout == "conditional":
             return conditional_metric.with_unit(metric, free)
-        metric = np.array(metric, dtype=float)
         if self.layout != "dense":
             return np.where(free, 1.0, metric)
-        metric[free, :] = 0.0
-        metric[:, free] = 0.0
-        metric[free, free] = 1.0
-        return metric
+        return conditional_metric.unit_block(metric, free)
 
     def spread(self, x):                          # (slots, ...) → (devices, chains each, ...)
         x = np.asarray(x)
