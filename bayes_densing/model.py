@@ -380,9 +380,10 @@ def exponents(P, n_benchmarks: int):
 
     Sampled partially non-centred (docs/model.md, geometry choice 4), with a weight that
     follows τ_α: ln α_j = κ·(ln α_μ + τ_α·x_j), κ = τ₀/(τ_α + τ₀), τ₀ = priors.alpha_tau, so
-    x_j ~ N(ln α_μ/τ₀, 1/κ) exactly (its mean is (1 − κ)·ln α_μ/(κτ_α) = ln α_μ/τ₀). A small τ_α (κ → 1) is the non-centred
-    form, α_μ·exp(τ_α x_j), which keeps the funnel of a τ_α near 0 away; a τ_α well above
-    τ₀ tends to the centred form, x_j ∝ ln α_j, whose curvature no longer changes with τ_α.
+    x_j ~ N(ln α_μ/τ₀, 1/κ) exactly (its mean is (1 − κ)·ln α_μ/(κτ_α) = ln α_μ/τ₀). A small
+    τ_α (κ → 1) is the non-centred form, α_μ·exp(τ_α x_j), which keeps the funnel of a τ_α
+    near 0 away; a τ_α well above τ₀ tends to the centred form, x_j ∝ ln α_j, whose curvature
+    no longer changes with τ_α.
     Non-centred throughout (until 2026-12-01), the exponents the data pin (ln α_j within
     0.1–0.5 at τ_α ≈ 0.5 on the bundled data) set the step size of every fit and made the
     sweep's small subsets take 63 leapfrog steps per draw (benchmarks/README.md). The map is

@@ -57,8 +57,8 @@ def stiffness(sampler, draws, n_per_chain: int = DRAWS_PER_CHAIN, steps: int = P
                 load[labels[j]] = load.get(labels[j], 0.0) + float(v[j] ** 2)
     roots = np.asarray(roots)
     eps = float(draws.step_size)
-    return {"sqrt_lambda_quantiles": dict(zip(["0", "25", "50", "75", "90", "100"],
-                                              np.quantile(roots, [0, .25, .5, .75, .9, 1]).tolist())),
+    quantiles = np.quantile(roots, [0, .25, .5, .75, .9, 1]).tolist()
+    return {"sqrt_lambda_quantiles": dict(zip(["0", "25", "50", "75", "90", "100"], quantiles)),
             "step_size": eps, "eps_sqrt_lambda_median": eps * float(np.median(roots)),
             "eps_sqrt_lambda_max": eps * float(roots.max()),
             "loadings": dict(sorted(load.items(), key=lambda kv: -kv[1]))}
@@ -70,7 +70,8 @@ def main(argv=None) -> int:
                                  epilog="example: python benchmarks/stiffness.py --set "
                                         "data.benchmarks=mmlu --out /tmp/stiffness-mmlu.json")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a configuration override (data.benchmarks takes a comma-separated list)")
+                    help="a configuration override (a list, such as data.benchmarks, is "
+                         "comma-separated)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/stiffness.json"))
     args = ap.parse_args(argv)
 
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     cfg = Config()
     for s in args.set:
         key, _, value = s.partition("=")
-        cfg.set(key, value.split(",") if key == "data.benchmarks" else value)
+        cfg.set(key, value)
     cfg.validate()
     select_device("cpu", cfg.sampler.host_devices)
     data = load(cfg, None)
