@@ -92,7 +92,7 @@ class SamplerConfig:
     draws: int = 1000
     tune: int = 1000
     seed: int = 0
-    target_accept: float = 0.95       # the dense metric diverged 2 in 4,000 at 0.9 (benchmarks/)
+    target_accept: float = 0.9        # 0.95 until 2026-12-01 (benchmarks/README.md, "Target acceptance")
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
     mass_matrix: str = "auto"         # numpyro: auto, dense, conditional (dense_nuts.py) or diag
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
