@@ -54,18 +54,13 @@ def _import_stack() -> None:
 
 def _config(model: str, overrides: dict, set_: list[str]):
     """The preset (or TOML file) ``model`` with command-line overrides and ``--set KEY=VALUE``."""
-    from .config import ConfigError, load_config
+    from .config import load_config
 
     cfg = load_config(model)
     for key, value in overrides.items():
         if value is not None:
             cfg.set(key, value)
-    for item in set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. priors.slope_sd=0.5")
-        cfg.set(key.strip(), value.strip())
-    return cfg.validate()
+    return cfg.set_items(set_).validate()
 
 
 _ARGV: list[str] | None = None   # the console script's arguments (set by main())

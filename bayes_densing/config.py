@@ -178,6 +178,16 @@ class Config:
         section, _, key = dotted.partition(".")
         return self.update({section: {key: value}}, source="override")
 
+    def set_items(self, items) -> "Config":
+        """Apply ``KEY=VALUE`` strings (the command line's and the benchmark scripts' ``--set``)
+        in order, with :meth:`set`."""
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. priors.slope_sd=0.5")
+            self.set(key.strip(), value.strip())
+        return self
+
 
 def _coerce(name: str, current: Any, value: Any) -> Any:
     if isinstance(current, bool):

@@ -96,11 +96,7 @@ def setup(args):
     from bayes_densing.config import load_config
     from bayes_densing.data import load
 
-    cfg = load_config(args.model)
-    for s in args.set:
-        key, _, value = s.partition("=")
-        cfg.set(key, value)
-    cfg.validate()
+    cfg = load_config(args.model).set_items(args.set).validate()
     return cfg, load(cfg, args.data)
 
 

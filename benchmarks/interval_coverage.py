@@ -38,9 +38,7 @@ def main() -> None:
                     help="config override, e.g. sampler.mass_matrix=conditional")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/coverage.json"))
     args = ap.parse_args()
-    cfg = Config()
-    for override in args.set:
-        cfg.set(*override.split("=", 1))
+    cfg = Config().set_items(args.set)
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = args.chains, args.draws, args.tune
     rows = []
     start = time.time()

@@ -48,8 +48,7 @@ def main(argv=None) -> int:
     cfg.set("model.data_term", "off")   # the simulated references are trained at D0
     for key in ("chains", "draws", "tune"):
         cfg.set(f"sampler.{key}", getattr(args, key))
-    for override in args.set:
-        cfg.set(*override.split("=", 1))
+    cfg.set_items(args.set)
     start = time.perf_counter()
 
     def say(i, n, fit):

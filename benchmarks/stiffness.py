@@ -81,11 +81,7 @@ def main(argv=None) -> int:
     from bayes_densing.inference import select_device, unconstrained_starts
     from bayes_densing.model import build_model
 
-    cfg = Config()
-    for s in args.set:
-        key, _, value = s.partition("=")
-        cfg.set(key, value)
-    cfg.validate()
+    cfg = Config().set_items(args.set).validate()
     select_device("cpu", cfg.sampler.host_devices)
     data = load(cfg, None)
     model = build_model(data, cfg)
