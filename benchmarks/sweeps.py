@@ -12,7 +12,8 @@ Runs, one after the other with the same settings (--set KEY=VALUE for each overr
 3. with --cold, the sweep again with `--no-warm-start` (every subset's warm-up from scratch).
 With --compare EARLIER.json, the warm sweep's doubling times are also set against that file's
 (e.g. the same sweep with a longer warm-up).
-Each is timed as a whole process (imports, compilation, sampling, writing). The table gives the
+Each is timed as a whole process (imports, compilation, sampling, writing); the one fit runs
+again after the sweeps, and the ratios use the mean of its two times. The table gives the
 sweep's wall time as a multiple of the one fit's (the issue's target: 31 subsets ≤ 10×), the
 seconds per subset, and, for --cold, how far the warm and cold sweeps' doubling times are
 apart against their interval widths. Results go to benchmarks/results/sweeps-<date>.json.
@@ -91,24 +92,41 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wall, _ = timed(["sample", "--benchmarks", args.benchmarks, "--no-figures", "--quiet",
-                         "--allow-warnings", "--out", str(tmp / "fit")], args.overrides)
-        diag = json.loads((tmp / "fit" / "diagnostics.json").read_text())
-        record["one_fit"] = {"process_wall_s": wall, "sampling_s": diag["sampling_s"],
-                             "divergences": diag["divergences"]}
-        print(f"one fit: {wall:.1f} s", flush=True)
-        save()
+
+        def one_fit(name: str) -> float:
+            wall, _ = timed(["sample", "--benchmarks", args.benchmarks, "--no-figures",
+                             "--quiet", "--allow-warnings", "--out", str(tmp / name)],
+                            args.overrides)
+            diag = json.loads((tmp / name / "diagnostics.json").read_text())
+            record[name] = {"process_wall_s": wall, "sampling_s": diag["sampling_s"],
+                            "divergences": diag["divergences"]}
+            print(f"{name.replace('_', ' ')}: {wall:.1f} s", flush=True)
+            save()
+            return wall
+
+        # the one fit runs before and after the sweeps, and the ratios use the mean of the
+        # two: a single fit of 20-50 s samples one moment of this machine's speed, which
+        # drifts by up to half within a session (on 2026-12-01 the same fit took 21.6, 31.7
+        # and 47.5 s in three runs of this script within 90 minutes)
+        walls = [one_fit("one_fit")]
         runs = [("warm", True)] + ([("cold", False)] if args.cold else [])
         for name, warm in runs:
-            record[name] = r = sweep(tmp, name, args.benchmarks, args.min_size, args.overrides,
-                                     warm, args.warm_tune)
+            record[name] = sweep(tmp, name, args.benchmarks, args.min_size, args.overrides,
+                                 warm, args.warm_tune)
+            save()
+        walls.append(one_fit("one_fit_after"))
+        wall = sum(walls) / 2
+        record["one_fit_mean_s"] = wall
+        for name, _ in runs:
+            r = record[name]
             r["ratio_to_one_fit"] = r["process_wall_s"] / wall
             print(f"{name} sweep: {r['fits']} fits in {r['process_wall_s']:.1f} s = "
-                  f"{r['ratio_to_one_fit']:.2f} × one fit; first {r['first_fit_s']:.1f} s, "
-                  f"later {r['later_fit_mean_s']:.1f} s each; {r['divergences']} divergences, "
-                  f"max R-hat {r['max_rhat']:.3f}, min ESS {r['min_ess']:.0f}, "
-                  f"flagged: {r['flagged'] or 'none'}", flush=True)
-            save()
+                  f"{r['ratio_to_one_fit']:.2f} × one fit ({wall:.1f} s, the mean of "
+                  f"{walls[0]:.1f} s before and {walls[1]:.1f} s after); first "
+                  f"{r['first_fit_s']:.1f} s, later {r['later_fit_mean_s']:.1f} s each; "
+                  f"{r['divergences']} divergences, max R-hat {r['max_rhat']:.3f}, "
+                  f"min ESS {r['min_ess']:.0f}, flagged: {r['flagged'] or 'none'}", flush=True)
+        save()
     if args.cold:
         gaps = [abs(w["doubling_median"] - c["doubling_median"]) / (c["hdi_high"] - c["hdi_low"])
                 for w, c in zip(record["warm"]["rows"], record["cold"]["rows"])]
