@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -44,11 +43,11 @@ def main(argv=None) -> int:
 
     import jax
     import jax.numpy as jnp
-    from jax import lax
+    from profile_fit import us_per_value_and_grad
+
+    from bayes_densing.model import betabinomial_logp
 
     jax.config.update("jax_enable_x64", True)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bayes_densing.model import betabinomial_logp
 
     rng = np.random.default_rng(0)
     s = args.scores
@@ -97,24 +96,10 @@ def main(argv=None) -> int:
     if not gap < 1e-6:
         raise SystemExit(f"the two gradients differ: max relative gap {gap:.2e}")
 
-    def us_per_call(f):
-        vg = jax.value_and_grad(f)
-
-        @jax.jit
-        def loop(x):
-            def body(_, x):
-                v, g = vg(x)                      # the value used too, as NUTS uses it
-                return x + 1e-12 * (g + v)
-            return lax.fori_loop(0, args.reps, body, x)
-
-        jax.block_until_ready(loop(x0))
-        t0 = time.perf_counter()
-        jax.block_until_ready(loop(x0))
-        return (time.perf_counter() - t0) / args.reps * 1e6
-
     rounds = []
     for _ in range(args.rounds):
-        rounds.append({"autodiff_us": us_per_call(autodiff), "by_hand_us": us_per_call(by_hand)})
+        rounds.append({"autodiff_us": us_per_value_and_grad(autodiff, x0, args.reps),
+                       "by_hand_us": us_per_value_and_grad(by_hand, x0, args.reps)})
         print(json.dumps({k: round(v, 1) for k, v in rounds[-1].items()}), flush=True)
     ratios = [r["autodiff_us"] / r["by_hand_us"] for r in rounds]
     record = {"command": "python " + " ".join(sys.argv), "date": date.today().isoformat(),

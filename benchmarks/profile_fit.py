@@ -107,16 +107,13 @@ def breakdown(events, names: dict, steps: int) -> dict:
     }
 
 
-def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
-    """XLA's cost analysis of the log density's value-and-gradient, and its µs per call inside
-    a compiled loop (no Python dispatch), the value used as NUTS uses it."""
+def us_per_value_and_grad(f, x, reps: int = 500) -> float:
+    """µs per call of ``jax.value_and_grad(f)`` at ``x`` inside a compiled loop (no Python
+    dispatch), the value used as NUTS uses it; compiled and run once before the timing."""
     import jax
     from jax import lax
 
-    f = jax.value_and_grad(sampler.potential)
-    x = sampler.flatten(point)
-    cost = jax.jit(f).lower(x).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
+    vg = jax.value_and_grad(f)
 
     @jax.jit
     def loop(x):
@@ -125,14 +122,25 @@ def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
             # NUTS uses it at every step, and a loop that used only the gradient let XLA drop
             # the terms that only the value needs (the log-gammas themselves), which timed
             # 0.91 instead of 1.45 ms at 2,000 × 10 (benchmarks/README.md, 2026-12-01)
-            v, g = f(x)
+            v, g = vg(x)
             return jax.tree_util.tree_map(lambda a, b: a + 1e-12 * (b + v), x, g)
         return lax.fori_loop(0, reps, body, x)
 
     jax.block_until_ready(loop(x))
     t0 = time.perf_counter()
     jax.block_until_ready(loop(x))
-    return {"us_per_call": (time.perf_counter() - t0) / reps * 1e6,
+    return (time.perf_counter() - t0) / reps * 1e6
+
+
+def gradient_cost(sampler, point: dict, reps: int = 500) -> dict:
+    """XLA's cost analysis of the log density's value-and-gradient, and its µs per call inside
+    a compiled loop (:func:`us_per_value_and_grad`)."""
+    import jax
+
+    x = sampler.flatten(point)
+    cost = jax.jit(jax.value_and_grad(sampler.potential)).lower(x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return {"us_per_call": us_per_value_and_grad(sampler.potential, x, reps),
             "flops": cost.get("flops"), "transcendentals": cost.get("transcendentals"),
             "bytes_accessed": cost.get("bytes accessed")}
 
