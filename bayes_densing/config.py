@@ -20,6 +20,10 @@ import tomli_w
 TRENDS = ("frontier", "mean", "envelope", "changepoint")
 LIKELIHOODS = ("betabinomial", "robust")
 SAMPLERS = ("numpyro", "pymc", "blackjax", "nutpie")
+# the shortest warm-up of the default sampler (dense_nuts) whose windows estimate its metric
+# twice, the variances and then the covariance, each from at least dense_nuts.MIN_DRAWS draws
+# of one chain, whatever the draws (tests/test_short_warmup.py derives it from the schedule)
+MIN_TUNE = 21
 
 
 class ConfigError(ValueError):
@@ -131,6 +135,12 @@ class Config:
         for name in ("chains", "draws", "tune"):
             if getattr(s, name) < (1 if name != "tune" else 0):
                 raise ConfigError(f"sampler.{name} must be positive, got {getattr(s, name)}")
+        # ours only: NumPyro's and BlackJAX's own warm-ups adapt just the step size below 20
+        # iterations, PyMC's keeps its first metric for 101 draws, nutpie's is its own
+        if s.sampler == "numpyro" and s.mass_matrix != "diag" and s.tune < MIN_TUNE:
+            raise ConfigError(f"--tune {s.tune} is too short: the warm-up needs at least "
+                              f"{MIN_TUNE} iterations to adapt the sampler's metric "
+                              f"(sampler.tune; the default is {SamplerConfig.tune})")
         if not 0.5 <= s.target_accept < 1:
             raise ConfigError(f"sampler.target_accept must be in [0.5, 1), got {s.target_accept}")
         for key in ("date_origin", "changepoint"):

@@ -79,6 +79,23 @@ UNCAPPED = 1 << 30   # NumPyro's iteration counter at a start with no capped ite
 ADAPT, FIXED = np.array(True), np.array(False)   # arrays, not Python bools: one compiled program
 ADAM_STEPS, ADAM_RATE = 500, 0.02   # a large model's cold start first climbs the log density
 DENSE_UP_TO = 500    # "auto": a dense metric up to this many parameters, the conditional above
+# a metric is estimated from a window of at least MIN_DRAWS positions pooled over the chains
+# (below 5, Stan's regularisation weighs its 1e-3 prior more than the draws: ``regularised``),
+# the diagonal and the dense alike (the dense estimate's shrinkage keeps it positive definite
+# whatever n), and with the conditional metric from MIN_CHAIN_DRAWS of each chain (its
+# ``effective_draws`` is ArviZ's bulk ESS, NaN below 4 draws a chain)
+MIN_DRAWS = 5
+MIN_CHAIN_DRAWS = 4
+
+
+def chunk_length(draws: int) -> int:
+    """The iterations of one chunk: the draws in at most :data:`CHUNKS` chunks."""
+    return math.ceil(draws / min(CHUNKS, draws))
+
+
+def warmup_chunks(tune: int, length: int) -> int:
+    """The warm-up's chunks for ``tune`` iterations: rounded up to whole chunks, at least four."""
+    return max(4, math.ceil(tune / length))
 
 
 def metric_updates(n_chunks: int) -> list[int]:
@@ -98,6 +115,28 @@ def metric_updates(n_chunks: int) -> list[int]:
     return ends
 
 
+def enough(layout: str, chains: int, draws: int) -> bool:
+    """Whether ``draws`` positions of each of ``chains`` chains can estimate a metric of the
+    ``layout`` ("dense", "diag" or "conditional"): :data:`MIN_DRAWS`, :data:`MIN_CHAIN_DRAWS`."""
+    if layout == "conditional" and draws < MIN_CHAIN_DRAWS:
+        return False
+    return chains * draws >= MIN_DRAWS
+
+
+def estimated(updates: list[int], length: int, chains: int, layout: str) -> list[bool]:
+    """Which of the metric updates ``updates`` (:func:`metric_updates`, chunks of ``length``
+    iterations) estimate the metric: those whose window, with the windows before it that were
+    too short (:func:`enough`), holds enough draws. At the others the metric is kept and the
+    window's draws carry over into the next."""
+    out, since, at = [], 0, 0
+    for end in updates:
+        since += (end - at) * length
+        at = end
+        out.append(enough(layout, chains, since))
+        since = 0 if out[-1] else since
+    return out
+
+
 def shrunk_covariance(draws: np.ndarray, weight: float | None = None) -> np.ndarray:
     """Covariance of ``draws`` (n × d), its off-diagonal shrunk towards zero by d / (n + d)
     (or by ``weight``).
@@ -106,6 +145,7 @@ def shrunk_covariance(draws: np.ndarray, weight: float | None = None) -> np.ndar
     the off-diagonal is kept, so the metric stays positive definite and well-conditioned.
     """
     n, d = draws.shape
+    _two_or_more(n)
     cov = np.atleast_2d(np.cov(draws, rowvar=False))
     weight = d / (n + d) if weight is None else weight
     shrunk = (1.0 - weight) * cov + weight * np.diag(np.diag(cov))
@@ -116,7 +156,14 @@ def shrunk_variance(draws: np.ndarray) -> np.ndarray:
     """The diagonal of :func:`shrunk_covariance` (the variances, regularised alike), without
     forming the d × d covariance."""
     n = draws.shape[0]
+    _two_or_more(n)
     return regularised(np.var(draws, axis=0, ddof=1), n, 1.0)
+
+
+def _two_or_more(n: int) -> None:
+    # a variance from one draw divides by n − 1 = 0: a NaN metric, then NaN draws
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 draws, got {n}")
 
 
 def regularised(cov, n: int, unit):
@@ -197,7 +244,7 @@ class Sampler:
         # every phase runs in chunks of one length, so one compiled program advances them all
         # (a program holding NUTS takes ~15-20 s to compile here); the warm-up is rounded up
         # to whole chunks
-        self.length = length = math.ceil(draws / min(CHUNKS, draws))
+        self.length = length = chunk_length(draws)
         self.n_draw = math.ceil(draws / length)
         self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
         self.per_dev = math.ceil(chains / self.n_dev)
@@ -413,26 +460,32 @@ class Sampler:
 
     def identity(self):
         """The unit metric, in this sampler's layout."""
-        return self.metric(np.zeros((1, 0, self.d)))
-
-    def metric(self, chains: np.ndarray, scales_only: bool = False):
-        """The metric from a window's positions (chains × draws × d; no draws: the identity):
-        the inverse mass matrix, their shrunk covariance (``dense``) or its diagonal (``diag``,
-        or in every layout with ``scales_only``); or the preconditioner of the ``conditional``
-        metric (:mod:`conditional_metric`)."""
-        draws = np.reshape(chains, (-1, self.d))
         if self.layout == "conditional":
-            if len(draws) == 0:
-                return conditional_metric.identity(self.d_global, self.d - self.d_global)
-            n_eff = (None if scales_only
-                     else conditional_metric.effective_draws(chains, self.d_global))
-            return conditional_metric.estimate(draws, self.d_global, scales_only, n_eff)
-        if len(draws) == 0:
-            return np.eye(self.d) if self.layout == "dense" else np.ones(self.d)
-        if scales_only or self.layout == "diag":
-            variances = shrunk_variance(draws)
-            return np.diag(variances) if self.layout == "dense" else variances
-        return shrunk_covariance(draws)
+            return conditional_metric.identity(self.d_global, self.d - self.d_global)
+        return np.eye(self.d) if self.layout == "dense" else np.ones(self.d)
+
+    def metric(self, chains: np.ndarray, scales_only: bool = False, previous=None):
+        """The metric from a window's positions (chains × draws × d): the inverse mass matrix,
+        their shrunk covariance (``dense``) or its diagonal (``diag``, or in every layout with
+        ``scales_only``); or the preconditioner of the ``conditional`` metric
+        (:mod:`conditional_metric`). ``previous`` (default the identity) where the window is
+        too short to estimate it (:func:`enough`) or the estimate is not finite."""
+        previous = self.identity() if previous is None else previous
+        if not enough(self.layout, chains.shape[0], chains.shape[1]):
+            return previous
+        draws = np.reshape(chains, (-1, self.d))
+        with np.errstate(invalid="ignore", over="ignore"):   # a non-finite estimate: below
+            if self.layout == "conditional":
+                n_eff = (None if scales_only
+                         else conditional_metric.effective_draws(chains, self.d_global))
+                new = conditional_metric.estimate(draws, self.d_global, scales_only, n_eff)
+            elif scales_only or self.layout == "diag":
+                variances = shrunk_variance(draws)
+                new = np.diag(variances) if self.layout == "dense" else variances
+            else:
+                new = shrunk_covariance(draws)
+        parts = new if isinstance(new, tuple) else (new,)
+        return new if all(np.all(np.isfinite(a)) for a in parts) else previous
 
     def with_unit(self, metric, free: np.ndarray):
         """``metric`` with the coordinates ``free`` (a boolean mask over d) independent of
@@ -465,8 +518,11 @@ class Sampler:
 
         chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
                                                 self.slots, self.names)
-        n_tune = max(4, math.ceil((self.cfg.tune if tune is None else tune) / self.length))
+        n_tune = warmup_chunks(self.cfg.tune if tune is None else tune, self.length)
         updates = metric_updates(n_tune)
+        # at an update whose window is too short (e.g. one iteration of one chain) the metric
+        # is kept and the window carries over: a variance from one draw is NaN
+        plan = estimated(updates, self.length, chains, self.layout)
         spread, gather = self.spread, self.gather
         args = self.per_chain(args)
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), (len(updates) + 1) * slots))
@@ -497,7 +553,7 @@ class Sampler:
         state, da = self.start(keys[0], z, eps, inv_mass, args, capped)
         inputs = self.inputs(inv_mass, args)
         _, advance = self.programs(inputs)
-        window, previous = [], []
+        window, previous, n_estimated = [], [], 0
         for i in range(n_tune):
             (state, da), out = advance(state, da, ADAPT, inputs)
             positions = gather(out[0])
@@ -505,21 +561,25 @@ class Sampler:
             bar.update(self.length, "warm-up")
             if i + 1 in updates:
                 eps = float(np.exp(np.mean(gather(da[1]))))
-                early = i + 1 == updates[0] and from_identity
+                early = from_identity and n_estimated == 0
                 k = updates.index(i + 1)
-                # (from the identity: only the scales.) A warm start's last estimate also
-                # takes the window before it: its windows are short (100 iterations of the
-                # sweep's 300), and from 800 draws instead of 400 the subsets' draws took 36.0
-                # and 32.7 leapfrog steps on average instead of 40.3 and 36.3 (two seeds,
-                # benchmarks/README.md, "Where issue #7's targets stand")
-                pool = previous if warm is not None and k == len(updates) - 1 else []
-                inv_mass = self.metric(np.concatenate(pool + window, axis=1), scales_only=early)
-                capped = (updates[k + 1] - updates[k]) * self.length if early and k + 1 < len(
-                    updates) else 0
+                if plan[k]:      # else the metric is kept and this window goes on in the next
+                    # (from the identity: only the scales.) A warm start's last estimate also
+                    # takes the window before it: its windows are short (100 iterations of the
+                    # sweep's 300), and from 800 draws instead of 400 the subsets' draws took
+                    # 36.0 and 32.7 leapfrog steps on average instead of 40.3 and 36.3 (two
+                    # seeds, benchmarks/README.md, "Where issue #7's targets stand")
+                    pool = previous if warm is not None and k == len(updates) - 1 else []
+                    inv_mass = self.metric(np.concatenate(pool + window, axis=1),
+                                           scales_only=early, previous=inv_mass)
+                    n_estimated += 1
+                    previous, window = window, []
+                # capped until the first dense metric (the identity's and the diagonal's windows)
+                capped = ((updates[k + 1] - updates[k]) * self.length
+                          if from_identity and n_estimated < 2 and k + 1 < len(updates) else 0)
                 state, da = self.start(keys[k + 1], spread(positions[:, -1]), eps, inv_mass,
                                        args, capped)
                 inputs = self.inputs(inv_mass, args)
-                previous, window = window, []
         # the draws use the averaged step size of the last stretch, the same for every chain
         eps = float(np.exp(np.mean(gather(da[1]))))
         state = self.set_step(state, np.full((n_dev, per_dev), eps))

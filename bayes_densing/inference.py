@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import arviz as az
@@ -241,6 +242,13 @@ def problems(d: dict) -> list[str]:
     (the keys of :func:`diagnose`'s result; a missing number fails nothing)."""
     g = lambda key, default: default if d.get(key) is None else float(d[key])
     found = []
+    bad = d.get("non_finite_chains") or []
+    if bad:
+        names = list(d.get("non_finite_vars") or [])
+        shown = ", ".join(names[:5]) + (f", … ({len(names)} variables)" if len(names) > 5 else "")
+        found.append(f"non-finite draws in chain{'s' if len(bad) > 1 else ''} "
+                     f"{', '.join(str(c) for c in bad)} ({shown}): the sampler failed; "
+                     "re-run with more --tune")
     if g("divergences", 0):
         found.append(f"{int(g('divergences', 0))} divergent transitions")
     if g("max_rhat", math.nan) > RHAT_MAX:
@@ -259,17 +267,31 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
     """Convergence diagnostics over the sampled parameters, with ArviZ.
 
     Returns max R-hat, min bulk and tail ESS (and which parameter), divergences, min E-BFMI,
-    and a list of plain-language problems (empty when all thresholds are met).
+    the chains with non-finite draws in any posterior variable and those variables, and a list
+    of plain-language problems (empty when all thresholds are met).
     """
     post = idata.posterior[var_names]
-    rhat = az.rhat(post)
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
+    n_chains = idata.posterior.sizes["chain"]
+    # a chain with NaN or inf draws has failed, whatever R-hat and ESS say (they skip NaNs)
+    finite = {v: np.isfinite(x.values.astype(float)).reshape(n_chains, -1).all(axis=1)
+              for v, x in idata.posterior.data_vars.items()}
+    bad_chains = [c for c in range(n_chains) if not all(ok[c] for ok in finite.values())]
+    bad_vars = [v for v, ok in finite.items() if not ok.all()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # NaN draws: NaN diagnostics, said below
+        rhat = az.rhat(post)
+        ess_bulk = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
 
     def extreme(ds, fn):
-        vals = {v: float(fn(ds[v].values)) for v in ds.data_vars}
-        worst = fn(np.array(list(vals.values())))
-        name = next(k for k, x in vals.items() if x == worst)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN variable
+            vals = {v: float(fn(ds[v].values)) for v in ds.data_vars}
+        known = {k: x for k, x in vals.items() if not math.isnan(x)}
+        if not known:              # every draw non-finite: no number, the problem says why
+            return math.nan, ""
+        worst = fn(np.array(list(known.values())))
+        name = next(k for k, x in known.items() if x == worst)
         return float(worst), name
 
     r, r_var = extreme(rhat, np.nanmax)
@@ -277,7 +299,6 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
     et, et_var = extreme(ess_tail, np.nanmin)
     stats = idata.sample_stats
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    n_chains = idata.posterior.sizes["chain"]
     try:
         bfmi = az.bfmi(idata)
         min_bfmi = float(np.min(bfmi))
@@ -285,7 +306,8 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
         min_bfmi = float("nan")
     out = {"max_rhat": r, "max_rhat_var": r_var, "min_ess_bulk": eb, "min_ess_bulk_var": eb_var,
            "min_ess_tail": et, "min_ess_tail_var": et_var, "divergences": divergences,
-           "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"]}
+           "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"],
+           "non_finite_chains": bad_chains, "non_finite_vars": bad_vars}
     out["problems"] = problems(out)
     if "tree_depth" in stats:
         out["mean_tree_depth"] = float(stats["tree_depth"].mean())
