@@ -1,7 +1,10 @@
 """The ``bayes-densing`` command line: thin wrappers over the library.
 
-Exit codes: 0 success, 2 bad input or configuration (nothing written), 3 the sampler's
-diagnostics failed a threshold (results written; pass --allow-warnings to exit 0).
+Exit codes (docs/cli.md has the table of faults): 0 success; 2 bad input, configuration or a
+damaged run directory (nothing written); 3 the sampler's diagnostics failed a threshold
+(results written; pass --allow-warnings to exit 0); 4 another run published the same --out
+first (this run kept under a printed name); 5 an I/O error such as a full disk (nothing
+written); 130/143 interrupted (nothing written).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3
+EXIT_CONFLICT = 4       # rundir.OutputConflict.exit_code
+EXIT_IO = 5             # rundir.OutputIOError.exit_code
 # the sampler's length and seed, alike in every command that fits
 _S = SamplerConfig()
 CHAINS_HELP = f"Markov chains (default {_S.chains}; on the CPU each gets its own XLA host device)."
@@ -29,9 +34,18 @@ TUNE_HELP = f"Warm-up iterations per chain, discarded (default {_S.tune})."
 SEED_HELP = f"Random seed of the sampler (default {_S.seed})."
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+def _fail(message, code: int | None = None) -> None:
+    """One ``error:`` line and the exit code: ``message`` is text or an exception whose
+    ``exit_code`` (rundir's errors) chooses the code; otherwise bad input (2)."""
+    code = code if code is not None else getattr(message, "exit_code", EXIT_BAD_INPUT)
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _io_error(exc: OSError, where):
+    from .rundir import io_error
+
+    return io_error(exc, where)
 
 
 def _import_stack() -> None:
@@ -131,7 +145,7 @@ def sample(
     from .data import DataError
     from .inference import SamplerError
     from .model import ModelError
-    from .results import RunDirError
+    from .results import OutputConflict, RunDirError
     from .run import fit
 
     try:
@@ -141,11 +155,14 @@ def sample(
             "model.trend": trend, "model.likelihood": likelihood, "model.d0": d0,
             "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
             "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
+        default_out = out is None      # a default name never conflicts: it moves to NAME-2
         out = out or Path("runs") / datetime.now().strftime("sample-%Y%m%d-%H%M%S")
         result = fit(cfg, data, out=out, force=force, progressbar=not quiet,
-                     figures=figures, command=_command_line(ctx))
+                     figures=figures, command=_command_line(ctx), unique_out=default_out)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
-        _fail(str(exc))
+        if isinstance(exc, OutputConflict):   # the sampling is not lost: show what it found
+            typer.echo((exc.kept / "summary.txt").read_text(encoding="utf-8"))
+        _fail(exc)
     typer.echo(result.summary)
     typer.echo(f"\nRun written to {result.out}/"
                + (f" (figures in figures/, report: {result.out}/report.html)" if figures else ""))
@@ -177,8 +194,11 @@ def simulate(
     try:
         df, truth = run(models, benchmarks, doubling_months, seed=seed, n_reference=reference)
     except ValueError as exc:
-        _fail(str(exc))
-    csv, truth_path = write(df, truth, out)
+        _fail(exc)
+    try:
+        csv, truth_path = write(df, truth, out)
+    except OSError as exc:
+        _fail(_io_error(exc, out))
     typer.echo(f"wrote {csv} ({len(df)} scores: {models} targets + {reference} reference models × "
                f"{benchmarks} benchmarks) and {truth_path}")
     typer.echo(f"fit it with: bayes-densing sample --data {csv} --out runs/synth")
@@ -211,8 +231,6 @@ def classic(
         bayes-densing classic --preset paper --out classic.json
     """
     import json
-    import os
-    import tempfile
 
     from .classic import ClassicError, fit
     from .config import ConfigError
@@ -225,21 +243,16 @@ def classic(
             set_)
         result = fit(load(cfg, data), cfg)
     except (ConfigError, DataError, ClassicError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     typer.echo(result.summary_text(top=top))
     if out is not None:
+        from .rundir import write_atomic
+
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(result.to_dict(), fh, indent=2, allow_nan=False)
-                os.replace(tmp, out)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(out, json.dumps(result.to_dict(), indent=2, allow_nan=False))
         except OSError as exc:
-            _fail(f"{out}: cannot write ({exc.strerror or exc})")
+            _fail(_io_error(exc, out))
         typer.echo(f"\nwrote {out}")
 
 
@@ -262,15 +275,17 @@ def claim(
     """
     import json
 
-    from .analyses.claim import claim as run_claim
-    from .results import RunDirError
+    from .rundir import RunDirError, verify
 
     if any(m <= 0 for m in months) or ratio <= 0:
         _fail("--months and --ratio must be positive")
     try:
+        verify(run_dir)     # a damaged run is refused before the modelling stack loads
+        from .analyses.claim import claim as run_claim
+
         result = run_claim(run_dir, months=months, ratio=ratio)
     except RunDirError as exc:
-        _fail(str(exc))
+        _fail(exc)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
 
 
@@ -338,7 +353,7 @@ def sensitivity(
                                  prior_scaling=prior_scaling, quiet=quiet,
                                  echo=lambda line: typer.echo(line, err=True))
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     typer.echo(result.text())
 
 
@@ -363,14 +378,18 @@ def influence(
 
         bayes-densing influence runs/demo --max-refits 3
     """
+    from .rundir import RunDirError, verify
+
+    if max_refits < 0:
+        _fail("--max-refits must be 0 or more")
+    try:
+        verify(run_dir)     # a damaged run is refused before the modelling stack loads
+    except RunDirError as exc:
+        _fail(exc)
     _import_stack()
     from .analyses.influence import influence as run_influence
     from .config import ConfigError
     from .data import DataError
-    from .results import RunDirError
-
-    if max_refits < 0:
-        _fail("--max-refits must be 0 or more")
 
     def progress(message: str) -> None:
         typer.echo(message, err=True)
@@ -379,13 +398,13 @@ def influence(
         result = run_influence(run_dir, refit=refit, max_refits=max_refits, data_path=data,
                                progress=None if quiet else progress)
     except (RunDirError, DataError, ConfigError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     try:
         written = result.write(out or run_dir)
     except RunDirError as exc:
-        _fail(str(exc))
+        _fail(exc)
     except OSError as exc:
-        _fail(f"{out or run_dir}: cannot write ({exc.strerror or exc})")
+        _fail(_io_error(exc, out or run_dir))
     typer.echo(result.text(top=top))
     typer.echo(f"\nwrote {', '.join(str(p) for p in written)}")
 
@@ -449,7 +468,7 @@ def subsets(
                             warm_tune=WARM_TUNE if warm_tune is None else warm_tune)
         write(table, out, cfg, force=force)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     typer.echo(text(table))
     typer.echo(f"\nWritten to {out}/ (subsets.csv, subsets.json, forest.png)")
 
@@ -467,13 +486,18 @@ def plot(
 
         bayes-densing plot runs/demo
     """
-    from .plots import plot_directory
-    from .results import RunDirError
+    from .rundir import RunDirError, kind, verify
 
     try:
+        if (run_dir / "posterior.nc").exists() or kind(run_dir) == "run":
+            verify(run_dir)     # a damaged run is refused before the modelling stack loads
+        from .plots import plot_directory
+
         written = plot_directory(run_dir, progress=lambda n: typer.echo(f"  drawing {n}", err=True))
     except RunDirError as exc:
-        _fail(str(exc))
+        _fail(exc)
+    except OSError as exc:
+        _fail(_io_error(exc, run_dir))
     for path in written:
         typer.echo(f"{path} (and .svg)")
 
@@ -491,17 +515,21 @@ def report(
 
         bayes-densing report runs/demo && xdg-open runs/demo/report.html
     """
-    from .plots import plot_directory
-    from .report import write_report
-    from .results import RunDirError, load_run
+    from .rundir import RunDirError, verify
 
     try:
-        load_run(run_dir)   # a clear message for a missing or incomplete run directory
-        if not (run_dir / "figures" / "index.json").exists():
+        verify(run_dir)     # a damaged run is refused before the modelling stack loads
+        from .plots import figures_ok, plot_directory
+        from .report import write_report
+
+        if not figures_ok(run_dir):
+            typer.echo("  the run's figures are missing or damaged: drawing them", err=True)
             plot_directory(run_dir, progress=lambda n: typer.echo(f"  drawing {n}", err=True))
         md, html = write_report(run_dir)
     except RunDirError as exc:
-        _fail(str(exc))
+        _fail(exc)
+    except OSError as exc:
+        _fail(_io_error(exc, run_dir))
     typer.echo(f"{md}\n{html}")
 
 

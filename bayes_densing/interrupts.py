@@ -12,8 +12,10 @@ SIGTERM in every thread and waits for them in a thread of its own, which
 
 A run directory appears only by a rename of a complete temporary one, so after this there is
 either the whole run or nothing. SIGKILL cannot be caught: it can leave a hidden
-``.NAME.partial-PID-*`` (or, mid-``--force``, ``.NAME.old-PID``) beside the output, which the
-next command writing there removes (or puts back), once that process is gone.
+``.NAME.partial-OWNER-*`` (or, mid-``--force``, ``.NAME.old-OWNER``) beside the output, which
+the next command writing or reading there removes (or puts back) once that process is gone
+(``rundir.clean_stale``). The lock is a thread lock: across processes the rename itself is
+the arbiter (``rundir``).
 """
 
 from __future__ import annotations
@@ -68,45 +70,3 @@ def install() -> bool:
 
     threading.Thread(target=wait, name="bayes-densing-interrupts", daemon=True).start()
     return True
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _pid(name: str, marker: str) -> int | None:
-    try:
-        return int(name.split(marker, 1)[1].split("-", 1)[0])
-    except (IndexError, ValueError):
-        return None
-
-
-def clean_stale(out: Path) -> list[str]:
-    """Remove the leftovers of a killed process beside ``out``; put back a previous run that a
-    killed ``--force`` had moved aside. Returns what was done, for a notice."""
-    done = []
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        return done
-    for path in sorted(parent.glob(f".{out.name}.partial-*")):
-        pid = _pid(path.name, ".partial-")
-        if pid is not None and not alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(f"removed {path.name}, left by killed process {pid}")
-    for path in sorted(parent.glob(f".{out.name}.old-*")):
-        pid = _pid(path.name, ".old-")
-        if pid is None or alive(pid):
-            continue
-        if out.exists():
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(f"removed {path.name}, left by killed process {pid}")
-        else:
-            path.rename(out)
-            done.append(f"restored {out.name} from {path.name}: process {pid} was killed while replacing it")
-    return done

@@ -6,7 +6,9 @@ they are safe in scripts, tests and notebooks alike.
 
 from __future__ import annotations
 
+import io
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
+
+from . import rundir
 
 DPI = 150
 BAR = "#4c72b0"
@@ -34,8 +38,10 @@ def save(fig: Figure, path_stem: str | Path) -> tuple[Path, Path]:
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = Path(f"{stem}.png"), Path(f"{stem}.svg")  # not with_suffix: stems may hold dots
-    fig.savefig(png, dpi=DPI, bbox_inches="tight")
-    fig.savefig(svg, bbox_inches="tight")
+    for path, kwargs in ((png, {"dpi": DPI}), (svg, {})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix[1:], bbox_inches="tight", **kwargs)
+        rundir.write_atomic(path, buffer.getvalue())   # a redraw never leaves half a figure
     return png, svg
 
 
@@ -630,6 +636,21 @@ def trace_figure(run: dict, path_stem=None) -> Figure:
     post = idata.posterior
     names = [v for v in TRACE_VARS if v in post
              and not (v == "A" and config.model.trend == "changepoint")]   # A is A_after there
+    # a failed chain's non-finite draws would give ArviZ NaN axis limits: show the others
+    finite = np.all([np.isfinite(post[v].values).reshape(post.sizes["chain"], -1).all(axis=1)
+                     for v in names], axis=0)
+    failed = [int(c) for c in np.flatnonzero(~finite)]
+    d = run.get("diagnostics", {})
+    verdict = "diagnostics OK" if not d.get("problems") else "DIAGNOSTICS FAILED: " + "; ".join(
+        d["problems"])
+    if not finite.any():
+        fig = new_figure(10.0, 2.0)
+        fig.text(0.5, 0.5, "No chain has finite draws of the trend parameters: nothing to plot."
+                 f"\n{verdict}", ha="center", va="center", fontsize=10, wrap=True)
+        if path_stem is not None:
+            save(fig, path_stem)
+        return fig
+    idata = idata.isel(chain=np.flatnonzero(finite))
     fig = new_figure(10.0, 1.9 * len(names) + 0.8)
     axes = fig.subplots(len(names), 2, squeeze=False)
     az.plot_trace(idata, var_names=names, kind="rank_vlines", axes=axes, compact=True,
@@ -643,11 +664,11 @@ def trace_figure(run: dict, path_stem=None) -> Figure:
         for ax in row:
             ax.tick_params(labelsize=7)
         row[1].set_xlabel("rank of the draw among all chains", fontsize=8)
-    d = run.get("diagnostics", {})
-    verdict = "diagnostics OK" if not d.get("problems") else "DIAGNOSTICS FAILED: " + "; ".join(
-        d["problems"])
-    fig.suptitle(f"Chains of the trend parameters: posterior per chain (left), rank plot "
-                 f"(right) — {verdict}", fontsize=10)
+    left_out = (f" (chain{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} left "
+                "out: non-finite draws)") if failed else ""
+    title = (f"Chains of the trend parameters: posterior per chain (left), rank plot "
+             f"(right){left_out} — {verdict}")
+    fig.suptitle(textwrap.fill(title, 150), fontsize=10)   # a failed run's problems run long
     if path_stem is not None:
         save(fig, path_stem)
     return fig
@@ -666,7 +687,10 @@ def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
     bench_of = cd["obs_benchmark"].values
     n_items = cd["n_items"].values.astype(float)
     rep = idata.posterior_predictive["correct"].values / n_items[bench_of]
+    rep = rep.reshape(1, -1, rep.shape[-1])
+    rep = rep[:, np.isfinite(rep).all(axis=(0, 2))]     # a failed draw's replicates are NaN
     observed = cd["score"].values
+    n_replicates = min(n_replicates, rep.shape[1])     # a short run has fewer draws
     fig = new_figure(3.6 * min(3, len(benches)), 3.0 * math.ceil(len(benches) / 3) + 0.7)
     axes = _grid_of_panels(fig, len(benches))
     for j, (ax, b) in enumerate(zip(axes, benches)):
@@ -674,6 +698,11 @@ def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
         sub = az.InferenceData(
             posterior_predictive=xr.Dataset({"score": (("chain", "draw", "obs"), rep[..., idx])}),
             observed_data=xr.Dataset({"score": (("obs",), observed[idx])}))
+        if n_replicates == 0:
+            ax.text(0.5, 0.5, "no finite replicates", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_title(b, fontsize=9)
+            continue
         az.plot_ppc(sub, ax=ax, num_pp_samples=n_replicates, random_seed=0, legend=(j == 0),
                     show=False)
         flat = rep[..., idx].reshape(-1, idx.size)
@@ -765,6 +794,23 @@ def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
     return index
 
 
+def figure_files(run_dir: str | Path) -> list[str]:
+    """The files of a run's ``figures/``, relative to the run directory."""
+    root = Path(run_dir)
+    return sorted(p.relative_to(root).as_posix() for p in (root / "figures").glob("*") if p.is_file())
+
+
+def record_figures(run_dir: str | Path) -> None:
+    """List the run's figures in its ``derived.json`` (``rundir.record_derived``)."""
+    rundir.record_derived(Path(run_dir), figure_files(run_dir))
+
+
+def figures_ok(run_dir: str | Path) -> bool:
+    """Whether the run's figures are all there, as ``derived.json`` recorded them."""
+    files = [f for f in rundir.derived_files(run_dir) if f.startswith("figures/")]
+    return "figures/index.json" in files and rundir.derived_ok(Path(run_dir), files)
+
+
 def plot_directory(directory: str | Path, progress=None) -> list[Path]:
     """Redraw the figures of anything bayes-densing wrote: a run directory (every run figure,
     into ``figures/``, replaced atomically), a ``subsets`` directory (forest.png) or a
@@ -773,19 +819,24 @@ def plot_directory(directory: str | Path, progress=None) -> list[Path]:
     from . import results
 
     directory = Path(directory)
-    if (directory / "posterior.nc").exists():
+    if (directory / "posterior.nc").exists() or rundir.kind(directory) == "run":
         run = results.load_run(directory)
         with results.atomic_dir(directory / "figures", force=True) as tmp:
             index = run_figures(run, tmp, progress)
+        record_figures(directory)
         return [directory / e["png"] for e in index if "png" in e]
     if (directory / "subsets.csv").exists():
+        rundir.verify(directory, "subsets")
         forest(pd.read_csv(directory / "subsets.csv"), directory / "forest")
+        rundir.record_derived(directory, ["forest.png", "forest.svg"])
         return [directory / "forest.png"]
     if (directory / "sensitivity.csv").exists():
+        rundir.verify(directory, "sensitivity")
         table = pd.read_csv(directory / "sensitivity.csv")
         base = table[table.variant == "base"]
         base_median = float(base.median_months.iloc[0]) if len(base) else math.nan
         tornado(table, base_median, directory / "tornado")
+        rundir.record_derived(directory, ["tornado.png", "tornado.svg"])
         return [directory / "tornado.png"]
     if not directory.is_dir():
         raise results.RunDirError(f"{directory}: no such directory")

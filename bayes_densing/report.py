@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from . import __version__, laws, results
+from . import __version__, laws, results, rundir
 from .analyses.claim import _prob, claim
 from .inference import BFMI_MIN, ESS_MIN, RHAT_MAX
 from .inference import problems as check_problems
@@ -294,6 +294,7 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> tup
     run_dir = Path(run_dir)
     report = build_report(run_dir, shown_as)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    md_path.write_text(to_markdown(report), encoding="utf-8")
-    html_path.write_text(to_html(report), encoding="utf-8")
+    rundir.write_atomic(md_path, to_markdown(report))
+    rundir.write_atomic(html_path, to_html(report))
+    rundir.record_derived(run_dir, [md_path.name, html_path.name])
     return md_path, html_path

@@ -3,19 +3,15 @@
 A run directory holds everything later commands need, so that nothing re-samples:
 ``posterior.nc`` (ArviZ InferenceData with posterior, posterior_predictive, observed_data,
 sample_stats and constant_data), ``models.csv``, ``trend.csv``, ``diagnostics.json`` and
-``config.toml``. It is written into a temporary directory beside the target and renamed into
-place only when complete.
+``config.toml``, ``summary.txt`` and ``manifest.json``; how it is written, published and
+verified is ``rundir``'s contract.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import shutil
-import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import arviz as az
@@ -23,17 +19,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import interrupts, laws
+from . import laws, rundir
 from .config import Config
 from .data import ScoreData
 from .model import obs_concentration, score_probability
+# the run directory's contract, re-exported for the commands that write and read runs
+from .rundir import OutputConflict, OutputIOError, RunDirError, atomic_dir, check_out_dir  # noqa: F401
 
 HDI = 0.9
 CLAIMS = (3.3, 3.5)
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be written or read; the message says why."""
 
 
 # --- posterior quantities ----------------------------------------------------------------------
@@ -188,7 +182,8 @@ def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
 
 def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
                          seed: int) -> xr.Dataset:
-    """Replicated correct counts from every posterior draw (numpy; same formulas as the model)."""
+    """Replicated correct counts from every posterior draw (numpy; same formulas as the model);
+    NaN (and the counts floats) where a draw's p or φ is not finite (a failed chain)."""
     post = idata.posterior
     p, phi = likelihood_draws(idata, data, config)
     rng = np.random.default_rng(seed)
@@ -198,7 +193,11 @@ def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Confi
 
         outlier = rng.random(p.shape) < draws(idata, "outlier_rate")[:, None]
         phi = np.where(outlier, OUTLIER_PHI, phi)
+    ok = np.isfinite(p) & np.isfinite(phi) & (phi > 0)
+    p, phi = np.where(ok, p, 0.5), np.where(ok, phi, 1.0)    # placeholders, replaced below
     k = rng.binomial(n, rng.beta(p * phi, (1 - p) * phi))
+    if not ok.all():    # no count without a p: NaN, which (unlike -1) no mean takes for a count
+        k = np.where(ok, k, np.nan)
     shape = (post.sizes["chain"], post.sizes["draw"], len(n))
     return xr.Dataset({"correct": (("chain", "draw", "obs"), k.reshape(shape))},
                       coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(len(n))})
@@ -278,62 +277,28 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     return "\n".join(lines)
 
 
-# --- the run directory -------------------------------------------------------------------------
+# --- the run directory (its contract: rundir.py) -----------------------------------------------
 
-def check_out_dir(out: str | Path, force: bool) -> Path:
-    """Refuse to overwrite an existing run directory unless ``force``; create its parent.
-    First clears what a killed earlier process left beside it (``interrupts.clean_stale``)."""
-    out = Path(out)
-    for note in interrupts.clean_stale(out):
-        print(f"note: {note}", file=sys.stderr)
-    if out.exists() and not force:
-        raise RunDirError(f"{out} already exists; choose another --out or pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"{out} exists and is not a directory")
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create {parent} for --out ({exc.strerror})") from None
-    return out
-
-
-@contextmanager
-def atomic_dir(out: str | Path, force: bool = False):
-    """Yield a temporary directory beside ``out``; rename it to ``out`` only on success.
-
-    The temporary directory is registered with ``interrupts`` (a signal deletes it) and the
-    renames hold its lock, so an interrupt sees either the whole new run or none of it."""
-    out = check_out_dir(out, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-",
-                                dir=out.resolve().parent))
-    try:
-        with interrupts.registered(tmp):
-            yield tmp
-            with interrupts.LOCK:
-                if out.exists():
-                    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                    out.rename(old)
-                    try:
-                        tmp.rename(out)
-                    except BaseException:
-                        old.rename(out)  # put the previous run back
-                        raise
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def posterior_bytes(idata: az.InferenceData) -> bytes:
+    """``posterior.nc`` in memory (netCDF4/HDF5 groups, as ``az.from_netcdf`` reads it): the file
+    then reaches the disk by a plain write, whose failure (disk full) is an ordinary OSError,
+    never an error inside HDF5 with the file half-closed."""
+    tree = xr.DataTree.from_dict({group: idata[group] for group in idata.groups()})
+    buffer = io.BytesIO()
+    tree.to_netcdf(buffer, engine="h5netcdf")
+    return buffer.getvalue()
 
 
 def write_run(directory: Path, *, idata: az.InferenceData, models: pd.DataFrame,
-              trend: pd.DataFrame, diagnostics: dict, config: Config) -> None:
-    idata.to_netcdf(str(directory / "posterior.nc"))
-    models.to_csv(directory / "models.csv", index=False)
-    trend.to_csv(directory / "trend.csv", index=False)
-    (directory / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, default=_json))
-    (directory / "config.toml").write_text(config.to_toml())
+              trend: pd.DataFrame, diagnostics: dict, config: Config, summary: str) -> None:
+    """The core files of a run and their manifest (``rundir.RUN_CORE``)."""
+    rundir.write_bytes(directory / "posterior.nc", posterior_bytes(idata))
+    texts = {"models.csv": models.to_csv(index=False), "trend.csv": trend.to_csv(index=False),
+             "diagnostics.json": json.dumps(diagnostics, indent=2, default=_json),
+             "config.toml": config.to_toml(), "summary.txt": summary + "\n"}
+    for name, text in texts.items():
+        rundir.write_bytes(directory / name, text.encode("utf-8"))
+    rundir.write_manifest(directory, "run", rundir.RUN_CORE, diagnostics.get("command", ""))
 
 
 def _json(x):
@@ -345,21 +310,16 @@ def _json(x):
 
 
 def load_run(directory: str | Path) -> dict:
-    """Read a run directory back: idata, models, trend, diagnostics and config."""
-    from .config import Config as _Config
+    """Read a run directory back, after verifying it against its manifest: idata, models,
+    trend, diagnostics and config."""
     import tomllib
 
     directory = Path(directory)
-    if not directory.is_dir():
-        raise RunDirError(f"{directory}: no such run directory (write one with bayes-densing sample --out)")
-    needed = ["posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml"]
-    missing = [n for n in needed if not (directory / n).exists()]
-    if missing:
-        raise RunDirError(f"{directory}: not a complete run directory (missing {', '.join(missing)})")
+    rundir.verify(directory)
     return {
         "idata": az.from_netcdf(str(directory / "posterior.nc")),
         "models": pd.read_csv(directory / "models.csv"),
         "trend": pd.read_csv(directory / "trend.csv"),
         "diagnostics": json.loads((directory / "diagnostics.json").read_text()),
-        "config": _Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
+        "config": Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
     }

@@ -82,13 +82,14 @@ def write_figures_and_report(run_dir: Path, run: dict, progressbar: bool = False
     say = ((lambda name: print(f"  drawing figure: {name}", file=sys.stderr, flush=True))
            if progressbar else None)
     plots.run_figures(run, Path(run_dir) / "figures", progress=say)
+    plots.record_figures(run_dir)
     report.write_report(run_dir, shown_as)
 
 
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
         figures: bool = False, command: str | None = None,
-        draws: SampleResult | None = None) -> FitResult:
+        draws: SampleResult | None = None, unique_out: bool = False) -> FitResult:
     """Fit the model of ``config`` to the data and, if ``out`` is given, write a run directory
     (with its figures and report when ``figures``, as ``bayes-densing sample`` does; they take
     a few seconds, which sweeps of many fits skip); ``command``, the command line that asked
@@ -98,11 +99,14 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     the slope is read from it).
 
     Raises :class:`data.DataError` / :class:`config.ConfigError` on bad input before anything
-    is sampled or written; an existing ``out`` is refused unless ``force``.
+    is sampled or written; an existing ``out`` is refused unless ``force`` (``unique_out``: a
+    default name, moved to ``NAME-2`` … instead). Writing follows ``rundir``'s contract: a
+    run that loses a race for ``out`` is kept aside (``rundir.OutputConflict``), a full disk
+    leaves nothing (``rundir.OutputIOError``).
     """
     config.validate()
     if out is not None:
-        results.check_out_dir(out, force)
+        out = results.check_out_dir(out, force, unique_out)
     if data is None:
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
@@ -137,15 +141,15 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
                                    data.notices, data.warnings, classic_point)
     written = None
     if out is not None:
-        with results.atomic_dir(out, force) as tmp:
+        where: list[Path] = []
+        with results.atomic_dir(out, force, unique=unique_out, where=where) as tmp:
             results.write_run(tmp, idata=idata, models=models, trend=trend,
-                              diagnostics=diagnostics, config=config)
-            (tmp / "summary.txt").write_text(summary + "\n")
+                              diagnostics=diagnostics, config=config, summary=summary)
             if figures:
                 run = {"idata": idata, "models": models, "trend": trend,
                        "diagnostics": diagnostics, "config": config}
                 write_figures_and_report(tmp, run, progressbar, shown_as=out)
-        written = Path(out)
+        written = where[0]
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,
                      diagnostics=diagnostics, summary=summary, out=written, config=config,
                      sampled=sampled)

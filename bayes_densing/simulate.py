@@ -128,8 +128,14 @@ def simulate(n_models: int = 60, n_benchmarks: int = 5, doubling_months: float =
 
 def write(df: pd.DataFrame, truth: dict, out: str | Path) -> tuple[Path, Path]:
     """Write ``out`` (CSV) and ``out`` with suffix ``.truth.json`` beside it."""
+    from .rundir import write_atomic
+
     out = Path(out)
     truth_path = out.with_suffix(".truth.json")
-    df.to_csv(out, index=False)
-    truth_path.write_text(json.dumps(truth, indent=2))
+    write_atomic(out, df.to_csv(index=False))
+    try:
+        write_atomic(truth_path, json.dumps(truth, indent=2))
+    except BaseException:
+        out.unlink(missing_ok=True)     # a CSV without its truth would be half the output
+        raise
     return out, truth_path

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bayes_densing import rundir
 from bayes_densing.cli import app
 from bayes_densing.data import DATASETS
 
-RUN_FILES = {"posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml",
-             "summary.txt"}
-FIGURED = RUN_FILES | {"figures", "report.md", "report.html"}   # sample's default, fit(figures=True)
+RUN_FILES = {*rundir.RUN_CORE, rundir.MANIFEST}
+FIGURED = RUN_FILES | {"figures", "report.md", "report.html", rundir.DERIVED}   # fit(figures=True)
 WIDE = {"COLUMNS": "200"}
 
 
@@ -287,7 +287,7 @@ def test_failed_diagnostics_exit_3_and_still_write_the_run(workdir, synth):
     assert exe, "the bayes-densing console script is not installed"
     out = workdir / "short_run"
     args = [exe, "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "10",
-            "--tune", "10", "--seed", "0", "--quiet", "--set", "model.data_term=off",
+            "--tune", "21", "--seed", "0", "--quiet", "--set", "model.data_term=off",
             "--no-figures", "--out", str(out)]
     cache = workdir / "jax-cache"
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300,

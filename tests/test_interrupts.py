@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bayes_densing import interrupts, results
+from bayes_densing import interrupts, results, rundir
 from test_cli import cli_executable
 
 
@@ -89,13 +89,14 @@ def test_sigkill_leftovers_are_cleared_by_the_next_run(tmp_path, leftovers, caps
     (killed between the two renames of --force) the previous run moved aside."""
     out = tmp_path / "run"
     pid = _dead_pid()
-    partial = tmp_path / f".run.partial-{pid}-abc123"
+    dead = f"{pid}@{rundir.HOST}+{rundir.BOOT}"
+    partial = tmp_path / f".run.partial-{dead}-abc123"
     partial.mkdir()
     (partial / "posterior.nc").write_text("half")
-    moved = tmp_path / f".run.old-{pid}"
+    moved = tmp_path / f".run.old-{dead}"
     moved.mkdir()
     (moved / "keep.txt").write_text("old run")
-    mine = tmp_path / f".run.partial-{os.getpid()}-live"       # a live writer's: untouched
+    mine = tmp_path / f".run.partial-{rundir.owner()}-live"     # a live writer's: untouched
     mine.mkdir()
 
     with pytest.raises(results.RunDirError, match="already exists"):
@@ -103,8 +104,8 @@ def test_sigkill_leftovers_are_cleared_by_the_next_run(tmp_path, leftovers, caps
     assert (out / "keep.txt").read_text() == "old run"
     assert not partial.exists() and not moved.exists() and mine.exists()
     notes = capsys.readouterr().err
-    assert f"removed .run.partial-{pid}-abc123, left by killed process {pid}" in notes
-    assert f"restored run from .run.old-{pid}" in notes
+    assert f"removed .run.partial-{dead}-abc123, left by killed process {pid}" in notes
+    assert f"restored run from .run.old-{dead}" in notes
     mine.rmdir()
     assert leftovers(out) == []
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_densing import plots, results
+from bayes_densing import plots, results, rundir
 
 
 def png_size(path):
@@ -161,6 +161,9 @@ def test_plot_directory_redraws_run_subsets_and_sensitivity_figures(lib_run, tmp
                   "hdi_low": [2.0, 3.0, 3.0], "hdi_high": [4.0, 5.0, 4.0],
                   "n_benchmarks": [1, 1, 2], "diagnostics": ["OK", "failed", "OK"]}
                  ).to_csv(subsets / "subsets.csv", index=False)
+    with pytest.raises(results.RunDirError, match="not a complete subsets directory"):
+        plots.plot_directory(subsets)                 # no manifest: not what `subsets` writes
+    rundir.write_manifest(subsets, "subsets", ["subsets.csv"])
     assert plots.plot_directory(subsets) == [subsets / "forest.png"]
     assert png_size(subsets / "forest.png")[0] > 300
 

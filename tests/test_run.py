@@ -11,12 +11,12 @@ import pytest
 
 import bayes_densing.results as results_mod
 import bayes_densing.run as run_mod
+from bayes_densing import rundir
 from bayes_densing.data import load
 from bayes_densing.results import RunDirError, load_run
 
-RUN_FILES = {"posterior.nc", "models.csv", "trend.csv", "diagnostics.json", "config.toml",
-             "summary.txt"}
-FIGURED = RUN_FILES | {"figures", "report.md", "report.html"}   # sample's default, fit(figures=True)
+RUN_FILES = {*rundir.RUN_CORE, rundir.MANIFEST}
+FIGURED = RUN_FILES | {"figures", "report.md", "report.html", rundir.DERIVED}   # fit(figures=True)
 
 
 # --- reproducibility -------------------------------------------------------------------------

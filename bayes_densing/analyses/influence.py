@@ -37,8 +37,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -52,7 +50,7 @@ import xarray as xr
 from scipy.special import logsumexp
 from scipy.stats import betabinom
 
-from .. import data as data_mod, results
+from .. import data as data_mod, results, rundir
 from ..config import Config
 from ..data import DataError, ScoreData
 from ..model import OUTLIER_PHI
@@ -341,20 +339,10 @@ class Influence:
             raise results.RunDirError(f"{directory} exists and is not a directory")
         else:
             for name, text in texts.items():
-                _write_atomic(directory / name, text)
+                rundir.write_atomic(directory / name, text)
+            if (directory / rundir.MANIFEST).exists():   # a run directory: list them as derived
+                rundir.record_derived(directory, list(texts))
         return [directory / name for name in texts]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)            # mkstemp's 0600 would differ from the run's other files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(x):

@@ -57,7 +57,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .. import data as data_mod, results, run
+from .. import data as data_mod, results, rundir, run
 from ..config import Config, ConfigError
 from ..inference import SamplerError
 from ..model import ModelError, data_term_on
@@ -416,6 +416,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
         if root is not None:
             _write(root, res, vary)
             fig, paths = plots.tornado(table, base_median, root / "tornado")
+            rundir.record_derived(root, [p.name for p in paths])
             figures.extend(Path(out) / p.name for p in paths)
         return res
 
@@ -454,5 +455,8 @@ def _write(root: Path, res: SensitivityResult, specs: list[str]) -> None:
     }
     (root / "sensitivity.json").write_text(json.dumps(_json_safe(doc), indent=2,
                                                       allow_nan=False, default=str))
+    core = ["sensitivity.csv", "sensitivity.json"]
     if res.prior is not None:
         res.prior.table.to_csv(root / "prior_sensitivity.csv", index=False)
+        core.append("prior_sensitivity.csv")
+    rundir.write_manifest(root, "sensitivity", core)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import data as data_mod, results
+from .. import data as data_mod, results, rundir
 from ..config import Config, ConfigError
 from ..inference import diagnose
 
@@ -118,13 +118,16 @@ def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = Fa
     """subsets.csv, subsets.json, config.toml and the forest plot, written atomically to ``out``."""
     from .. import plots
 
-    with results.atomic_dir(out, force) as tmp:
+    where: list[Path] = []
+    with results.atomic_dir(out, force, where=where) as tmp:
         table.to_csv(tmp / "subsets.csv", index=False)
         (tmp / "subsets.json").write_text(json.dumps(
             {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
         (tmp / "config.toml").write_text(config.to_toml())
+        rundir.write_manifest(tmp, "subsets", ["subsets.csv", "subsets.json", "config.toml"])
         plots.forest(table, tmp / "forest")
-    return Path(out)
+        rundir.record_derived(tmp, ["forest.png", "forest.svg"])
+    return where[0]
 
 
 def text(table: pd.DataFrame) -> str:
