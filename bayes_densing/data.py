@@ -539,13 +539,14 @@ def _parse_numbers(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
 
 def _parse_dates(df: pd.DataFrame, path: Path) -> None:
     text = df.release_date
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    month = pd.to_datetime(text, format="%Y-%m", errors="coerce")
-    parsed = parsed.fillna(month)
+    parsed = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+    # year first only: 2023/03/01 is unambiguous, 03/01/2023 is not (March or January?)
+    for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%Y-%m", "%Y/%m"):
+        parsed = parsed.fillna(pd.to_datetime(text, format=fmt, errors="coerce"))
     bad = df[parsed.isna()]
     if len(bad):
         raise _fail(path, f"{_lines(bad.line)}, column 'release_date': {_show(bad.release_date.iloc[0])} "
-                          "is not a date; write YYYY-MM-DD (or YYYY-MM)")
+                          "is not a date; write YYYY-MM-DD (or YYYY/MM/DD, YYYY-MM)")
     future = df[parsed > pd.Timestamp(date.today())]
     if len(future):
         raise _fail(path, f"{_lines(future.line)}, column 'release_date': "

@@ -263,6 +263,18 @@ def problems(d: dict) -> list[str]:
     return found
 
 
+ONE_CHAIN = ("R-hat is not computed with one chain: it compares chains, so run --chains 2 or "
+             "more to check that independent chains agree")
+
+
+def rhat_text(d: dict) -> str:
+    """Max R-hat as the summary and report print it: the number, or why there is none."""
+    if d.get("chains") == 1:
+        return "n/a (one chain)"
+    r = d.get("max_rhat")
+    return "n/a" if r is None or (isinstance(r, float) and math.isnan(r)) else f"{float(r):.3f}"
+
+
 def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
     """Convergence diagnostics over the sampled parameters, with ArviZ.
 
@@ -309,6 +321,7 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
            "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"],
            "non_finite_chains": bad_chains, "non_finite_vars": bad_vars}
     out["problems"] = problems(out)
+    out["notes"] = [ONE_CHAIN] if n_chains == 1 else []
     if "tree_depth" in stats:
         out["mean_tree_depth"] = float(stats["tree_depth"].mean())
     if "n_steps" in stats:

@@ -27,7 +27,7 @@ import pandas as pd
 from . import __version__, laws, results, rundir
 from .analyses.claim import _prob, claim
 from .inference import BFMI_MIN, ESS_MIN, RHAT_MAX
-from .inference import problems as check_problems
+from .inference import problems as check_problems, rhat_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOP, BOTTOM = 10, 5
@@ -65,20 +65,22 @@ def _diagnostics(d: dict) -> Section:
     # diagnostics.json, cannot show as passing
     problems = [text(p) for p in dict.fromkeys([*recorded, *check_problems(d)])]
     g = d.get
-    numbers = (f"Divergences {g('divergences', 'n/a')}; max R-hat {num(g('max_rhat'), '.3f')} "
+    numbers = (f"Divergences {g('divergences', 'n/a')}; max R-hat {rhat_text(d)} "
                f"({text(g('max_rhat_var'))}); min ESS bulk {num(g('min_ess_bulk'), '.0f')}, tail "
                f"{num(g('min_ess_tail'), '.0f')}; min E-BFMI {num(g('min_bfmi'))}; "
                f"{g('chains', '?')} chains × {g('draws', '?')} draws; sampler "
                f"{text(g('sampler'))} on {text(g('device'))}; "
                f"wall time {num(g('wall_s'), '.1f')} s.")
+    notes = [Para(text(n)) for n in g("notes", [])]
     if not problems:
+        rhat = (f"R-hat ≤ {RHAT_MAX}, " if g("chains") != 1 else "")
         ok = (f"Diagnostics: OK — the sampler's checks passed (no divergences, "
-              f"R-hat ≤ {RHAT_MAX}, ESS ≥ {ESS_MIN}, E-BFMI ≥ {BFMI_MIN}).")
-        return Section("Diagnostics", [Para(ok, "strong"), Para(numbers)])
+              f"{rhat}ESS ≥ {ESS_MIN}, E-BFMI ≥ {BFMI_MIN}).")
+        return Section("Diagnostics", [Para(ok, "strong"), Para(numbers), *notes])
     return Section("⚠ Diagnostics: FAILED", [
         Para("Diagnostics: FAILED — the sampler's checks did not pass, so the numbers in this "
              "report may be wrong. Problems:", "strong"),
-        Items(problems, "warn"), Para(numbers),
+        Items(problems, "warn"), Para(numbers), *notes,
         Para("Sample longer (more draws and tuning steps; see docs/interpreting.md) before "
              "relying on these results.")], "warn")
 

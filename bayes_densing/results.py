@@ -22,6 +22,7 @@ import xarray as xr
 from . import laws, rundir
 from .config import Config
 from .data import ScoreData
+from .inference import rhat_text
 from .model import obs_concentration, score_probability
 # the run directory's contract, re-exported for the commands that write and read runs
 from .rundir import OutputConflict, OutputIOError, RunDirError, atomic_dir, check_out_dir  # noqa: F401
@@ -270,10 +271,11 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     lines.append("")
     verdict = "OK" if not d["problems"] else "PROBLEMS: " + "; ".join(d["problems"])
     lines.append(f"Diagnostics: {verdict}")
-    lines.append(f"  divergences {d['divergences']}, max R-hat {d['max_rhat']:.3f}, "
+    lines.append(f"  divergences {d['divergences']}, max R-hat {rhat_text(d)}, "
                  f"min ESS bulk {d['min_ess_bulk']:.0f} / tail {d['min_ess_tail']:.0f}, "
                  f"min E-BFMI {d['min_bfmi']:.2f}; {d['chains']}×{d['draws']} draws, "
                  f"{d.get('sampler', '')} on {d.get('device', '')}, wall {d.get('wall_s', 0):.1f} s")
+    lines += [f"  note: {n}" for n in d.get("notes", [])]
     return "\n".join(lines)
 
 

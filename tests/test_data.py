@@ -176,3 +176,12 @@ def test_benchmark_without_reference_scores_is_an_error(tmp_path):
                                 "t2,B,7,,2023-09-01,humaneval,0.2,target\n"
     with pytest.raises(DataError, match="no score from a reference model"):
         load(Config(), write(tmp_path, text))
+
+
+def test_year_first_slashed_dates_are_dates_and_day_first_ones_are_refused(tmp_path):
+    slashed = load(Config(), write(tmp_path, HEADER + REF + TGT.replace("2023-09-01", "2023/09/01")))
+    dashed = load(Config(), write(tmp_path, HEADER + REF + TGT, "dashed.csv"))
+    pd.testing.assert_frame_equal(slashed.models, dashed.models)
+    with pytest.raises(DataError, match=r"'09/01/2023' is not a date; write YYYY-MM-DD"):
+        load(Config(), write(tmp_path, HEADER + REF + TGT.replace("2023-09-01", "09/01/2023"),
+                             "us.csv"))

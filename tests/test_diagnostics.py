@@ -74,3 +74,20 @@ def test_each_threshold_is_strict_at_its_edge(numbers, expected):
     assert problems(edge) == []                      # exactly at the threshold passes
 
 
+
+
+def test_one_chain_says_why_r_hat_is_absent():
+    """A single chain has no R-hat (it compares chains): the summary and report say so, and
+    diagnose does not stop on the missing number."""
+    import arviz as az
+    import numpy as np
+
+    from bayes_densing.inference import ONE_CHAIN, diagnose, rhat_text
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"A": rng.normal(size=(1, 500))},
+                         sample_stats={"diverging": np.zeros((1, 500), bool)})
+    d = diagnose(idata, ["A"])
+    assert d["chains"] == 1 and d["notes"] == [ONE_CHAIN]
+    assert rhat_text(d) == "n/a (one chain)"
+    assert not any("R-hat" in p for p in d["problems"])

@@ -213,6 +213,8 @@ def test_the_shortest_warm_up_with_one_chain_gives_finite_draws(short_fit):
     d = result.diagnostics
     assert d["non_finite_chains"] == [] and not any("non-finite" in p for p in d["problems"])
     assert (out / "diagnostics.json").exists()
+    assert "max R-hat n/a (one chain)" in result.summary           # one chain: why no R-hat
+    assert "note: R-hat is not computed with one chain" in result.summary
 
 
 def test_the_shortest_warm_up_starts_every_stretch_with_a_finite_metric(short_fit):
