@@ -181,6 +181,37 @@ def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
     return p, phi
 
 
+def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config) -> np.ndarray:
+    """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
+    (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs)."""
+    from scipy.special import logsumexp
+    from scipy.stats import betabinom
+
+    from .model import OUTLIER_PHI
+
+    p, phi = likelihood_draws(idata, data, config)
+    k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
+    ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
+    if config.model.likelihood == "robust":
+        pi = draws(idata, "outlier_rate")[:, None]
+        wide = betabinom.logpmf(k, n, p * OUTLIER_PHI, (1.0 - p) * OUTLIER_PHI)
+        ll = logsumexp(np.stack([np.log1p(-pi) + ll, np.log(pi) + wide]), axis=0)
+    post = idata.posterior
+    return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
+
+
+def log_likelihood(idata: az.InferenceData, data: ScoreData, config: Config) -> xr.Dataset:
+    """The ``log_likelihood`` group ArviZ's ``loo``/``waic`` read: ``correct`` per score, with
+    each score's model and benchmark as coordinates of ``obs`` (observed losses, in loss
+    mode, are not in it: LOO is over scores)."""
+    post, o = idata.posterior, data.obs
+    return xr.Dataset(
+        {"correct": (("chain", "draw", "obs"), score_loglik(idata, data, config))},
+        coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(len(o)),
+                "model": ("obs", data.models.model.astype(str).to_numpy()[o.model_idx.to_numpy()]),
+                "benchmark": ("obs", np.asarray(data.benchmarks)[o.bench_idx.to_numpy()])})
+
+
 def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
                          seed: int) -> xr.Dataset:
     """Replicated correct counts from every posterior draw (numpy; same formulas as the model);

@@ -120,6 +120,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     idata = az.InferenceData(**{g: sampled.idata[g] for g in sampled.idata.groups()})
     idata.add_groups(posterior_predictive=results.posterior_predictive(idata, data, config,
                                                                        config.sampler.seed),
+                     log_likelihood=results.log_likelihood(idata, data, config),
                      constant_data=results.constant_data(data))
     free = [rv.name for rv in model.free_RVs]
     diagnostics = diagnose(idata, free)

@@ -270,3 +270,40 @@ def test_posterior_predictive_with_data_term_on(lib_run, synth, small_config):
     idata.posterior["beta"] = (("chain", "draw"), np.full(shape, 0.28))
     pp = results_mod.posterior_predictive(idata, data, cfg, seed=0)
     assert pp["correct"].shape == shape + (len(data.obs),)
+
+
+def test_an_arviz_user_opens_the_posterior_file_alone(lib_run):
+    """posterior.nc read by a separate Python process that imports only ArviZ: az.loo (from the
+    log_likelihood group, per score, labelled by model and benchmark) and az.summary run."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import arviz as az
+idata = az.from_netcdf(sys.argv[1])
+ll = idata.log_likelihood["correct"]
+assert ll.dims == ("chain", "draw", "obs") and "model" in ll.coords and "benchmark" in ll.coords
+loo = az.loo(idata)
+assert loo["elpd_loo"] < 0 and loo["n_data_points"] == ll.sizes["obs"], loo
+print(az.summary(idata, var_names=["A", "B"]).to_string())
+print("bayes_densing" in sys.modules, "pymc" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(lib_run.out / "posterior.nc")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["False", "False"]      # ArviZ alone read it
+    assert "r_hat" in done.stdout
+
+
+def test_the_log_likelihood_group_is_the_models_likelihood(lib_run):
+    """The stored group is the pointwise log-likelihood that test_influence checks against
+    PyMC's own graph."""
+    from bayes_densing.analyses.influence import pointwise_loglik
+
+    result = lib_run.result
+    np.testing.assert_array_equal(result.idata.log_likelihood["correct"].values,
+                                  pointwise_loglik(result.idata, result.data, result.config))
+    names = result.data.models.model.to_numpy()[result.data.obs.model_idx.to_numpy()]
+    assert (result.idata.log_likelihood["model"].values == names).all()

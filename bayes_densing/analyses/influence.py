@@ -47,13 +47,10 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import logsumexp
-from scipy.stats import betabinom
 
 from .. import data as data_mod, results, rundir
 from ..config import Config
 from ..data import DataError, ScoreData
-from ..model import OUTLIER_PHI
 
 K_THRESHOLD = 0.7
 MAX_REFITS = 5
@@ -126,16 +123,7 @@ def pointwise_loglik(idata: az.InferenceData, data_or_run: ScoreData | dict | No
     if config is None:
         raise ValueError("pointwise_loglik needs the run's config")
     data = run_data(idata, config) if data_or_run is None else data_or_run
-    p, phi = results.likelihood_draws(idata, data, config)
-    k = data.obs.k.to_numpy()
-    n = data.obs.n.to_numpy()
-    ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
-    if config.model.likelihood == "robust":
-        pi = results.draws(idata, "outlier_rate")[:, None]
-        wide = betabinom.logpmf(k, n, p * OUTLIER_PHI, (1.0 - p) * OUTLIER_PHI)
-        ll = logsumexp(np.stack([np.log1p(-pi) + ll, np.log(pi) + wide]), axis=0)
-    post = idata.posterior
-    return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
+    return results.score_loglik(idata, data, config)
 
 
 def by_model(ll: np.ndarray, data: ScoreData) -> np.ndarray:
