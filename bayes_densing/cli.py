@@ -549,12 +549,26 @@ def datasets() -> None:
         typer.echo(f"  source: {ds.source}")
 
 
+# notices printed on every run that say nothing to our users (the same list as pyproject's
+# filterwarnings); our own warnings, and everything else, still show
+THIRD_PARTY_NOTICES = (("ArviZ is undergoing a major refactor", FutureWarning),
+                       ("PyTensor could not link to a BLAS", UserWarning))
+
+
+def _quiet_third_party_notices() -> None:
+    import warnings
+
+    for message, category in THIRD_PARTY_NOTICES:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def main() -> None:
     global _ARGV
     import gc
     import sys
 
     _ARGV = sys.argv[1:]
+    _quiet_third_party_notices()
     from . import interrupts
 
     interrupts.install()   # Ctrl-C / kill stop at once, even mid-sampling, leaving no partial output

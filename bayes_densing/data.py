@@ -221,7 +221,7 @@ def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
                        "kept as plain text, but a spreadsheet may run them when it opens models.csv")
     _parse_numbers(df, path, notices)
     _parse_dates(df, path)
-    _check_consistency(df, path, notices)
+    df = _check_consistency(df, path, notices)
     return df.reset_index(drop=True), notices
 
 
@@ -554,8 +554,9 @@ def _parse_dates(df: pd.DataFrame, path: Path) -> None:
     df["release_date"] = parsed
 
 
-def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None:
-    df.drop(df.index[df.score.isna()], inplace=True)
+def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> pd.DataFrame:
+    """``df`` without rows lacking a score or exactly repeated; refuses conflicting rows."""
+    df = df[df.score.notna()]
     dup = df[df.duplicated(["model", "benchmark"], keep=False)]
     if len(dup):
         differing = dup.groupby(["model", "benchmark"]).score.nunique()
@@ -566,7 +567,7 @@ def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None
             raise _fail(path, f"{_lines(rows)}, column 'score': {_show(m)} has {differing.iloc[0]} "
                               f"different scores on {_show(b)}; keep one row per model and benchmark")
         notices.append(f"{path.name}: dropped exact duplicate rows {_lines(dup.line[dup.duplicated(['model', 'benchmark'])])}")
-        df.drop_duplicates(["model", "benchmark"], inplace=True)
+        df = df.drop_duplicates(["model", "benchmark"])
     for col in MODEL_LEVEL:
         if col not in df.columns:
             continue
@@ -576,6 +577,7 @@ def _check_consistency(df: pd.DataFrame, path: Path, notices: list[str]) -> None
             rows = df.line[df.model == m]
             raise _fail(path, f"{_lines(rows)}, column {col!r}: model {_show(m)} has "
                               f"{n[m]} different values; a model's {col} must be the same on every row")
+    return df
 
 
 # --- assembling --------------------------------------------------------------------------------
