@@ -181,15 +181,17 @@ def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
     return p, phi
 
 
-def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config) -> np.ndarray:
+def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config,
+                 p_phi: tuple | None = None) -> np.ndarray:
     """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
-    (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs)."""
+    (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs).
+    ``p_phi``: :func:`likelihood_draws`' result, where the caller has it already."""
     from scipy.special import logsumexp
     from scipy.stats import betabinom
 
     from .model import OUTLIER_PHI
 
-    p, phi = likelihood_draws(idata, data, config)
+    p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
     ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
     if config.model.likelihood == "robust":
@@ -200,24 +202,25 @@ def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config) -> np
     return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
 
 
-def log_likelihood(idata: az.InferenceData, data: ScoreData, config: Config) -> xr.Dataset:
+def log_likelihood(idata: az.InferenceData, data: ScoreData, config: Config,
+                   p_phi: tuple | None = None) -> xr.Dataset:
     """The ``log_likelihood`` group ArviZ's ``loo``/``waic`` read: ``correct`` per score, with
     each score's model and benchmark as coordinates of ``obs`` (observed losses, in loss
     mode, are not in it: LOO is over scores)."""
     post, o = idata.posterior, data.obs
     return xr.Dataset(
-        {"correct": (("chain", "draw", "obs"), score_loglik(idata, data, config))},
+        {"correct": (("chain", "draw", "obs"), score_loglik(idata, data, config, p_phi))},
         coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(len(o)),
                 "model": ("obs", data.models.model.astype(str).to_numpy()[o.model_idx.to_numpy()]),
                 "benchmark": ("obs", np.asarray(data.benchmarks)[o.bench_idx.to_numpy()])})
 
 
 def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
-                         seed: int) -> xr.Dataset:
+                         seed: int, p_phi: tuple | None = None) -> xr.Dataset:
     """Replicated correct counts from every posterior draw (numpy; same formulas as the model);
     NaN (and the counts floats) where a draw's p or φ is not finite (a failed chain)."""
     post = idata.posterior
-    p, phi = likelihood_draws(idata, data, config)
+    p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     rng = np.random.default_rng(seed)
     n = data.obs.n.to_numpy()
     if "outlier_rate" in post:  # robust likelihood: draw each score's mixture component
@@ -226,7 +229,7 @@ def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Confi
         outlier = rng.random(p.shape) < draws(idata, "outlier_rate")[:, None]
         phi = np.where(outlier, OUTLIER_PHI, phi)
     ok = np.isfinite(p) & np.isfinite(phi) & (phi > 0)
-    p, phi = np.where(ok, p, 0.5), np.where(ok, phi, 1.0)    # placeholders, replaced below
+    p, phi = np.where(ok, p, 0.5), np.where(ok, phi, 1.0)    # any valid draw: its count is NaN
     k = rng.binomial(n, rng.beta(p * phi, (1 - p) * phi))
     if not ok.all():    # no count without a p: NaN, which (unlike -1) no mean takes for a count
         k = np.where(ok, k, np.nan)

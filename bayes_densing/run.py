@@ -118,9 +118,10 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     sampled = sample(model, config.sampler, progressbar=progressbar) if draws is None else draws
     # a new InferenceData of the sampler's groups: those added below are this fit's own
     idata = az.InferenceData(**{g: sampled.idata[g] for g in sampled.idata.groups()})
-    idata.add_groups(posterior_predictive=results.posterior_predictive(idata, data, config,
-                                                                       config.sampler.seed),
-                     log_likelihood=results.log_likelihood(idata, data, config),
+    p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
+    idata.add_groups(posterior_predictive=results.posterior_predictive(
+                         idata, data, config, config.sampler.seed, p_phi),
+                     log_likelihood=results.log_likelihood(idata, data, config, p_phi),
                      constant_data=results.constant_data(data))
     free = [rv.name for rv in model.free_RVs]
     diagnostics = diagnose(idata, free)
