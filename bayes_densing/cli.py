@@ -24,8 +24,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3
-EXIT_CONFLICT = 4       # rundir.OutputConflict.exit_code
-EXIT_IO = 5             # rundir.OutputIOError.exit_code
 # the sampler's length and seed, alike in every command that fits
 _S = SamplerConfig()
 CHAINS_HELP = f"Markov chains (default {_S.chains}; on the CPU each gets its own XLA host device)."
