@@ -23,6 +23,8 @@ A preconditioner is the tuple ``(mu, chol, coef, scale)``: μ (d,), L_g (d_g, d_
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -37,8 +39,9 @@ def effective_draws(chains: np.ndarray, d_global: int) -> float:
     regression: the median bulk ESS of the global parameters (ArviZ), at most the draws."""
     import arviz as az
 
-    ess = az.ess(az.convert_to_dataset(np.asarray(chains[..., :d_global])), method="bulk")
-    median = float(np.nanmedian(ess.to_array().values))
+    ess = np.asarray(az.ess(np.asarray(chains[..., :d_global]), method="bulk"))  # (chain, draw, d)
+    # under 4 draws a chain ArviZ gives NaN: so does this, and the caller keeps its metric
+    median = float(np.median(ess[np.isfinite(ess)])) if np.isfinite(ess).any() else math.nan
     return min(median, chains.shape[0] * chains.shape[1])
 
 

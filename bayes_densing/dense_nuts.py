@@ -68,6 +68,7 @@ import time
 from dataclasses import dataclass
 
 import arviz as az
+import xarray as xr
 import numpy as np
 
 from . import conditional_metric
@@ -620,9 +621,9 @@ def _count(n: int) -> np.ndarray:
 
 
 def run(model, sampler: Sampler, starts: list[dict], *,
-        progressbar: bool = True) -> tuple[az.InferenceData, float]:
+        progressbar: bool = True) -> tuple[xr.DataTree, float]:
     """One fit of ``model`` by its ``sampler`` from the unconstrained ``starts`` (one dict per
-    chain), with the sampler's settings. Returns the InferenceData (posterior of the free
+    chain), with the sampler's settings. Returns the DataTree (posterior of the free
     variables and the deterministics, sample stats, observed data) and the seconds spent
     sampling."""
     cfg = sampler.cfg
@@ -636,36 +637,49 @@ def run(model, sampler: Sampler, starts: list[dict], *,
 
 def posterior_function(model, inputs=()):
     """A jitted function of unconstrained draws (chain, draw, ...) and the ``inputs``' values
-    → the free variables on their own scale and the deterministics, by name."""
+    → (the free variables on their own scale and the deterministics, by name; the log density
+    of each prior term, by name: ``model.prior_terms``). One program for both, compiled once."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
+
+    from .model import log_prior_terms, prior_terms
 
     names = [v.name for v in model.value_vars]
     free = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
     outputs = [v for v in model.unobserved_value_vars if v.name in free]
-    graph = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=outputs)
+    terms = [v.name for v in prior_terms(model)]
+    graph = get_jaxified_graph(inputs=model.value_vars + list(inputs),
+                               outputs=outputs + log_prior_terms(model))
     axes = (0,) * len(names) + (None,) * len(inputs)
     batched = jax.jit(jax.vmap(jax.vmap(graph, in_axes=axes), in_axes=axes))
 
-    def values(z: dict, args=()) -> dict:
+    def values(z: dict, args=()) -> tuple[dict, dict]:
         out = batched(*[z[n] for n in names], *[np.asarray(a, dtype=float) for a in args])
-        return {v.name: np.asarray(x) for v, x in zip(outputs, out)}
+        out = [np.asarray(x) for x in out]
+        return ({v.name: x for v, x in zip(outputs, out)},
+                dict(zip(terms, out[len(outputs):])))
     return values
 
 
 def to_inferencedata(model, z: dict, stats: dict, *, posterior=None, args=(),
-                     observed: bool = True) -> az.InferenceData:
-    """Unconstrained draws ``z`` (chain, draw, ...) → InferenceData with PyMC's names, coords
-    and dims: the free variables on their own scale, the deterministics, the sample stats and
-    (``observed``) the observed data. ``posterior``: a :func:`posterior_function` of the
+                     observed: bool = True) -> xr.DataTree:
+    """Unconstrained draws ``z`` (chain, draw, ...) → DataTree with PyMC's names, coords
+    and dims: the free variables on their own scale, the deterministics, the sample stats, the
+    log prior (one variable per prior term) and (``observed``) the observed data. ``posterior``: a :func:`posterior_function` of the
     model to reuse, with its inputs' values ``args``."""
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
 
-    values = (posterior or posterior_function(model))(z, args)
+    values, log_prior = (posterior or posterior_function(model))(z, args)
     coords, dims = coords_and_dims_for_inferencedata(model)
     obs = ({k: np.asarray(v) for k, v in find_observations(model).items()} if observed else None)
-    return az.from_dict(posterior=values, sample_stats=stats, observed_data=obs,
-                        coords=coords, dims=dims)
+    groups = {"posterior": values, "sample_stats": stats}
+    if obs:
+        groups["observed_data"] = obs
+    tree = az.from_dict(groups, coords=coords, dims=dims)
+    post = tree["posterior"]    # each term summed over its elements: no dims of the variable's
+    tree["log_prior"] = xr.Dataset({k: (("chain", "draw"), v) for k, v in log_prior.items()},
+                                   coords={"chain": post["chain"], "draw": post["draw"]})
+    return tree
 
 
 class Progress:

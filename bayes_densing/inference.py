@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pymc as pm
+import xarray as xr
 
 from .config import SamplerConfig
 
@@ -109,7 +110,7 @@ def chain_method(cfg: SamplerConfig, n_devices: int) -> str:
 
 @dataclass
 class SampleResult:
-    idata: az.InferenceData
+    idata: xr.DataTree
     wall_s: float
     sampling_s: float | None
     chain_method: str
@@ -210,11 +211,33 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
                       target_accept=cfg.target_accept, random_seed=cfg.seed,
                       nuts_sampler=cfg.sampler, progressbar=progressbar,
                       compute_convergence_checks=False, model=model, **kwargs)
+    idata["log_prior"] = log_prior_group(model, idata["posterior"].to_dataset())
     wall = time.perf_counter() - start
     sampling = idata.posterior.attrs.get("sampling_time")
     return SampleResult(idata=idata, wall_s=wall, sampling_s=float(sampling) if sampling else None,
                         chain_method=method if cfg.sampler in ("numpyro", "blackjax") else "-",
                         mass_matrix=metric)
+
+
+def log_prior_group(model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
+    """The ``log_prior`` group of draws on the variables' own scale (what PyMC's samplers
+    return): each of ``model.prior_terms``' log density per draw, by a jaxified graph of the
+    model without its transforms. (The default sampler computes the same terms with its
+    draws' program: ``dense_nuts.posterior_function``.)"""
+    import jax
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from pymc.sampling.jax import get_jaxified_graph
+
+    from .model import log_prior_terms, prior_terms
+
+    plain = remove_value_transforms(model)
+    graph = get_jaxified_graph(inputs=plain.value_vars, outputs=log_prior_terms(plain))
+    batched = jax.jit(jax.vmap(jax.vmap(graph)))
+    values = batched(*[posterior[v.name].transpose("chain", "draw", ...).values.astype(v.dtype)
+                       for v in plain.value_vars])
+    return xr.Dataset({v.name: (("chain", "draw"), np.asarray(x))
+                       for v, x in zip(prior_terms(plain), values)},
+                      coords={"chain": posterior.chain, "draw": posterior.draw})
 
 
 def _require(module: str) -> None:
@@ -275,18 +298,19 @@ def rhat_text(d: dict) -> str:
     return "n/a" if r is None or (isinstance(r, float) and math.isnan(r)) else f"{float(r):.3f}"
 
 
-def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
+def diagnose(idata: xr.DataTree, var_names: list[str]) -> dict:
     """Convergence diagnostics over the sampled parameters, with ArviZ.
 
     Returns max R-hat, min bulk and tail ESS (and which parameter), divergences, min E-BFMI,
     the chains with non-finite draws in any posterior variable and those variables, and a list
     of plain-language problems (empty when all thresholds are met).
     """
-    post = idata.posterior[var_names]
-    n_chains = idata.posterior.sizes["chain"]
+    posterior = idata["posterior"].to_dataset()
+    post = posterior[var_names]
+    n_chains = posterior.sizes["chain"]
     # a chain with NaN or inf draws has failed, whatever R-hat and ESS say (they skip NaNs)
     finite = {v: np.isfinite(x.values.astype(float)).reshape(n_chains, -1).all(axis=1)
-              for v, x in idata.posterior.data_vars.items()}
+              for v, x in posterior.data_vars.items()}
     bad_chains = [c for c in range(n_chains) if not all(ok[c] for ok in finite.values())]
     bad_vars = [v for v, ok in finite.items() if not ok.all()]
     with warnings.catch_warnings():
@@ -309,16 +333,15 @@ def diagnose(idata: az.InferenceData, var_names: list[str]) -> dict:
     r, r_var = extreme(rhat, np.nanmax)
     eb, eb_var = extreme(ess_bulk, np.nanmin)
     et, et_var = extreme(ess_tail, np.nanmin)
-    stats = idata.sample_stats
+    stats = idata["sample_stats"].to_dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     try:
-        bfmi = az.bfmi(idata)
-        min_bfmi = float(np.min(bfmi))
+        min_bfmi = float(az.bfmi(stats)["energy"].min())
     except (KeyError, ValueError, TypeError):
         min_bfmi = float("nan")
     out = {"max_rhat": r, "max_rhat_var": r_var, "min_ess_bulk": eb, "min_ess_bulk_var": eb_var,
            "min_ess_tail": et, "min_ess_tail_var": et_var, "divergences": divergences,
-           "min_bfmi": min_bfmi, "chains": n_chains, "draws": idata.posterior.sizes["draw"],
+           "min_bfmi": min_bfmi, "chains": n_chains, "draws": posterior.sizes["draw"],
            "non_finite_chains": bad_chains, "non_finite_vars": bad_vars}
     out["problems"] = problems(out)
     out["notes"] = [ONE_CHAIN] if n_chains == 1 else []

@@ -419,3 +419,19 @@ def unused_parameters(model: pm.Model, unused) -> None:
         value = model.rvs_to_values[rv]
         prior = model.logp(vars=[rv], jacobian=True, sum=False)[0]
         pm.Potential(f"{rv.name}_unused", pt.sum(unused * (_std_normal_logp(value) - prior)))
+
+
+def prior_terms(model: pm.Model) -> list:
+    """The terms of the model's log prior (its ``log_prior`` group, what power-scaling scales):
+    every free variable and every Potential that is neither likelihood (a weighted
+    likelihood's Potential has "loglik" in its name) nor a reparametrisation's log-Jacobian
+    ("jacobian" in its name: the change of variables is not part of the prior's density)."""
+    return list(model.free_RVs) + [v for v in model.potentials
+                                   if "loglik" not in v.name and "jacobian" not in v.name]
+
+
+def log_prior_terms(model: pm.Model) -> list:
+    """Each prior term's log density, summed over its elements, as a function of the model's
+    value variables (without the transforms' Jacobians: the density of the variable itself)."""
+    # one call for all terms: each call of model.logp rebuilds the whole model's log density
+    return [pt.sum(term) for term in model.logp(vars=prior_terms(model), jacobian=False, sum=False)]

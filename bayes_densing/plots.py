@@ -10,6 +10,7 @@ import io
 import math
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from . import rundir
+
+if TYPE_CHECKING:
+    from .results import Run
 
 DPI = 150
 BAR = "#4c72b0"
@@ -328,11 +332,11 @@ TREND_NAMES = {"frontier": "frontier", "mean": "mean trend", "envelope": "envelo
                "changepoint": "changepoint frontier"}
 
 
-def density_panel(ax, run: dict, n_labels: int = MAX_LABELS) -> None:
+def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
     """Draw the density-over-date picture on ``ax``."""
     from . import results
 
-    idata, config, models = run["idata"], run["config"], run["models"]
+    idata, config, models = run.idata, run.config, run.models
     tg = models[models.role == "target"].reset_index(drop=True)
     refs = models[models.role == "reference"]
     when = pd.to_datetime(tg.release_date)
@@ -378,7 +382,7 @@ def mdates_num(when) -> float:
     return float(mdates.date2num(pd.Timestamp(when).to_pydatetime()))
 
 
-def density_figure(run: dict, path_stem=None) -> Figure:
+def density_figure(run: Run, path_stem=None) -> Figure:
     """Figure 1 (the paper's Figure 1, with uncertainty): density of every target model over
     its release date with 90% HDI bars, the trend's median and 90% band, the reference models
     at ρ = 1, and the doubling time with its interval in the legend."""
@@ -400,7 +404,7 @@ def _grid_of_panels(fig: Figure, n: int, ncols: int = 3):
     return axes[:n]
 
 
-def _curves_on_grid(run: dict, sizes: np.ndarray, tokens: float | None = None,
+def _curves_on_grid(run: Run, sizes: np.ndarray, tokens: float | None = None,
                     max_draws: int = 400):
     """Score p and loss L of every benchmark's curves at the sizes ``sizes`` (billions) and
     ``tokens`` (trillions; default D0), per posterior draw (thinned to at most ``max_draws``):
@@ -408,7 +412,7 @@ def _curves_on_grid(run: dict, sizes: np.ndarray, tokens: float | None = None,
     from . import laws, results
     from .model import GLOBAL_LOSS_COEFS, curve_parameters
 
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     cd = idata.constant_data
     n_samples = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     params = results.curve_draws(idata, thin=max(1, n_samples // max_draws))
@@ -424,12 +428,12 @@ def _curves_on_grid(run: dict, sizes: np.ndarray, tokens: float | None = None,
     return p, L
 
 
-def scaling_figure(run: dict, path_stem=None) -> Figure:
+def scaling_figure(run: Run, path_stem=None) -> Figure:
     """Figure 2 (the paper's Figure 2, with uncertainty): per benchmark, the reference models'
     scores against their size with the posterior median and 90% band of the performance map
     at D0; the targets' scores at their median effective size show how each is placed. When
     losses were given, a second row shows the loss law the same way."""
-    idata, config, models = run["idata"], run["config"], run["models"]
+    idata, config, models = run.idata, run.config, run.models
     cd = idata.constant_data
     benches = [str(b) for b in cd["benchmark"].values]
     role = cd["role"].values[cd["obs_model"].values]
@@ -516,7 +520,7 @@ def _kde_line(ax, x: np.ndarray, color, label=None, shade=None, prob: float = 0.
     computed by the caller over all draws, not only the drawn ones)."""
     import arviz as az
 
-    grid, pdf = az.kde(np.asarray(x, dtype=float))
+    grid, pdf, _ = az.kde(np.asarray(x, dtype=float))
     ax.plot(grid, pdf, color=color, lw=1.6, label=label)
     if shade is not None:
         lo, hi = shade
@@ -526,13 +530,13 @@ def _kde_line(ax, x: np.ndarray, color, label=None, shade=None, prob: float = 0.
     return grid, pdf
 
 
-def doubling_figure(run: dict, path_stem=None, claims=None) -> Figure:
+def doubling_figure(run: Run, path_stem=None, claims=None) -> Figure:
     """Figure 3: the posterior of the doubling time T (months) with its 90% HDI shaded, a line at
     each claimed value with P(T ≤ claim) written beside it, and the paper's point method on
     the same data (when it could run)."""
     from . import laws, results
 
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     claims = tuple(claims or results.CLAIMS)
     A = results.slope_draws(idata, config)
     T = results.doubling_months(A)
@@ -550,7 +554,7 @@ def doubling_figure(run: dict, path_stem=None, claims=None) -> Figure:
         p = float(np.mean(T <= m))
         ax.axvline(m, color=TREND, ls=style, lw=1.2,
                    label=f"claimed {m:g} months: P(T ≤ {m:g}) = {p:.2f}")
-    point = run.get("diagnostics", {}).get("classic") or {}
+    point = run.diagnostics.get("classic") or {}
     if point.get("doubling_months") is not None and "error" not in point:
         x = float(point["doubling_months"])
         ax.axvline(x, color="0.25", ls=(0, (1, 2)), lw=1.2,
@@ -575,14 +579,14 @@ def doubling_figure(run: dict, path_stem=None, claims=None) -> Figure:
     return fig
 
 
-def changepoint_figure(run: dict, path_stem=None) -> Figure:
+def changepoint_figure(run: Run, path_stem=None) -> Figure:
     """Figure 4 (the paper's Figure 4): for a ``changepoint`` run, the densities with the
     broken trend line (left) and the posteriors of the two slopes before and after the change
     date (right), with the ratio after/before. Raises ValueError for other trend forms."""
     from . import laws, results
     from .analyses.claim import claim
 
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     if config.model.trend != "changepoint":
         raise ValueError(f"this run's trend is {config.model.trend!r}; the changepoint figure "
                          "needs a run with --trend changepoint (or --model changepoint)")
@@ -623,16 +627,37 @@ def changepoint_figure(run: dict, path_stem=None) -> Figure:
     return fig
 
 
+def _rank_vlines(ax, x: np.ndarray, colours, bins: int = 20) -> None:
+    """A rank plot as ArviZ's ``rank_vlines`` draws it: the draws of all chains ``x`` (chain,
+    draw) ranked together, and per chain (one row each) every rank bin's count as a line from
+    the count a uniform spread would give; mixed chains give short lines around their row."""
+    from scipy.stats import rankdata
+
+    chains, n = x.shape
+    ranks = rankdata(x.reshape(-1)).reshape(chains, n)
+    edges = np.linspace(0.5, chains * n + 0.5, bins + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    expected = n / bins
+    for c, colour in enumerate(colours):
+        counts, _ = np.histogram(ranks[c], edges)
+        top = c + 0.45 * (counts - expected) / expected    # ±45% of a row: rows never overlap
+        ax.axhline(c, color=colour, lw=0.8, ls="--")
+        ax.vlines(centres, c, top, color=colour, lw=1.2)
+        ax.plot(centres, top, "o", color=colour, ms=2.5)
+    ax.set_yticks(range(chains), [f"chain {i}" for i in range(chains)], fontsize=7)
+    ax.set_ylim(-0.7, chains - 0.3)
+
+
 TRACE_VARS = ("A", "B", "A_before", "A_after", "sigma_v", "sigma_u", "sigma", "outlier_rate")
 
 
-def trace_figure(run: dict, path_stem=None) -> Figure:
+def trace_figure(run: Run, path_stem=None) -> Figure:
     """Figure 5a: ArviZ rank plots of the trend parameters (one colour per chain; flat, mixed
     bars mean the chains agree), each titled with its R-hat and bulk/tail ESS, beside each
     chain's posterior density."""
     import arviz as az
 
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     post = idata.posterior
     names = [v for v in TRACE_VARS if v in post
              and not (v == "A" and config.model.trend == "changepoint")]   # A is A_after there
@@ -640,7 +665,7 @@ def trace_figure(run: dict, path_stem=None) -> Figure:
     finite = np.all([np.isfinite(post[v].values).reshape(post.sizes["chain"], -1).all(axis=1)
                      for v in names], axis=0)
     failed = [int(c) for c in np.flatnonzero(~finite)]
-    d = run.get("diagnostics", {})
+    d = run.diagnostics
     verdict = "diagnostics OK" if not d.get("problems") else "DIAGNOSTICS FAILED: " + "; ".join(
         d["problems"])
     if not finite.any():
@@ -650,13 +675,17 @@ def trace_figure(run: dict, path_stem=None) -> Figure:
         if path_stem is not None:
             save(fig, path_stem)
         return fig
-    idata = idata.isel(chain=np.flatnonzero(finite))
+    kept = post.to_dataset()[names].isel(chain=np.flatnonzero(finite))
     fig = new_figure(10.0, 1.9 * len(names) + 0.8)
     axes = fig.subplots(len(names), 2, squeeze=False)
-    az.plot_trace(idata, var_names=names, kind="rank_vlines", axes=axes, compact=True,
-                  chain_prop="color", show=False)
-    rhat, bulk, tail = (az.rhat(idata, var_names=names), az.ess(idata, var_names=names),
-                        az.ess(idata, var_names=names, method="tail"))
+    colours = [f"C{c % 10}" for c in np.flatnonzero(finite)]
+    for row, name in zip(axes, names):
+        x = kept[name].transpose("chain", "draw").values.astype(float)
+        for chain, colour in zip(x, colours):
+            grid, pdf, _ = az.kde(chain)
+            row[0].plot(grid, pdf, color=colour, lw=1.0)
+        _rank_vlines(row[1], x, colours)
+    rhat, bulk, tail = (az.rhat(kept), az.ess(kept, method="bulk"), az.ess(kept, method="tail"))
     for row, name in zip(axes, names):
         row[0].set_title(name, fontsize=9)
         row[1].set_title(f"{name}: R-hat {float(rhat[name]):.3f}, ESS bulk "
@@ -674,14 +703,14 @@ def trace_figure(run: dict, path_stem=None) -> Figure:
     return fig
 
 
-def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
-    """Figure 5b: posterior predictive check per benchmark (ArviZ ``plot_ppc``): the observed
-    scores' distribution against replicated datasets, each panel titled with the share of
-    observed scores inside their own 90% predictive interval."""
+def ppc_figure(run: Run, path_stem=None, n_replicates: int = 60) -> Figure:
+    """Figure 5b: posterior predictive check per benchmark, as ArviZ's ``plot_ppc_dist``
+    draws it: the observed scores' distribution (KDE) against ``n_replicates`` replicated
+    datasets and their mean, each panel titled with the share of observed scores
+    inside their own 90% predictive interval."""
     import arviz as az
-    import xarray as xr
 
-    idata = run["idata"]
+    idata = run.idata
     cd = idata.constant_data
     benches = [str(b) for b in cd["benchmark"].values]
     bench_of = cd["obs_benchmark"].values
@@ -693,18 +722,28 @@ def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
     n_replicates = min(n_replicates, rep.shape[1])     # a short run has fewer draws
     fig = new_figure(3.6 * min(3, len(benches)), 3.0 * math.ceil(len(benches) / 3) + 0.7)
     axes = _grid_of_panels(fig, len(benches))
+    shown = np.random.default_rng(0).choice(rep.shape[1], n_replicates, replace=False)
     for j, (ax, b) in enumerate(zip(axes, benches)):
         idx = np.flatnonzero(bench_of == j)
-        sub = az.InferenceData(
-            posterior_predictive=xr.Dataset({"score": (("chain", "draw", "obs"), rep[..., idx])}),
-            observed_data=xr.Dataset({"score": (("obs",), observed[idx])}))
         if n_replicates == 0:
             ax.text(0.5, 0.5, "no finite replicates", ha="center", va="center",
                     transform=ax.transAxes)
             ax.set_title(b, fontsize=9)
             continue
-        az.plot_ppc(sub, ax=ax, num_pp_samples=n_replicates, random_seed=0, legend=(j == 0),
-                    show=False)
+        curves = [az.kde(rep[0, r, idx])[:2] for r in shown]   # ArviZ's KDE of each replicate
+        for i, (grid, pdf) in enumerate(curves):
+            ax.plot(grid, pdf, color=BAR, alpha=0.2, lw=0.7,
+                    label="Replicated datasets" if i == 0 else None)
+        # their mean on one grid (a KDE of all replicates pooled would use a narrower bandwidth)
+        common = np.linspace(min(g[0] for g, _ in curves), max(g[-1] for g, _ in curves), 256)
+        on = np.array([np.interp(common, g, p, left=np.nan, right=np.nan) for g, p in curves])
+        n = np.isfinite(on).sum(axis=0)      # shown where most replicates reach
+        mean = np.where(n >= len(curves) / 2, np.nansum(on, axis=0) / np.maximum(n, 1), np.nan)
+        ax.plot(common, mean, color="C1", ls="--", lw=1.3, label="Replicated, mean")
+        grid, pdf, _ = az.kde(observed[idx])
+        ax.plot(grid, pdf, color="black", lw=1.6, label="Observed scores")
+        if j == 0:
+            ax.legend(fontsize=7, frameon=False)
         flat = rep[..., idx].reshape(-1, idx.size)
         lo, hi = np.quantile(flat, [0.05, 0.95], axis=0)
         cover = float(np.mean((observed[idx] >= lo) & (observed[idx] <= hi)))
@@ -712,10 +751,6 @@ def ppc_figure(run: dict, path_stem=None, n_replicates: int = 60) -> Figure:
                      fontsize=9)
         ax.set_xlabel("score", fontsize=8)
         ax.tick_params(labelsize=7)
-        if j == 0 and ax.get_legend() is not None:
-            ax.get_legend().set(title=None)
-            for text in ax.get_legend().get_texts():
-                text.set_fontsize(7)
     fig.suptitle("Posterior predictive check: observed scores against replicated data",
                  fontsize=11)
     if path_stem is not None:
@@ -736,14 +771,14 @@ RUN_FIGURES = (
 )
 
 
-def _captions(run: dict) -> dict[str, str]:
+def _captions(run: Run) -> dict[str, str]:
     """Every run figure's caption, by name."""
     from . import results
 
-    config, models = run["config"], run["models"]
+    config, models = run.config, run.models
     n_target = int((models.role == "target").sum())
     refs = ", ".join(dict.fromkeys(models.family[models.role == "reference"].astype(str)))
-    d = results.doubling_summary(results.slope_draws(run["idata"], config))
+    d = results.doubling_summary(results.slope_draws(run.idata, config))
     lo, hi = d["hdi_months"]
     return {
         "density": f"Each of the {n_target} target models at its posterior median density with "
@@ -767,7 +802,7 @@ def _captions(run: dict) -> dict[str, str]:
     }
 
 
-def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
+def run_figures(run: Run, directory: str | Path, progress=None) -> list[dict]:
     """Write every figure of a run into ``directory`` (PNG + SVG) with a manifest
     ``index.json``: a list, in display order, of ``{name, title, caption, png, svg}`` (paths
     relative to the run directory: ``figures/NAME.png``, wherever ``directory`` is while it is
@@ -782,7 +817,7 @@ def run_figures(run: dict, directory: str | Path, progress=None) -> list[dict]:
     for name, title, maker in RUN_FIGURES:
         if progress is not None:
             progress(name)
-        if name == "changepoint" and run["config"].model.trend != "changepoint":
+        if name == "changepoint" and run.config.model.trend != "changepoint":
             index.append({"name": name, "title": title,
                           "skipped": "this run has no changepoint; run `bayes-densing sample "
                                      "--model changepoint` for the before/after slopes"})

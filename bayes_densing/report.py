@@ -85,8 +85,8 @@ def _diagnostics(d: dict) -> Section:
              "relying on these results.")], "warn")
 
 
-def _data(run: dict) -> Section:
-    d, m, cfg = run["diagnostics"], run["models"], run["config"]
+def _data(run: results.Run) -> Section:
+    d, m, cfg = run.diagnostics, run.models, run.config
     tg, ref = m[m.role == "target"], m[m.role == "reference"]
     ref_fams = ", ".join(sorted({text(f) for f in ref.family})) or "none"
     benchmarks = list(cfg.data.benchmarks)
@@ -106,7 +106,7 @@ def _data(run: dict) -> Section:
     return Section("Data", blocks)
 
 
-def _doubling(run: dict) -> Section:
+def _doubling(run: results.Run) -> Section:
     c, dpm = claim(run), laws.DAYS_PER_MONTH
     rows = [["Doubling time, median", f"{num(c.median_months)} months "
              f"({num(c.median_months * dpm, '.0f')} days)"]]
@@ -128,7 +128,7 @@ def _doubling(run: dict) -> Section:
                  [f"P(after ≥ {r['threshold']:g} × before)", num(r["p_at_least"], ".3f")]]
     blocks = [Para(f"Doubling time T = ln 2 / A of the density ({c.trend} trend, "
                    f"{c.n_draws} posterior draws)."), Table(["Quantity", "Value"], rows)]
-    cl = run["diagnostics"].get("classic")
+    cl = run.diagnostics.get("classic")
     if cl and "error" not in cl and None not in cl.values():
         blocks.append(Para(f"The paper's point method on the same data: doubling "
                            f"{num(cl['doubling_months'])} months, A = "
@@ -191,8 +191,8 @@ def _figures(run_dir: Path, shown: Path) -> Section:
     return Section("Figures", blocks or [Para("figures/index.json lists no figures. " + hint)])
 
 
-def _reproduce(run: dict) -> Section:
-    d = run["diagnostics"]
+def _reproduce(run: results.Run) -> Section:
+    d = run.diagnostics
     blocks = ([Para("Command:"), Code(text(d["command"]))] if d.get("command") else
               [Para("Command: not recorded (this run predates command recording).")])
     blocks += [Items([f"Input: {text(d.get('input', 'not recorded'))}",
@@ -200,7 +200,7 @@ def _reproduce(run: dict) -> Section:
                       f"Seed: {text(d.get('seed', 'not recorded'))}"]),
                Table(["Package", "Version"],
                      [[text(k), text(v)] for k, v in d.get("versions", {}).items()]),
-               Para("Configuration (config.toml):"), Code(run["config"].to_toml())]
+               Para("Configuration (config.toml):"), Code(run.config.to_toml())]
     return Section("Reproduce", blocks)
 
 
@@ -213,8 +213,8 @@ def build_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Rep
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return Report(f"bayes-densing report: {shown.resolve().name}",
                   f"Generated {stamp} by bayes-densing {__version__}.",
-                  [_diagnostics(run["diagnostics"]), _data(run), _doubling(run),
-                   _models(run["models"]), _figures(run_dir, shown), _reproduce(run)])
+                  [_diagnostics(run.diagnostics), _data(run), _doubling(run),
+                   _models(run.models), _figures(run_dir, shown), _reproduce(run)])
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import arviz as az
@@ -33,7 +34,7 @@ CLAIMS = (3.3, 3.5)
 
 # --- posterior quantities ----------------------------------------------------------------------
 
-def draws(idata: az.InferenceData, name: str) -> np.ndarray:
+def draws(idata: xr.DataTree, name: str) -> np.ndarray:
     """Posterior draws of ``name`` flattened over chains: shape (samples, ...)."""
     values = idata.posterior[name].values
     return values.reshape((-1,) + values.shape[2:])
@@ -45,17 +46,17 @@ def hdi(x: np.ndarray, prob: float = HDI) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if x.size < 2:
         return (math.nan, math.nan)
-    lo, hi = az.hdi(x, hdi_prob=prob)
+    lo, hi = az.hdi(x, prob=prob)
     return float(lo), float(hi)
 
 
-def target_times(idata: az.InferenceData) -> np.ndarray:
+def target_times(idata: xr.DataTree) -> np.ndarray:
     """Release times (months from the date origin) of the target models, from constant_data."""
     cd = idata.constant_data
     return cd["t_months"].values[cd["role"].values == "target"].astype(float)
 
 
-def slope_draws(idata: az.InferenceData, config: Config, t_targets: np.ndarray | None = None
+def slope_draws(idata: xr.DataTree, config: Config, t_targets: np.ndarray | None = None
                 ) -> np.ndarray:
     """Per-draw slope A (per month) of the trend the config asks for.
 
@@ -70,7 +71,7 @@ def slope_draws(idata: az.InferenceData, config: Config, t_targets: np.ndarray |
     return draws(idata, "A")
 
 
-def trend_line_draws(idata: az.InferenceData, config: Config, t: np.ndarray) -> np.ndarray:
+def trend_line_draws(idata: xr.DataTree, config: Config, t: np.ndarray) -> np.ndarray:
     """ln ρ of the fitted trend at times ``t`` (months from the date origin), per posterior
     draw: shape (samples, len(t)). ``frontier``: the frontier A·t + B (a model on it has u = 0);
     ``mean``: the mean line; ``envelope``: each draw's OLS over its running-max envelope;
@@ -113,7 +114,7 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
     }
 
 
-def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
+def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataFrame:
     """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
     A = slope_draws(idata, config, data.targets.t.to_numpy(dtype=float))
     T = doubling_months(A)
@@ -136,7 +137,7 @@ def trend_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.
     return pd.DataFrame(out)
 
 
-def models_table(idata: az.InferenceData, data: ScoreData, config: Config) -> pd.DataFrame:
+def models_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataFrame:
     """Per model: size, date, role, N̂ and ρ (median, 90% HDI), P(on the running-max envelope)."""
     eta = draws(idata, "log_effective_size")
     log_rho = draws(idata, "log_density")
@@ -166,13 +167,13 @@ CURVE_PARAMS = ("log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_fr
                 "a", "E")
 
 
-def curve_draws(idata: az.InferenceData, thin: int = 1) -> dict[str, np.ndarray]:
+def curve_draws(idata: xr.DataTree, thin: int = 1) -> dict[str, np.ndarray]:
     """The posterior draws the curves and the likelihood's mean are built from (every
     ``thin``-th draw), keyed as ``model.score_probability`` / ``curve_parameters`` expect."""
     return {n: draws(idata, n)[::thin] for n in CURVE_PARAMS if n in idata.posterior}
 
 
-def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
+def likelihood_draws(idata: xr.DataTree, data: ScoreData, config: Config
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per posterior draw, the beta-binomial mean p and concentration φ of every observation:
     two arrays of shape (samples, obs), by the model's own formulas (numpy)."""
@@ -181,7 +182,7 @@ def likelihood_draws(idata: az.InferenceData, data: ScoreData, config: Config
     return p, phi
 
 
-def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config,
+def score_loglik(idata: xr.DataTree, data: ScoreData, config: Config,
                  p_phi: tuple | None = None) -> np.ndarray:
     """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
     (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs).
@@ -202,7 +203,7 @@ def score_loglik(idata: az.InferenceData, data: ScoreData, config: Config,
     return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
 
 
-def log_likelihood(idata: az.InferenceData, data: ScoreData, config: Config,
+def log_likelihood(idata: xr.DataTree, data: ScoreData, config: Config,
                    p_phi: tuple | None = None) -> xr.Dataset:
     """The ``log_likelihood`` group ArviZ's ``loo``/``waic`` read: ``correct`` per score, with
     each score's model and benchmark as coordinates of ``obs`` (observed losses, in loss
@@ -215,7 +216,7 @@ def log_likelihood(idata: az.InferenceData, data: ScoreData, config: Config,
                 "benchmark": ("obs", np.asarray(data.benchmarks)[o.bench_idx.to_numpy()])})
 
 
-def posterior_predictive(idata: az.InferenceData, data: ScoreData, config: Config,
+def posterior_predictive(idata: xr.DataTree, data: ScoreData, config: Config,
                          seed: int, p_phi: tuple | None = None) -> xr.Dataset:
     """Replicated correct counts from every posterior draw (numpy; same formulas as the model);
     NaN (and the counts floats) where a draw's p or φ is not finite (a failed chain)."""
@@ -315,19 +316,28 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
 
 # --- the run directory (its contract: rundir.py) -----------------------------------------------
 
-def posterior_bytes(idata: az.InferenceData) -> bytes:
+def posterior_bytes(idata: xr.DataTree) -> bytes:
     """``posterior.nc`` in memory (netCDF4/HDF5 groups, as ``az.from_netcdf`` reads it): the file
     then reaches the disk by a plain write, whose failure (disk full) is an ordinary OSError,
     never an error inside HDF5 with the file half-closed."""
-    tree = xr.DataTree.from_dict({group: idata[group] for group in idata.groups()})
     buffer = io.BytesIO()
-    tree.to_netcdf(buffer, engine="h5netcdf")
+    idata.to_netcdf(buffer, engine="h5netcdf")
     return buffer.getvalue()
 
 
-def write_run(directory: Path, *, idata: az.InferenceData, models: pd.DataFrame,
+def file_attrs(config: Config) -> dict:
+    """The root attributes of ``posterior.nc``: what wrote it, in which format, with which
+    settings, so that the file alone says how to read it again."""
+    from . import __version__
+
+    return {"creator": "bayes-densing", "bayes_densing_version": __version__,
+            "format_version": rundir.FORMAT_VERSION, "config": config.to_toml()}
+
+
+def write_run(directory: Path, *, idata: xr.DataTree, models: pd.DataFrame,
               trend: pd.DataFrame, diagnostics: dict, config: Config, summary: str) -> None:
     """The core files of a run and their manifest (``rundir.RUN_CORE``)."""
+    idata.attrs.update(file_attrs(config))
     rundir.write_bytes(directory / "posterior.nc", posterior_bytes(idata))
     texts = {"models.csv": models.to_csv(index=False), "trend.csv": trend.to_csv(index=False),
              "diagnostics.json": json.dumps(diagnostics, indent=2, default=_json),
@@ -345,17 +355,44 @@ def _json(x):
     return str(x)
 
 
-def load_run(directory: str | Path) -> dict:
-    """Read a run directory back, after verifying it against its manifest: idata, models,
-    trend, diagnostics and config."""
-    import tomllib
+def read_posterior(path: str | Path) -> xr.DataTree:
+    """``posterior.nc`` read whole into memory, the file closed again (a run directory may be
+    replaced by ``--force`` while a reader holds it)."""
+    with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+        return tree.load()
 
-    directory = Path(directory)
-    rundir.verify(directory)
-    return {
-        "idata": az.from_netcdf(str(directory / "posterior.nc")),
-        "models": pd.read_csv(directory / "models.csv"),
-        "trend": pd.read_csv(directory / "trend.csv"),
-        "diagnostics": json.loads((directory / "diagnostics.json").read_text()),
-        "config": Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
-    }
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory, verified against its manifest and read once: what ``claim``,
+    ``plot``, ``report``, ``influence`` and the analyses take.
+
+    >>> run = Run.load("runs/demo")                     # doctest: +SKIP
+    >>> run.idata["posterior"]["A"].median()            # an ArviZ DataTree
+    """
+    idata: xr.DataTree       # posterior, sample_stats, posterior_predictive, log_likelihood, ...
+    models: pd.DataFrame     # models.csv: per model N̂ and ρ with their HDIs
+    trend: pd.DataFrame      # trend.csv: A, T, B, σ's with their HDIs
+    diagnostics: dict        # diagnostics.json: convergence, provenance, the doubling summary
+    config: Config           # config.toml: what ran, dataset defaults written in
+    directory: Path | None = None   # None for a fit still in memory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Run":
+        """Read a run directory back, after verifying it (``rundir.verify``: refuses a
+        missing, damaged or unknown-format directory with a :class:`RunDirError`)."""
+        import tomllib
+
+        directory = Path(directory)
+        rundir.verify(directory)
+        return cls(idata=read_posterior(directory / "posterior.nc"),
+                   models=pd.read_csv(directory / "models.csv"),
+                   trend=pd.read_csv(directory / "trend.csv"),
+                   diagnostics=json.loads((directory / "diagnostics.json").read_text()),
+                   config=Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
+                   directory=directory)
+
+
+def load_run(directory: str | Path) -> Run:
+    """:meth:`Run.load`."""
+    return Run.load(directory)

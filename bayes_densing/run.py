@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import arviz as az
 import pandas as pd
+import xarray as xr
 
 from . import __version__, classic, data as data_mod, results
 from .config import Config
@@ -28,7 +28,7 @@ from .model import build_model
 
 @dataclass
 class FitResult:
-    idata: az.InferenceData
+    idata: xr.DataTree
     data: data_mod.ScoreData
     models: pd.DataFrame
     trend: pd.DataFrame
@@ -72,10 +72,10 @@ def classic_summary(data: data_mod.ScoreData, config: Config) -> dict:
                                   "n_envelope")}
 
 
-def write_figures_and_report(run_dir: Path, run: dict, progressbar: bool = False,
+def write_figures_and_report(run_dir: Path, run: results.Run, progressbar: bool = False,
                              shown_as: str | Path | None = None) -> None:
     """Every figure of the run (``figures/``) and the report (report.md, report.html).
-    ``run``: the run as :func:`results.load_run` gives it (here, still in memory);
+    ``run``: the run (here, still in memory);
     ``shown_as``: the directory the run will be renamed to, for the report's text."""
     from . import plots, report
 
@@ -116,13 +116,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         print(f"Sampling {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) with {s.sampler} "
               f"on {s.device}; Ctrl-C stops it and leaves nothing", file=sys.stderr, flush=True)
     sampled = sample(model, config.sampler, progressbar=progressbar) if draws is None else draws
-    # a new InferenceData of the sampler's groups: those added below are this fit's own
-    idata = az.InferenceData(**{g: sampled.idata[g] for g in sampled.idata.groups()})
+    # a new tree of the sampler's groups: those added below are this fit's own
+    idata = sampled.idata.copy()
     p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
-    idata.add_groups(posterior_predictive=results.posterior_predictive(
-                         idata, data, config, config.sampler.seed, p_phi),
-                     log_likelihood=results.log_likelihood(idata, data, config, p_phi),
-                     constant_data=results.constant_data(data))
+    idata["posterior_predictive"] = results.posterior_predictive(idata, data, config,
+                                                                 config.sampler.seed, p_phi)
+    idata["log_likelihood"] = results.log_likelihood(idata, data, config, p_phi)
+    idata["constant_data"] = results.constant_data(data)
     free = [rv.name for rv in model.free_RVs]
     diagnostics = diagnose(idata, free)
     models = results.models_table(idata, data, config)
@@ -148,8 +148,8 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
             results.write_run(tmp, idata=idata, models=models, trend=trend,
                               diagnostics=diagnostics, config=config, summary=summary)
             if figures:
-                run = {"idata": idata, "models": models, "trend": trend,
-                       "diagnostics": diagnostics, "config": config}
+                run = results.Run(idata=idata, models=models, trend=trend,
+                                  diagnostics=diagnostics, config=config)
                 write_figures_and_report(tmp, run, progressbar, shown_as=out)
         written = where[0]
     return FitResult(idata=idata, data=data, models=models, trend=trend, doubling=doubling,

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import arviz as az
+import xarray as xr
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -50,8 +51,8 @@ def design(n_targets: int = 20, n_benchmarks: int = 3, seed: int = 0,
 
 
 def prior_draws(data: ScoreData, config: Config, n: int, seed: int
-                ) -> tuple[az.InferenceData, np.ndarray]:
-    """``n`` joint draws from the prior (as the posterior group of an InferenceData with one
+                ) -> tuple[xr.DataTree, np.ndarray]:
+    """``n`` joint draws from the prior (as the posterior group of a DataTree with one
     chain) and the correct counts simulated from each, shape (n, observations)."""
     import pymc as pm
 
@@ -61,8 +62,10 @@ def prior_draws(data: ScoreData, config: Config, n: int, seed: int
     centred.model.reparam = "centred"
     model = build_model(data, centred)
     names = [v.name for v in model.free_RVs] + [d.name for d in model.deterministics]
-    prior = pm.sample_prior_predictive(draws=n, model=model, var_names=names, random_seed=seed)
-    truth = az.InferenceData(posterior=prior.prior)
+    # the plain Python linker: PyTensor 3's default, Numba, would compile for seconds first
+    prior = pm.sample_prior_predictive(draws=n, model=model, var_names=names, random_seed=seed,
+                                       compile_kwargs={"mode": "FAST_COMPILE"})
+    truth = xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
     counts = posterior_predictive(truth, data, config, seed)["correct"].values[0]
     return truth, counts
 
@@ -171,7 +174,7 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
         names = [v for v in ("A", "sigma_u", "sigma_v", "alpha_mu") if v in post]
         fit = {"dataset": i, "seconds": time.perf_counter() - t0,
                "divergences": int(idata.sample_stats["diverging"].sum()),
-               "max_rhat": float(az.rhat(post[names]).to_array().max()),
+               "max_rhat": float(az.rhat(post.to_dataset()[names]).to_array().max()),
                "true_doubling_months": float(np.log(2) / quantity(truth.posterior.isel(draw=[i]),
                                                                   "A", None)[0])}
         result.fits.append(fit)

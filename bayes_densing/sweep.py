@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import arviz as az
+import xarray as xr
 import numpy as np
 import pytensor.tensor as pt
 
@@ -55,8 +55,8 @@ class SweepSampler:
 
     def sample(self, obs_w: np.ndarray, bench_w: np.ndarray, seed: int,
                counts: np.ndarray | None = None, warm: dense_nuts.Draws | None = None,
-               tune: int | None = None) -> az.InferenceData:
-        """Draws for one weight vector: ``config.sampler.chains`` chains, as an InferenceData;
+               tune: int | None = None) -> xr.DataTree:
+        """Draws for one weight vector: ``config.sampler.chains`` chains, as a DataTree;
         ``counts``: other correct counts for the same observations (default: the data's);
         ``warm``: an earlier fit's ``last`` to start from (:meth:`warm_start`); ``tune``:
         warm-up iterations (default ``sampler.tune``)."""

@@ -5,6 +5,7 @@ import math
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from typer.testing import CliRunner
@@ -13,17 +14,19 @@ from bayes_densing import laws
 from bayes_densing.analyses.claim import claim
 from bayes_densing.cli import app
 from bayes_densing.config import Config
+from bayes_densing.results import Run
 
 
-def _run(posterior: dict, trend: str, constant: dict | None = None) -> dict:
-    """A run dict as results.load_run returns it, from hand-made draws (1 chain)."""
-    idata = az.from_dict(posterior={k: np.asarray(v)[None] for k, v in posterior.items()})
+def _run(posterior: dict, trend: str, constant: dict | None = None) -> Run:
+    """A run as results.load_run returns it, from hand-made draws (1 chain)."""
+    idata = az.from_dict({"posterior": {k: np.asarray(v)[None] for k, v in posterior.items()}})
     if constant:
-        idata.add_groups(constant_data=xr.Dataset({k: ("model", np.asarray(v))
-                                                   for k, v in constant.items()}))
+        idata["constant_data"] = xr.Dataset({k: ("model", np.asarray(v))
+                                             for k, v in constant.items()})
     cfg = Config()
     cfg.set("model.trend", trend)
-    return {"idata": idata, "config": cfg}
+    return Run(idata=idata, models=pd.DataFrame(), trend=pd.DataFrame(), diagnostics={},
+               config=cfg)
 
 
 def test_probabilities_and_intervals_match_the_draws():

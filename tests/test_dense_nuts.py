@@ -56,7 +56,7 @@ def test_a_dense_metric_fit_finds_the_truth_alike_on_parallel_and_batched_chains
     for name in ("diverging", "n_steps", "energy", "lp", "tree_depth", "step_size",
                  "acceptance_rate"):
         assert name in stats, name
-    assert "observed_data" in first.idata.groups()
+    assert "observed_data" in first.idata.children
     for fit in (first, again):
         d = diagnose(fit.idata, ["A", "B_centre", "sigma_v", "z_centre"])
         assert d["divergences"] <= 3 and d["max_rhat"] < 1.05, d

@@ -14,8 +14,8 @@ def _idata(x=None, diverging=None, energy=None, seed=0):
     x = rng.normal(size=(CHAINS, DRAWS)) if x is None else x
     stats = {"diverging": np.zeros((CHAINS, DRAWS), bool) if diverging is None else diverging,
              "energy": rng.normal(size=(CHAINS, DRAWS)) if energy is None else energy}
-    return az.from_dict(posterior={"A": x, "B": rng.normal(size=(CHAINS, DRAWS))},
-                        sample_stats=stats)
+    return az.from_dict({"posterior": {"A": x, "B": rng.normal(size=(CHAINS, DRAWS))},
+                         "sample_stats": stats})
 
 
 def _ar1(rho, seed=1):
@@ -85,8 +85,8 @@ def test_one_chain_says_why_r_hat_is_absent():
     from bayes_densing.inference import ONE_CHAIN, diagnose, rhat_text
 
     rng = np.random.default_rng(0)
-    idata = az.from_dict(posterior={"A": rng.normal(size=(1, 500))},
-                         sample_stats={"diverging": np.zeros((1, 500), bool)})
+    idata = az.from_dict({"posterior": {"A": rng.normal(size=(1, 500))},
+                          "sample_stats": {"diverging": np.zeros((1, 500), bool)}})
     d = diagnose(idata, ["A"])
     assert d["chains"] == 1 and d["notes"] == [ONE_CHAIN]
     assert rhat_text(d) == "n/a (one chain)"

@@ -13,6 +13,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_densing.run as run_mod
@@ -30,14 +31,19 @@ def _pymc_loglik(posterior, data, config):
     """PyMC's own log-likelihood of the observed `correct` counts at the given draws."""
     model = build_model(data, config)
     free = [rv.name for rv in model.free_RVs]
-    ll = pm.compute_log_likelihood(az.InferenceData(posterior=posterior[free]),
+    ll = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": _dataset(posterior)[free]}),
                                    var_names=["correct"], model=model,
                                    extend_inferencedata=False, progressbar=False)
     return ll["correct"].values
 
 
+def _dataset(group) -> xr.Dataset:
+    return group if isinstance(group, xr.Dataset) else group.to_dataset()
+
+
 def _subset(idata, posterior):
-    return az.InferenceData(posterior=posterior, constant_data=idata.constant_data)
+    return xr.DataTree.from_dict({"posterior": _dataset(posterior),
+                                  "constant_data": idata["constant_data"].to_dataset()})
 
 
 def test_run_data_rebuilds_the_fitted_data_from_constant_data(lib_run):
@@ -64,16 +70,16 @@ def test_pointwise_loglik_matches_pymc(lib_run):
     np.testing.assert_allclose(from_data, expected, atol=1e-6, rtol=0)
     # the run dict form, with the run's config
     run = results.load_run(lib_run.out)
-    full = inf.pointwise_loglik(run["idata"], run)
+    full = inf.pointwise_loglik(run.idata, run)
     np.testing.assert_allclose(full[:, DRAWS], expected, atol=1e-6, rtol=0)
 
 
 def test_robust_mixture_matches_pymc(lib_run):
     """The robust likelihood's two-component mixture, at lib_run's draws plus an outlier rate."""
     idata, data = lib_run.result.idata, lib_run.result.data
-    cfg = results.load_run(lib_run.out)["config"]
+    cfg = results.load_run(lib_run.out).config
     cfg.set("model.likelihood", "robust")
-    post = idata.posterior.isel(draw=DRAWS)
+    post = idata["posterior"].to_dataset().isel(draw=DRAWS)
     rate = np.random.default_rng(0).uniform(0.02, 0.3, (2, len(DRAWS)))
     post = post.assign(outlier_rate=(("chain", "draw"), rate))
     expected = _pymc_loglik(post, data, cfg)
@@ -97,9 +103,9 @@ def test_grouping_by_model_and_loo(lib_run):
     np.testing.assert_allclose(grouped.sum(-1), ll.sum(-1), rtol=1e-12)
 
     loo = inf.model_loo(grouped, idata, data.models.model)
-    assert loo.pareto_k.shape == (n_models,) and loo.loo_i.shape == (n_models,)
-    assert np.isfinite(loo.pareto_k.values).all() and np.isfinite(loo.loo_i.values).all()
-    assert loo.elpd_loo == pytest.approx(float(loo.loo_i.sum()))
+    assert loo.pareto_k.shape == (n_models,) and loo.elpd_i.shape == (n_models,)
+    assert np.isfinite(loo.pareto_k.values).all() and np.isfinite(loo.elpd_i.values).all()
+    assert loo.elpd == pytest.approx(float(loo.elpd_i.sum()))
     assert loo.n_samples == 2 * 60
 
     result = inf.influence(lib_run.out, refit=False)
@@ -134,7 +140,9 @@ def test_a_planted_outlier_has_the_worst_elpd(synth, small_config, workdir):
     df.loc[df.model == name, "score"] = 0.99
     csv, _ = write(df, synth.truth, workdir / "outlier.csv")
     fitted = run_mod.fit(small_config(), csv, progressbar=False)
-    result = inf.influence({"idata": fitted.idata, "config": fitted.config}, refit=False)
+    result = inf.influence(results.Run(idata=fitted.idata, models=fitted.models, trend=fitted.trend,
+                                         diagnostics=fitted.diagnostics, config=fitted.config),
+                           refit=False)
     ranked = result.table.sort_values("elpd_loo_i", ignore_index=True)
     assert ranked.model[0] == name, ranked.head()
     assert ranked.elpd_loo_i[0] < ranked.elpd_loo_i[1] - 5

@@ -55,7 +55,7 @@ def test_density_figure_has_labels_legend_band_and_no_overlapping_names(run):
     assert ax.get_xlabel() == "release date" and "density" in ax.get_ylabel()
     assert ax.get_yscale() == "log"
     legend = " ".join(legend_texts(fig))
-    d = results.doubling_summary(results.slope_draws(run["idata"], run["config"]))
+    d = results.doubling_summary(results.slope_draws(run.idata, run.config))
     assert f"doubling {d['median_months']:.2f} months" in legend
     assert "reference models" in legend and "90% HDI" in legend
     names = [t for t in ax.texts if t.get_text() and hasattr(t, "xyann")]
@@ -69,7 +69,7 @@ def test_density_figure_has_labels_legend_band_and_no_overlapping_names(run):
         for b in boxes[i + 1:]:
             assert not a.overlaps(b), (names[i].get_text(), "overlaps another label")
     labelled = {t.get_text() for t in names}
-    densest = run["models"].query("role == 'target'").sort_values("density").model.iloc[-1]
+    densest = run.models.query("role == 'target'").sort_values("density").model.iloc[-1]
     assert plots._short(densest) in labelled
 
 
@@ -87,7 +87,7 @@ def test_doubling_figure_marks_the_claims_with_their_probabilities(run):
     fig = plots.doubling_figure(run, claims=(3.3, 3.5, 12.0))
     ax = fig.axes[0]
     assert "months" in ax.get_xlabel() and ax.get_ylabel() == "posterior density"
-    T = results.doubling_months(results.slope_draws(run["idata"], run["config"]))
+    T = results.doubling_months(results.slope_draws(run.idata, run.config))
     legend = legend_texts(fig)
     for m in (3.3, 3.5, 12.0):
         assert f"claimed {m:g} months: P(T ≤ {m:g}) = {np.mean(T <= m):.2f}" in legend
@@ -97,7 +97,7 @@ def test_doubling_figure_marks_the_claims_with_their_probabilities(run):
 
 def test_scaling_figure_has_one_panel_per_benchmark(run):
     fig = plots.scaling_figure(run)
-    benches = list(run["idata"].constant_data["benchmark"].values)
+    benches = list(run.idata.constant_data["benchmark"].values)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == benches
     for ax in visible:
@@ -110,7 +110,7 @@ def test_scaling_figure_adds_the_loss_law_when_losses_were_given(loss_robust_fit
     run = results.load_run(loss_robust_fit.out)
     fig = plots.scaling_figure(run)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
-    assert sum(t.endswith(": loss") for t in titles) == len(run["idata"].constant_data.benchmark)
+    assert sum(t.endswith(": loss") for t in titles) == len(run.idata.constant_data.benchmark)
 
 
 def test_changepoint_figure_shows_both_slopes_and_the_ratio(changepoint_fit, tmp_path):
@@ -139,7 +139,7 @@ def test_trace_figure_titles_carry_rhat_and_ess(run):
 def test_ppc_figure_reports_coverage_per_benchmark(run):
     fig = plots.ppc_figure(run, n_replicates=10)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == run["idata"].constant_data.sizes["benchmark"]
+    assert len(visible) == run.idata.constant_data.sizes["benchmark"]
     assert all("predictive interval" in ax.get_title() for ax in visible)
     assert any("Observed" in t for t in legend_texts(fig))
 

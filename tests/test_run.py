@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import bayes_densing.results as results_mod
 import bayes_densing.run as run_mod
@@ -29,8 +30,8 @@ def test_same_seed_gives_identical_posterior_files(lib_run, cli_run):
     assert cli_run.result.exit_code == 0, cli_run.result.output
     first = az.from_netcdf(str(lib_run.out / "posterior.nc"))
     second = az.from_netcdf(str(cli_run.out / "posterior.nc"))
-    assert set(first.groups()) == set(second.groups())
-    for group in first.groups():
+    assert set(first.children) == set(second.children)
+    for group in first.children:
         a, b = first[group], second[group]
         assert set(a.data_vars) == set(b.data_vars), group
         for name in a.data_vars:
@@ -88,6 +89,12 @@ class _Stop:
     def __getattr__(self, name):
         raise _Stop.Raised(name)
 
+    def __getitem__(self, name):
+        raise _Stop.Raised(name)
+
+    def __setitem__(self, name, value):
+        raise _Stop.Raised(name)
+
 
 @pytest.mark.slow
 def test_different_seed_gives_different_draws(lib_run, synth, small_config):
@@ -110,19 +117,19 @@ def test_run_directory_has_every_file(lib_run):
 def test_run_directory_round_trips(lib_run):
     loaded = load_run(lib_run.out)
     result = lib_run.result
-    pd.testing.assert_frame_equal(loaded["models"], result.models, check_dtype=False)
-    pd.testing.assert_frame_equal(loaded["trend"], result.trend, check_dtype=False)
-    assert loaded["config"].to_dict() == lib_run.result.config.to_dict()
+    pd.testing.assert_frame_equal(loaded.models, result.models, check_dtype=False)
+    pd.testing.assert_frame_equal(loaded.trend, result.trend, check_dtype=False)
+    assert loaded.config.to_dict() == lib_run.result.config.to_dict()
     # what ran records the benchmarks that were used, not the empty "all" of the input config
     assert lib_run.result.config.data.benchmarks == lib_run.result.data.benchmarks
-    assert loaded["config"].sampler.draws == 60 and loaded["config"].model.data_term == "off"
+    assert loaded.config.sampler.draws == 60 and loaded.config.model.data_term == "off"
     for name in result.idata.posterior.data_vars:
-        np.testing.assert_array_equal(loaded["idata"].posterior[name].values,
+        np.testing.assert_array_equal(loaded.idata.posterior[name].values,
                                       result.idata.posterior[name].values, err_msg=name)
     for group in ("posterior", "posterior_predictive", "sample_stats", "observed_data",
                   "constant_data"):
-        assert group in loaded["idata"].groups(), group
-    names = loaded["idata"].constant_data["model_name"].values.tolist()
+        assert group in loaded.idata.children, group
+    names = loaded.idata.constant_data["model_name"].values.tolist()
     assert names == result.data.models.model.tolist()
 
 
@@ -139,7 +146,7 @@ def test_diagnostics_json_records_provenance(lib_run, synth):
     assert diag["chains"] == 2 and diag["draws"] == 60
     assert diag["input"] == str(synth.csv)
     # the loaded diagnostics are the in-memory ones (up to JSON)
-    assert load_run(lib_run.out)["diagnostics"]["max_rhat"] == lib_run.result.diagnostics["max_rhat"]
+    assert load_run(lib_run.out).diagnostics["max_rhat"] == lib_run.result.diagnostics["max_rhat"]
 
 
 def test_load_run_refuses_an_incomplete_directory(lib_run, tmp_path):
@@ -266,15 +273,16 @@ def test_posterior_predictive_with_data_term_on(lib_run, synth, small_config):
     data = load(cfg, synth.csv)
     idata = copy.deepcopy(lib_run.sample_result.idata)
     shape = idata.posterior["A"].shape
-    idata.posterior["b"] = (("chain", "draw"), np.full(shape, 0.5))
-    idata.posterior["beta"] = (("chain", "draw"), np.full(shape, 0.28))
+    idata.posterior["b"] = xr.Variable(("chain", "draw"), np.full(shape, 0.5))
+    idata.posterior["beta"] = xr.Variable(("chain", "draw"), np.full(shape, 0.28))
     pp = results_mod.posterior_predictive(idata, data, cfg, seed=0)
     assert pp["correct"].shape == shape + (len(data.obs),)
 
 
 def test_an_arviz_user_opens_the_posterior_file_alone(lib_run):
     """posterior.nc read by a separate Python process that imports only ArviZ: az.loo (from the
-    log_likelihood group, per score, labelled by model and benchmark) and az.summary run."""
+    log_likelihood group, per score, labelled by model and benchmark), az.loo_pit, az.psense
+    (from the log_prior group) and az.summary run; the file says what wrote it, how."""
     import subprocess
     import sys
 
@@ -286,7 +294,12 @@ idata = az.from_netcdf(sys.argv[1])
 ll = idata.log_likelihood["correct"]
 assert ll.dims == ("chain", "draw", "obs") and "model" in ll.coords and "benchmark" in ll.coords
 loo = az.loo(idata)
-assert loo["elpd_loo"] < 0 and loo["n_data_points"] == ll.sizes["obs"], loo
+assert loo.elpd < 0 and loo.n_data_points == ll.sizes["obs"], loo
+pit = az.loo_pit(idata, var_names=["correct"])["correct"]
+assert pit.sizes["obs"] == ll.sizes["obs"] and 0 <= float(pit.min()) <= float(pit.max()) <= 1
+sensitivity = az.psense(idata, var_names=["A"], group="prior")
+assert 0 <= float(sensitivity["A"]) < 1, sensitivity
+assert idata.attrs["format_version"] == 1 and "[sampler]" in idata.attrs["config"]
 print(az.summary(idata, var_names=["A", "B"]).to_string())
 print("bayes_densing" in sys.modules, "pymc" in sys.modules)
 """
@@ -307,3 +320,24 @@ def test_the_log_likelihood_group_is_the_models_likelihood(lib_run):
                                   pointwise_loglik(result.idata, result.data, result.config))
     names = result.data.models.model.to_numpy()[result.data.obs.model_idx.to_numpy()]
     assert (result.idata.log_likelihood["model"].values == names).all()
+
+
+def test_the_log_prior_group_is_the_models_prior(lib_run):
+    """The default sampler's log_prior group (from its unconstrained draws, in one program with
+    the deterministics) equals the one PyMC's samplers get (from the draws on their own
+    scale): each of the model's prior terms, summed, per draw; the trend's population prior
+    is one of them."""
+    from bayes_densing.inference import log_prior_group
+    from bayes_densing.model import build_model, prior_terms
+
+    result = lib_run.result
+    model = build_model(result.data, result.config)
+    tree = result.idata
+    stored = tree["log_prior"].to_dataset()
+    assert set(stored.data_vars) == {v.name for v in prior_terms(model)}
+    assert "trend_prior" in stored and "affine_jacobian" not in stored
+    again = log_prior_group(model, tree["posterior"].to_dataset())
+    for name in stored.data_vars:
+        assert stored[name].dims == ("chain", "draw"), name
+        np.testing.assert_allclose(again[name].values, stored[name].values, rtol=1e-6,
+                                   atol=1e-6, err_msg=name)

@@ -16,6 +16,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_densing.run as run_mod
@@ -174,7 +175,7 @@ def test_the_envelope_variant_is_summarised_from_the_mean_trends_draws(small_con
     base = az.from_netcdf(out / "base" / "posterior.nc")
     envelope = az.from_netcdf(out / "trend=envelope" / "posterior.nc")
     np.testing.assert_array_equal(base.posterior["A"].values, envelope.posterior["A"].values)
-    assert "constant_data" in envelope.groups() and "posterior_predictive" in envelope.groups()
+    assert "constant_data" in envelope.children and "posterior_predictive" in envelope.children
     rows = result.table.set_index("variant")
     assert np.isfinite(rows.median_months).all()
     # the same draws read by two rules: the envelope's per-draw OLS is not the mean trend's A
@@ -281,16 +282,15 @@ def test_tornado_handles_infinite_and_interior_values(tmp_path):
 
 # --- power-scaling prior sensitivity -------------------------------------------------------------
 
-def _conjugate(prior_sd: float, n_draws: int = 2000, seed: int = 0) -> az.InferenceData:
+def _conjugate(prior_sd: float, n_draws: int = 2000, seed: int = 0) -> xr.DataTree:
     """y_i ~ N(μ, 1), i = 1..10, μ ~ N(0, prior_sd): exact posterior draws of μ."""
     rng = np.random.default_rng(seed)
     y = rng.normal(1.0, 1.0, 10)
     precision = 1.0 / prior_sd ** 2 + y.size
     mu = rng.normal(y.sum() / precision, precision ** -0.5, (2, n_draws // 2))
-    idata = az.from_dict(posterior={"mu": mu},
-                         log_likelihood={"y": -0.5 * (y[None, None, :] - mu[..., None]) ** 2})
-    idata.add_groups(log_prior={"mu": -0.5 * (mu / prior_sd) ** 2})
-    return idata
+    return az.from_dict({"posterior": {"mu": mu},
+                         "log_likelihood": {"y": -0.5 * (y[None, None, :] - mu[..., None]) ** 2},
+                         "log_prior": {"mu": -0.5 * (mu / prior_sd) ** 2}})
 
 
 def test_verdict_threshold_is_priorsense_s():
@@ -315,7 +315,7 @@ def test_power_scaling_tells_a_strong_prior_from_a_weak_one(prior_sd, expected):
 def test_power_scaling_only_selected_prior_terms():
     idata = _conjugate(0.2)
     mu = idata.posterior["mu"].values
-    idata.log_prior["vague"] = (("chain", "draw"), -0.5 * (mu / 100.0) ** 2)
+    idata.log_prior["vague"] = xr.Variable(("chain", "draw"), -0.5 * (mu / 100.0) ** 2)
     assert power_scaling(idata, slope="mu").doubling_verdict == "prior-driven"
     only_vague = power_scaling(idata, slope="mu", prior_terms=["vague"])
     assert only_vague.doubling_verdict == "likelihood-dominated"

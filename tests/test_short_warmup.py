@@ -25,6 +25,7 @@ import pytest
 from bayes_densing import conditional_metric, dense_nuts
 from bayes_densing.config import MIN_TUNE, ConfigError, SamplerConfig
 from bayes_densing.inference import diagnose
+from bayes_densing.results import Run
 
 
 def _estimates(tune: int, draws: int, chains: int, layout: str) -> int:
@@ -321,16 +322,16 @@ def test_a_chain_of_nothing_but_nan_is_named_not_a_traceback():
     """One chain, every draw NaN: R-hat and ESS are NaN for every variable (diagnose used to
     stop with StopIteration looking for the worst of them)."""
     nan = np.full((1, 100), np.nan)
-    idata = az.from_dict(posterior={"A": nan, "B": nan.copy()},
-                         sample_stats={"diverging": np.zeros((1, 100), bool),
-                                       "energy": np.random.default_rng(0).normal(size=(1, 100))})
+    idata = az.from_dict({"posterior": {"A": nan, "B": nan.copy()},
+                          "sample_stats": {"diverging": np.zeros((1, 100), bool),
+                                           "energy": np.random.default_rng(0).normal(size=(1, 100))}})
     d = diagnose(idata, ["A", "B"])
     assert d["problems"][0] == ("non-finite draws in chain 0 (A, B): the sampler failed; "
                                 "re-run with more --tune")
     assert math.isnan(d["max_rhat"]) and d["max_rhat_var"] == ""
-    two = az.from_dict(posterior={"A": np.stack([np.arange(100.0), np.full(100, np.inf)]),
-                                  "B": np.zeros((2, 100))},
-                       sample_stats={"diverging": np.zeros((2, 100), bool)})
+    two = az.from_dict({"posterior": {"A": np.stack([np.arange(100.0), np.full(100, np.inf)]),
+                                      "B": np.zeros((2, 100))},
+                        "sample_stats": {"diverging": np.zeros((2, 100), bool)}})
     assert diagnose(two, ["A", "B"])["non_finite_chains"] == [1]
 
 
@@ -367,9 +368,9 @@ def test_the_issue_3000_targets_one_chain_ten_draws_runs_to_the_end(tmp_path):
 
 # --- figures of such runs ----------------------------------------------------------------------
 
-def _run(result) -> dict:
-    return {"idata": result.idata, "models": result.models, "trend": result.trend,
-            "diagnostics": result.diagnostics, "config": result.config}
+def _run(result) -> Run:
+    return Run(idata=result.idata, models=result.models, trend=result.trend,
+               diagnostics=result.diagnostics, config=result.config)
 
 
 def test_every_figure_of_a_ten_draw_run(short_fit, tmp_path):

@@ -77,12 +77,12 @@ def _interval(x: np.ndarray) -> dict[str, float]:
     return {"median": float(np.median(x)), "low": lo, "high": hi}
 
 
-def claim(run: str | Path | dict, months=results.CLAIMS, ratio: float = 1.5,
+def claim(run: str | Path | results.Run, months=results.CLAIMS, ratio: float = 1.5,
           hdi_probs=HDI_PROBS) -> Claim:
     """Posterior of the doubling time of a run and the probability of each claimed value."""
-    if not isinstance(run, dict):
+    if not isinstance(run, results.Run):
         run = results.load_run(run)
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     A = results.slope_draws(idata, config)
     T = results.doubling_months(A)
     finite = T[np.isfinite(T)]

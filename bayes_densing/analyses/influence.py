@@ -62,10 +62,10 @@ Progress = Callable[[str], None]         # called with one line of progress at a
 
 # --- the run's data, rebuilt from its constant_data ---------------------------------------------
 
-def run_scores(idata: az.InferenceData) -> pd.DataFrame:
+def run_scores(idata: xr.DataTree) -> pd.DataFrame:
     """The run's scores as a validated long table (``data.read_scores``'s form), from the
     run's constant_data: one row per model × benchmark, with n_items and chance columns."""
-    if "constant_data" not in idata.groups():
+    if "constant_data" not in idata.children:
         raise results.RunDirError("the run has no constant_data group (written by an older "
                                   "version?); re-run bayes-densing sample")
     cd = idata.constant_data
@@ -92,7 +92,7 @@ def run_scores(idata: az.InferenceData) -> pd.DataFrame:
     return df
 
 
-def run_data(idata: az.InferenceData, config: Config, exclude: list[str] | tuple = (),
+def run_data(idata: xr.DataTree, config: Config, exclude: list[str] | tuple = (),
              source: str = "the run's constant_data") -> ScoreData:
     """The ScoreData the run was fitted to (less the ``exclude``d models, by
     ``data.exclude_models``), rebuilt from its constant_data under its resolved config."""
@@ -103,22 +103,22 @@ def run_data(idata: az.InferenceData, config: Config, exclude: list[str] | tuple
                              since=cfg.data.since, reference=cfg.data.reference)
 
 
-def _has_loss(idata: az.InferenceData) -> bool:
+def _has_loss(idata: xr.DataTree) -> bool:
     return "sigma_loss" in idata.posterior
 
 
 # --- pointwise log-likelihood -----------------------------------------------------------------
 
-def pointwise_loglik(idata: az.InferenceData, data_or_run: ScoreData | dict | None = None,
+def pointwise_loglik(idata: xr.DataTree, data_or_run: ScoreData | results.Run | None = None,
                      config: Config | None = None) -> np.ndarray:
     """log p(k_o | θ_s) of every score o for every posterior draw s: shape (chain, draw, obs).
 
-    ``data_or_run``: the ScoreData the run was fitted to, a run dict (``results.load_run``) or
+    ``data_or_run``: the ScoreData the run was fitted to, a loaded :class:`results.Run` or
     None — then the data are rebuilt from ``idata``'s constant_data. ``config``: the run's
     config (taken from the run dict when one is given).
     """
-    if isinstance(data_or_run, dict):
-        config = config or data_or_run["config"]
+    if isinstance(data_or_run, results.Run):
+        config = config or data_or_run.config
         data_or_run = None
     if config is None:
         raise ValueError("pointwise_loglik needs the run's config")
@@ -134,9 +134,9 @@ def by_model(ll: np.ndarray, data: ScoreData) -> np.ndarray:
     return ll @ onehot
 
 
-def model_loo(ll_models: np.ndarray, idata: az.InferenceData, names) -> az.ELPDData:
+def model_loo(ll_models: np.ndarray, idata: xr.DataTree, names) -> az.ELPDDataLOO:
     """ArviZ PSIS-LOO over models: ``ll_models`` of shape (chain, draw, model)."""
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     # ArviZ's relative efficiency is the posterior's mean ESS: keep the variables it can use
     finite = [v for v in post.data_vars
               if np.issubdtype(post[v].dtype, np.number) and np.isfinite(post[v].values).all()]
@@ -145,8 +145,8 @@ def model_loo(ll_models: np.ndarray, idata: az.InferenceData, names) -> az.ELPDD
                                 "model": list(names)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the k > 0.7 warning: we flag those models ourselves
-        return az.loo(az.InferenceData(posterior=post[finite], log_likelihood=loglik),
-                      pointwise=True)
+        return az.loo(xr.DataTree.from_dict({"posterior": post[finite],
+                                             "log_likelihood": loglik}), pointwise=True)
 
 
 # --- refits -------------------------------------------------------------------------------------
@@ -162,16 +162,16 @@ class LeaveOut:
         return {"full": self.full, "refits": self.refits, "skipped": self.skipped}
 
 
-def _as_run(run_or_config) -> tuple[dict | None, Config]:
+def _as_run(run_or_config) -> tuple[results.Run | None, Config]:
     if isinstance(run_or_config, Config):
         return None, run_or_config
-    run = run_or_config if isinstance(run_or_config, dict) else results.load_run(run_or_config)
-    return run, run["config"]
+    run = run_or_config if isinstance(run_or_config, results.Run) else results.load_run(run_or_config)
+    return run, run.config
 
 
-def _input_path(run: dict, config: Config) -> Path | None:
+def _input_path(run: results.Run, config: Config) -> Path | None:
     """The CSV a run was fitted to, from diagnostics.json: None for the bundled dataset."""
-    given = str(run.get("diagnostics", {}).get("input", ""))
+    given = str(run.diagnostics.get("input", ""))
     bundled = data_mod.DATASETS.get(config.data.dataset)
     if bundled is not None and given == bundled.filename:
         return None
@@ -182,15 +182,15 @@ def _input_path(run: dict, config: Config) -> Path | None:
                     "path as data_path (--data)")
 
 
-def _refit_data(run: dict | None, config: Config, exclude: list[str], data_path) -> ScoreData:
+def _refit_data(run: results.Run | None, config: Config, exclude: list[str], data_path) -> ScoreData:
     """The data for a refit without ``exclude``: rebuilt from the run where possible."""
     cfg = copy.deepcopy(config)
     cfg.data.exclude_models = list(exclude)
     if data_path is not None or run is None:
         return data_mod.load(cfg, data_path)          # data_path None: the bundled dataset
-    if _has_loss(run["idata"]):
+    if _has_loss(run.idata):
         return data_mod.load(cfg, _input_path(run, config))
-    return run_data(run["idata"], config, exclude)
+    return run_data(run.idata, config, exclude)
 
 
 def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=None,
@@ -198,7 +198,7 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     """Refit without each of ``models`` (one fit per model, in the order given, at most
     ``max_refits``) and summarise each fit's doubling time.
 
-    ``run_or_config``: a run directory, a run dict (``results.load_run``) or a Config (then the
+    ``run_or_config``: a run directory, a loaded :class:`results.Run` or a Config (then the
     data come from ``data_path``, or the config's bundled dataset). The refits use the run's
     own configuration (model, priors, sampler settings and seed) with ``data.exclude_models``
     set; with a run they need no CSV (see the module's docstring). ``full``: the full fit's
@@ -214,12 +214,12 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     if full is None:
         if run is None:
             raise ValueError("leave_out from a Config needs the full fit's doubling summary (full=)")
-        full = results.doubling_summary(results.slope_draws(run["idata"], config))
+        full = results.doubling_summary(results.slope_draws(run.idata, config))
     models = list(models)
     todo, skipped = models[:max(max_refits, 0)], models[max(max_refits, 0):]
     out = LeaveOut(full=full, skipped=skipped)
     if progress and todo:
-        took = (run or {}).get("diagnostics", {}).get("wall_s")
+        took = run.diagnostics.get("wall_s") if run is not None else None
         progress(f"refitting without {len(todo)} model(s), one full fit each"
                  + (f" (the run's own fit took {took:.0f} s)" if took else "")
                  + (f"; {len(skipped)} more skipped (max_refits = {max_refits})" if skipped else ""))
@@ -350,11 +350,11 @@ def _clean(x):
 
 def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,
               k_threshold: float = K_THRESHOLD, progress: Progress | None = None) -> Influence:
-    """PSIS-LOO per model for a run (directory or ``results.load_run`` dict); with ``refit``,
+    """PSIS-LOO per model for a run (directory or :class:`results.Run`); with ``refit``,
     refit without each flagged model (highest k first, at most ``max_refits``)."""
-    if not isinstance(run, dict):
+    if not isinstance(run, results.Run):
         run = results.load_run(run)
-    idata, config = run["idata"], run["config"]
+    idata, config = run.idata, run.config
     data = run_data(idata, config)
     ll = by_model(pointwise_loglik(idata, data, config), data)
     names = data.models.model.tolist()
@@ -363,7 +363,7 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     table = pd.DataFrame({
         "model": names, "role": data.models.role.to_numpy(), "family": data.models.family.to_numpy(),
         "n_scores": np.bincount(data.obs.model_idx.to_numpy(), minlength=len(names)),
-        "elpd_loo_i": np.asarray(loo.loo_i.values, dtype=float), "pareto_k": k,
+        "elpd_loo_i": np.asarray(loo.elpd_i.values, dtype=float), "pareto_k": k,
         "flagged": k > k_threshold,
         "doubling_median": math.nan, "hdi_low": math.nan, "hdi_high": math.nan, "shift": math.nan,
         "refit_note": "",
@@ -401,7 +401,7 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
                 table.at[i, "refit_note"] = "diagnostics: " + "; ".join(r["problems"])
         notes.append("each refit repeats the run's sampler settings and seed; shifts much "
                      "smaller than the HDI's width are within Monte Carlo noise")
-    return Influence(table=table, elpd_loo=float(loo.elpd_loo), se=float(loo.se),
-                     p_loo=float(loo.p_loo), n_draws=int(loo.n_samples), k_threshold=k_threshold,
+    return Influence(table=table, elpd_loo=float(loo.elpd), se=float(loo.se),
+                     p_loo=float(loo.p), n_draws=int(loo.n_samples), k_threshold=k_threshold,
                      full_doubling=full, refitted=bool(refit and n_flag), skipped=skipped,
                      notes=notes)

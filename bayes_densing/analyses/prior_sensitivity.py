@@ -81,9 +81,11 @@ def weighted_quantile(x: np.ndarray, weights: np.ndarray, q: float = 0.5) -> flo
 def power_scale_weights(log_prior: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
     """PSIS weights (normalised) that re-weight posterior draws to the prior power ``alpha``,
     and the Pareto k̂ of the raw weights."""
-    lw, k = az.psislw((alpha - 1.0) * np.asarray(log_prior, dtype=float))
-    w = np.exp(lw - lw.max())
-    return w / w.sum(), float(np.asarray(k))
+    log_ratio = (alpha - 1.0) * np.asarray(log_prior, dtype=float)
+    # ArviZ's PSIS takes what LOO gives it, a log-likelihood, and weights by its negation
+    lw, k = xr.DataArray(-log_ratio, dims="sample").azstats.psislw(dim="sample")
+    w = np.exp(lw.values - lw.values.max())
+    return w / w.sum(), float(k)
 
 
 @dataclass
@@ -141,10 +143,10 @@ def _finite_or_none(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def power_scaling(idata: az.InferenceData, var_names=None, *, slope: str | None = None,
+def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = None,
                   prior_terms: list[str] | None = None, alphas=ALPHAS,
                   threshold: float = THRESHOLD, claims=results.CLAIMS) -> PriorSensitivity:
-    """Power-scaling sensitivity of scalar posterior quantities, on any InferenceData that has
+    """Power-scaling sensitivity of scalar posterior quantities, on any DataTree that has
     ``posterior``, ``log_prior`` and ``log_likelihood`` groups.
 
     ``slope``: the name of the posterior variable that is the growth rate A per month; when
@@ -155,22 +157,22 @@ def power_scaling(idata: az.InferenceData, var_names=None, *, slope: str | None 
 
     >>> import numpy as np, arviz as az
     >>> rng = np.random.default_rng(0); mu = rng.normal(0.0, 0.1, (1, 2000))
-    >>> idata = az.from_dict(posterior={"mu": mu},
-    ...     log_likelihood={"y": -0.5 * (mu / 10.0) ** 2})      # a vague likelihood ...
-    >>> idata.add_groups(log_prior={"mu": -0.5 * (mu / 0.1) ** 2})  # ... and a narrow prior
+    >>> idata = az.from_dict({"posterior": {"mu": mu},
+    ...     "log_likelihood": {"y": -0.5 * (mu / 10.0) ** 2},      # a vague likelihood ...
+    ...     "log_prior": {"mu": -0.5 * (mu / 0.1) ** 2}})          # ... and a narrow prior
     >>> power_scaling(idata, slope="mu").doubling_verdict
     'prior-driven'
     """
-    prior = az.psens(idata, component="prior", var_names=var_names,
-                     component_var_names=prior_terms)
-    like = az.psens(idata, component="likelihood", var_names=var_names)
+    prior = az.psense(idata, group="prior", var_names=var_names, group_var_names=prior_terms)
+    like = az.psense(idata, group="likelihood", var_names=var_names)
     rows = []
     for name in prior.data_vars:
         p, l = float(prior[name]), float(like[name])
         rows.append({"quantity": name, "prior": p, "likelihood": l,
                      "verdict": verdict(p, threshold), "diagnosis": diagnosis(p, l, threshold)})
     table = pd.DataFrame(rows, columns=["quantity", "prior", "likelihood", "verdict", "diagnosis"])
-    lp = _summed(idata.log_prior if prior_terms is None else idata.log_prior[list(prior_terms)])
+    log_prior = idata["log_prior"].to_dataset()
+    lp = _summed(log_prior if prior_terms is None else log_prior[list(prior_terms)])
     n = lp.size
     doubling: dict = {}
     notes: list[str] = []
@@ -214,7 +216,7 @@ def _summed(group: xr.Dataset) -> np.ndarray:
 
 # --- the densing model ---------------------------------------------------------------------------
 
-def log_densities(idata: az.InferenceData, data, config) -> tuple[xr.Dataset, xr.Dataset]:
+def log_densities(idata: xr.DataTree, data, config) -> tuple[xr.Dataset, xr.Dataset]:
     """Per-draw log prior (one variable per prior term, Potentials included) and pointwise log
     likelihood (per observed variable and observation) of the model that ``config`` builds.
 
@@ -225,16 +227,14 @@ def log_densities(idata: az.InferenceData, data, config) -> tuple[xr.Dataset, xr
     from pymc.model.transform.conditioning import remove_value_transforms
     from pymc.sampling.jax import get_jaxified_graph
 
+    from .. import model as model_mod
     from ..model import build_model
 
     model = remove_value_transforms(build_model(data, config))  # values as stored: constrained
     like_potentials = [v for v in model.potentials if "loglik" in v.name]
-    # a reparametrisation's log-Jacobian (its Potential's name says so) is neither prior nor
-    # likelihood: power-scaling scales the prior's density, not the change of variables
-    prior_terms = list(model.free_RVs) + [v for v in model.potentials
-                                          if v not in like_potentials and "jacobian" not in v.name]
+    prior_terms = model_mod.prior_terms(model)
     observed = list(model.observed_RVs)
-    outs = ([model.logp(vars=[v], sum=True) for v in prior_terms]
+    outs = (model_mod.log_prior_terms(model)
             + [model.logp(vars=[v], sum=False)[0] for v in observed]
             + [model.logp(vars=[v], sum=True) for v in like_potentials])
     fn = get_jaxified_graph(inputs=model.value_vars, outputs=outs)
@@ -260,7 +260,7 @@ def log_densities(idata: az.InferenceData, data, config) -> tuple[xr.Dataset, xr
     return log_prior, xr.Dataset(log_lik, coords=coords)
 
 
-def quantities(idata: az.InferenceData, data, config,
+def quantities(idata: xr.DataTree, data, config,
                n_sizes: int = N_EFFECTIVE_SIZES) -> dict[str, np.ndarray]:
     """The scalar quantities whose sensitivity is reported, each with shape (chain, draw):
     the slope A per month (for ``envelope``: the per-draw envelope OLS slope, which may be NaN),
@@ -287,7 +287,7 @@ def quantities(idata: az.InferenceData, data, config,
     return out
 
 
-def prior_sensitivity(idata: az.InferenceData, data, config, *, prior_terms=None,
+def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
                       alphas=ALPHAS, threshold: float = THRESHOLD) -> PriorSensitivity:
     """Power-scaling prior (and likelihood) sensitivity of a densing run.
 
@@ -322,8 +322,8 @@ def prior_sensitivity(idata: az.InferenceData, data, config, *, prior_terms=None
             out[name] = (var.dims, x.reshape((1, -1) + x.shape[2:])[:, keep])
         return xr.Dataset(out)
 
-    scaled = az.InferenceData(posterior=posterior, log_prior=flat(log_prior),
-                              log_likelihood=flat(log_lik))
+    scaled = xr.DataTree.from_dict({"posterior": posterior, "log_prior": flat(log_prior),
+                                    "log_likelihood": flat(log_lik)})
     if prior_terms is not None:
         unknown = [t for t in prior_terms if t not in log_prior]
         if unknown:
