@@ -355,10 +355,11 @@ def _json(x):
     return str(x)
 
 
-def read_posterior(path: str | Path) -> xr.DataTree:
-    """``posterior.nc`` read whole into memory, the file closed again (a run directory may be
-    replaced by ``--force`` while a reader holds it)."""
-    with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+def read_posterior(source: str | Path | bytes) -> xr.DataTree:
+    """``posterior.nc`` (a path, or the file's bytes) read whole into memory, no file left open
+    (a run directory may be replaced by ``--force`` while a reader holds it)."""
+    where = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    with xr.open_datatree(where, engine="h5netcdf") as tree:
         return tree.load()
 
 
@@ -379,17 +380,18 @@ class Run:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Run":
-        """Read a run directory back, after verifying it (``rundir.verify``: refuses a
-        missing, damaged or unknown-format directory with a :class:`RunDirError`)."""
+        """Read a run directory back, verified (``rundir.read_verified``: refuses a missing,
+        damaged or unknown-format directory with a :class:`RunDirError`)."""
         import tomllib
 
         directory = Path(directory)
-        rundir.verify(directory)
-        return cls(idata=read_posterior(directory / "posterior.nc"),
-                   models=pd.read_csv(directory / "models.csv"),
-                   trend=pd.read_csv(directory / "trend.csv"),
-                   diagnostics=json.loads((directory / "diagnostics.json").read_text()),
-                   config=Config.from_dict(tomllib.loads((directory / "config.toml").read_text())),
+        files = rundir.read_verified(directory)   # each file read once, parsed as verified
+        text = {name: files[name].decode("utf-8") for name in ("diagnostics.json", "config.toml")}
+        return cls(idata=read_posterior(files["posterior.nc"]),
+                   models=pd.read_csv(io.BytesIO(files["models.csv"])),
+                   trend=pd.read_csv(io.BytesIO(files["trend.csv"])),
+                   diagnostics=json.loads(text["diagnostics.json"]),
+                   config=Config.from_dict(tomllib.loads(text["config.toml"])),
                    directory=directory)
 
 

@@ -360,6 +360,16 @@ def verify(directory: str | Path, kind: str = "run") -> dict:
 
     Raises :class:`RunDirError` naming the file for a missing directory, a missing or damaged
     manifest, an unknown format, or a core file that is missing, truncated or altered."""
+    return _verified(directory, kind, keep=False)[0]
+
+
+def read_verified(directory: str | Path, kind: str = "run") -> dict[str, bytes]:
+    """:func:`verify`, returning every file the manifest lists as the bytes that were checked:
+    what the caller parses is what was verified, even if the directory changes meanwhile."""
+    return _verified(directory, kind, keep=True)[1]
+
+
+def _verified(directory: str | Path, kind: str, keep: bool) -> tuple[dict, dict[str, bytes]]:
     directory = Path(directory)
     for note in clean_stale(directory):        # a killed writer's leftovers, or a run to restore
         print(f"note: {note}", file=sys.stderr)
@@ -386,15 +396,19 @@ def verify(directory: str | Path, kind: str = "run") -> dict:
             f"({__version__}) reads version {FORMAT_VERSION} only: {_rerun(doc)}")
     if doc.get("kind") != kind:
         raise RunDirError(f"{directory}: a {doc.get('kind')} directory, not a {kind} directory")
+    read = {}
     for name, want in doc["files"].items():
         file = directory / name
-        if not file.is_file():
-            raise RunDirError(f"{file}: missing from the run; {_rerun(doc)}")
-        size = file.stat().st_size
-        if size != want.get("size"):
-            raise RunDirError(f"{file}: damaged ({size} bytes, the manifest says "
+        try:
+            data = file.read_bytes()
+        except OSError:
+            raise RunDirError(f"{file}: missing from the run; {_rerun(doc)}") from None
+        if len(data) != want.get("size"):
+            raise RunDirError(f"{file}: damaged ({len(data)} bytes, the manifest says "
                               f"{want.get('size')}: truncated or replaced); {_rerun(doc)}")
-        if _sha256(file) != want.get("sha256"):
+        if hashlib.sha256(data).hexdigest() != want.get("sha256"):
             raise RunDirError(f"{file}: damaged (its SHA-256 differs from {MANIFEST}); "
                               f"{_rerun(doc)}")
-    return doc
+        if keep:
+            read[name] = data
+    return doc, read

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bayes_densing import rundir
@@ -238,6 +239,32 @@ def test_a_missing_core_file_and_a_run_without_manifest_are_refused(lib_run, tmp
     (run / rundir.MANIFEST).unlink()                          # as bayes-densing 0.1 wrote runs
     with pytest.raises(rundir.RunDirError, match="no manifest.json: written by bayes-densing 0.1"):
         rundir.verify(run)
+
+
+def test_a_run_is_parsed_from_the_bytes_that_were_verified(lib_run, tmp_path, monkeypatch):
+    """Run.load reads each core file once: a file replaced after its check is not what it
+    parses (the bytes it checked are), and a damaged one is refused before any parsing."""
+    from bayes_densing import results
+
+    run = tmp_path / "run"
+    shutil.copytree(lib_run.out, run)
+    files = rundir.read_verified(run)
+    assert set(files) == set(rundir.RUN_CORE)
+    assert all(files[n] == (run / n).read_bytes() for n in files)
+    real = rundir.read_verified
+
+    def then_swapped(directory, kind="run"):
+        read = real(directory, kind)
+        (Path(directory) / "trend.csv").write_text("parameter,median\nA,99\n")
+        return read
+
+    monkeypatch.setattr(rundir, "read_verified", then_swapped)
+    loaded = results.Run.load(run)
+    pd.testing.assert_frame_equal(loaded.trend, lib_run.result.trend, check_dtype=False)
+    assert loaded.directory == run and loaded.config.to_dict() == lib_run.result.config.to_dict()
+    monkeypatch.setattr(rundir, "read_verified", real)
+    with pytest.raises(rundir.RunDirError, match="trend.csv: damaged"):
+        results.Run.load(run)
 
 
 def test_an_unknown_format_is_refused_not_misread(lib_run, tmp_path):
