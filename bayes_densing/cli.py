@@ -549,8 +549,7 @@ def datasets() -> None:
 
 # notices printed on every run that say nothing to our users (the same list as pyproject's
 # filterwarnings); our own warnings, and everything else, still show
-THIRD_PARTY_NOTICES = (("ArviZ is undergoing a major refactor", FutureWarning),
-                       ("PyTensor could not link to a BLAS", UserWarning))
+THIRD_PARTY_NOTICES = (("PyTensor could not link to a BLAS", UserWarning),)   # ArviZ 1 has none
 
 
 def _quiet_third_party_notices() -> None:

@@ -247,7 +247,7 @@ def forest(table: pd.DataFrame, path_stem: str | Path | None = None,
     return fig
 
 
-# --- figures of one run (``run``: the dict of results.load_run) ------------------------------------
+# --- figures of one run (``run``: a results.Run) -----------------------------------------------
 
 TARGET = "#4c72b0"
 TREND = "#c44e52"
