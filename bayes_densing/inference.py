@@ -203,6 +203,8 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
         kwargs["nuts_sampler_kwargs"] = {"chain_method": method, "jitter": False}
     elif cfg.sampler == "nutpie":
         _require("nutpie")
+        # PyMC 6 gives nutpie one starting point for all chains (nutpie jitters around it)
+        kwargs["initvals"] = kwargs["initvals"][0]
     else:
         kwargs["cores"] = min(cfg.chains, os.cpu_count() or 1)
         kwargs["init"] = "adapt_diag"  # our jittered points, no further jitter

@@ -43,3 +43,39 @@ def test_an_incompatible_blackjax_is_refused_up_front(monkeypatch, version, ok):
     else:
         with pytest.raises(inference.SamplerError, match=r"pip install 'blackjax>=1.2,<1.3'"):
             inference._require_blackjax_bridge()
+
+
+@pytest.mark.parametrize("sampler, per_chain", [("nutpie", False), ("numpyro", True),
+                                                ("pymc", True)])
+def test_pymcs_samplers_get_starting_points_in_the_form_pymc_6_takes(
+        sampler, per_chain, synth, small_config, monkeypatch):
+    """PyMC 6 refuses per-chain initvals for nutpie (NotImplementedError after the model is
+    compiled): nutpie gets one point, the others one per chain. pm.sample is faked so the
+    optional nutpie need not be installed."""
+    import sys
+    import types
+
+    from bayes_densing.data import load
+    from bayes_densing.model import build_model
+
+    cfg = small_config()
+    cfg.set("sampler.sampler", sampler)
+    cfg.set("sampler.mass_matrix", "diag")
+    monkeypatch.setitem(sys.modules, "nutpie", types.ModuleType("nutpie"))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_sample(**kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(inference.pm, "sample", fake_sample)
+    with pytest.raises(Stop):
+        inference.sample(build_model(load(cfg, synth.csv), cfg), cfg.sampler, progressbar=False)
+    starts = seen["initvals"]
+    if per_chain:
+        assert isinstance(starts, list) and len(starts) == cfg.sampler.chains
+    else:
+        assert isinstance(starts, dict) and "A" in starts
