@@ -184,7 +184,7 @@ def sample(data, cfg) -> dict:
     return {"wall_s": wall, "ess_doubling": ess_T, "ess_per_s_doubling": ess_T / wall,
             "min_ess_bulk": float(min(float(ess[v].min()) for v in free)),
             "divergences": int(idata.sample_stats["diverging"].sum()),
-            "max_rhat": float(az.rhat(idata.posterior[free]).to_array().max()),
+            "max_rhat": float(az.rhat(idata["posterior"].to_dataset()[free]).to_array().max()),
             "doubling_median": float(idata.posterior["doubling_months"].median()),
             "mean_leapfrog_steps": float(np.mean(mcmc.get_extra_fields()["num_steps"]))}
 
