@@ -250,6 +250,7 @@ def forest(table: pd.DataFrame, path_stem: str | Path | None = None,
 # --- figures of one run (``run``: a results.Run) -----------------------------------------------
 
 TARGET = "#4c72b0"
+EXTRAPOLATED = "#dd8452"   # rings round targets whose N̂ reads the reference curves past their models
 TREND = "#c44e52"
 REFERENCE = "#222222"
 CLAIM_STYLES = ("--", ":", "-.")
@@ -356,6 +357,16 @@ def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
             label=f"{TREND_NAMES.get(config.model.trend, config.model.trend)} (median, 90% band):"
                   f" doubling {doubling['median_months']:.2f} months "
                   f"(90% HDI {d_lo:.2f}–{d_hi:.2f})")
+    kind = (tg.extrapolation.astype(str) if "extrapolation" in tg
+            else pd.Series("no", index=tg.index))     # a run written before the column
+    for which, style, text in ((["below", "above"], "-", "median effective size outside the "
+                                "reference sizes"),
+                               (["interval"], "--", "90% interval of the effective size past "
+                                "the reference sizes")):
+        ring = kind.isin(which).to_numpy()
+        if ring.any():
+            ax.scatter(when[ring], y[ring], s=70, facecolor="none", edgecolor=EXTRAPOLATED,
+                       lw=1.0, linestyle=style, zorder=5, label=f"{text} ({int(ring.sum())})")
     if len(refs):
         family = ", ".join(dict.fromkeys(refs.family.astype(str)))
         ax.scatter(pd.to_datetime(refs.release_date), np.ones(len(refs)), marker="s", s=26,

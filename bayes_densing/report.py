@@ -152,9 +152,11 @@ def _models(models: pd.DataFrame) -> Section:
     tg = models[models.role == "target"].sort_values("density", ascending=False)
     header = ["Model", "Family", "Released", "Params (B)", "Density", "90% HDI", "P(on frontier)"]
     blocks = [Para("Density = effective size / actual size (posterior median and 90% HDI); "
-                   "P(on frontier): share of draws in which the model is on the running maximum."),
-              Para(f"Densest target models (top {min(TOP, len(tg))} of {len(tg)}):", "strong"),
-              Table(header, _model_rows(tg.head(TOP)))]
+                   "P(on frontier): share of draws in which the model is on the running maximum.")]
+    blocks += [Para(line.strip()[0].upper() + line.strip()[1:])
+               for line in results.extrapolation_lines(results.extrapolation_summary(models))]
+    blocks += [Para(f"Densest target models (top {min(TOP, len(tg))} of {len(tg)}):", "strong"),
+               Table(header, _model_rows(tg.head(TOP)))]
     rest = tg.iloc[TOP:]
     if len(rest):
         low = rest.tail(BOTTOM).iloc[::-1]

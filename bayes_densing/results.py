@@ -138,9 +138,12 @@ def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataF
 
 
 def models_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataFrame:
-    """Per model: size, date, role, N̂ and ρ (median, 90% HDI), P(on the running-max envelope)."""
+    """Per model: size, date, role, N̂ and ρ (median, 90% HDI), P(on the running-max envelope)
+    and whether N̂ needs the reference curves beyond the reference models' sizes
+    (``extrapolation``, :func:`extrapolation_of`)."""
     eta = draws(idata, "log_effective_size")
     log_rho = draws(idata, "log_density")
+    ref_sizes = (float(data.references.params.min()), float(data.references.params.max()))
     t = data.targets.t.to_numpy(dtype=float)
     on_envelope = laws.envelope_mask(t, log_rho).mean(axis=0)
     tg = data.targets
@@ -153,14 +156,42 @@ def models_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.Data
                      "effective_params": math.exp(np.median(eta[:, i])),
                      "effective_params_low": math.exp(e_lo), "effective_params_high": math.exp(e_hi),
                      "density": math.exp(np.median(log_rho[:, i])), "density_low": math.exp(r_lo),
-                     "density_high": math.exp(r_hi), "p_on_frontier": float(on_envelope[i])})
+                     "density_high": math.exp(r_hi), "p_on_frontier": float(on_envelope[i]),
+                     "extrapolation": extrapolation_of(math.exp(np.median(eta[:, i])),
+                                                       math.exp(e_lo), math.exp(e_hi), ref_sizes)})
     for _, m in data.references.iterrows():
         rows.append({"model": m.model, "family": m.family, "role": "reference",
                      "release_date": m.release_date.strftime("%Y-%m-%d"), "params": m.params,
                      "effective_params": m.params, "effective_params_low": m.params,
                      "effective_params_high": m.params, "density": 1.0, "density_low": 1.0,
-                     "density_high": 1.0, "p_on_frontier": math.nan})
+                     "density_high": 1.0, "p_on_frontier": math.nan, "extrapolation": "no"})
     return pd.DataFrame(rows)
+
+
+def extrapolation_of(median: float, low: float, high: float, sizes: tuple[float, float]) -> str:
+    """Where an effective size N̂ lies against the reference models' sizes ``(smallest,
+    largest)``: "below" or "above" when its median is outside them (N̂ then reads the reference
+    curves where no reference model is), "interval" when the median is inside and its 90%
+    interval reaches past an edge, else "no"."""
+    lo, hi = sizes
+    if median < lo:
+        return "below"
+    if median > hi:
+        return "above"
+    return "interval" if low < lo or high > hi else "no"
+
+
+def extrapolation_summary(models: pd.DataFrame) -> dict:
+    """Counts of :func:`extrapolation_of` over the targets, and the reference sizes (billions);
+    empty for a models table written before the column existed."""
+    if "extrapolation" not in models:
+        return {}
+    refs, tg = models[models.role == "reference"], models[models.role == "target"]
+    kinds = tg.extrapolation.astype(str)
+    return {"reference_sizes_b": [float(refs.params.min()), float(refs.params.max())],
+            "targets": int(len(tg)), "below": int((kinds == "below").sum()),
+            "above": int((kinds == "above").sum()), "interval": int((kinds == "interval").sum()),
+            "outside": tg.model[kinds.isin(["below", "above"])].astype(str).tolist()}
 
 
 CURVE_PARAMS = ("log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
@@ -259,6 +290,24 @@ def constant_data(data: ScoreData) -> xr.Dataset:
 
 # --- summary -----------------------------------------------------------------------------------
 
+EXTRAPOLATION_MARK = {"below": "  (N̂ below the reference sizes)",
+                      "above": "  (N̂ above the reference sizes)",
+                      "interval": "  (N̂'s interval past the reference sizes)"}
+
+
+def extrapolation_lines(x: dict) -> list[str]:
+    """The summary's lines on effective sizes read off the reference curves beyond the
+    reference models (:func:`extrapolation_summary`); none when nothing is extrapolated."""
+    if not x or not (x["below"] + x["above"] + x["interval"]):
+        return []
+    lo, hi = x["reference_sizes_b"]
+    outside = x["below"] + x["above"]
+    return [f"  extrapolated: {outside} of {x['targets']} targets have a median effective size "
+            f"outside the reference sizes ({lo:g}B–{hi:g}B; {x['below']} below, {x['above']} "
+            f"above) and {x['interval']} more a 90% interval past an edge: those sizes rest on "
+            "the reference curves where no reference model is (models.csv, extrapolation)"]
+
+
 def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
                  doubling: dict, data_desc: str, notices: list[str], warnings: list[str],
                  classic: dict | None = None, top: int = 5) -> str:
@@ -301,7 +350,9 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     lines.append(f"Densest models (density = effective / actual size, median and 90% HDI):")
     for _, m in tg.head(top).iterrows():
         lines.append(f"  {m.model[:48]:<48} {m.params:>7.3g}B  ρ = {m.density:6.2f} "
-                     f"[{m.density_low:.2f}, {m.density_high:.2f}]  {m.release_date}")
+                     f"[{m.density_low:.2f}, {m.density_high:.2f}]  {m.release_date}"
+                     + EXTRAPOLATION_MARK.get(str(m.get("extrapolation", "no")), ""))
+    lines += extrapolation_lines(extrapolation_summary(models))
     d = diagnostics
     lines.append("")
     verdict = "OK" if not d["problems"] else "PROBLEMS: " + "; ".join(d["problems"])

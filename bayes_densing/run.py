@@ -137,6 +137,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
         "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
         "versions": versions(), "config": config.to_dict(), "classic": classic_point,
+        "extrapolation": results.extrapolation_summary(models),
         "command": command or "bayes_densing.run.fit (Python)",
     })
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),

@@ -181,3 +181,21 @@ def test_figures_use_no_pyplot_state(run):
     plots.doubling_figure(run)
     plots.trace_figure(run)
     assert plt.get_fignums() == before
+
+
+def test_density_figure_rings_the_extrapolated_effective_sizes(run):
+    """Targets whose N̂ lies outside the reference models' sizes get a ring (full: the median;
+    dashed: only the 90% interval), counted in the legend; a models table without the column
+    (a run written before it) draws without rings."""
+    import dataclasses
+
+    models = run.models.copy()
+    targets = models.index[models.role == "target"]
+    models["extrapolation"] = "no"
+    models.loc[targets[:3], "extrapolation"] = "below"
+    models.loc[targets[3:4], "extrapolation"] = "interval"
+    legend = " ".join(legend_texts(plots.density_figure(dataclasses.replace(run, models=models))))
+    assert "outside the reference sizes (3)" in legend and "past the reference sizes (1)" in legend
+    legend = " ".join(legend_texts(plots.density_figure(
+        dataclasses.replace(run, models=models.drop(columns="extrapolation")))))
+    assert "reference sizes" not in legend

@@ -341,3 +341,34 @@ def test_the_log_prior_group_is_the_models_prior(lib_run):
         assert stored[name].dims == ("chain", "draw"), name
         np.testing.assert_allclose(again[name].values, stored[name].values, rtol=1e-6,
                                    atol=1e-6, err_msg=name)
+
+
+def test_effective_sizes_past_the_reference_sizes_are_flagged(lib_run):
+    """models.csv says, per target, whether N̂ reads the reference curves where no reference
+    model is: by its median (below/above) or only by its 90% interval; the summary counts
+    them and diagnostics.json records the counts and the models."""
+    from bayes_densing.results import extrapolation_of, extrapolation_summary
+
+    sizes = (0.5, 14.0)
+    assert extrapolation_of(0.3, 0.2, 0.4, sizes) == "below"
+    assert extrapolation_of(20.0, 10.0, 30.0, sizes) == "above"
+    assert extrapolation_of(1.0, 0.4, 2.0, sizes) == "interval"
+    assert extrapolation_of(13.0, 9.0, 15.0, sizes) == "interval"
+    assert extrapolation_of(3.0, 1.0, 8.0, sizes) == "no"
+    models = lib_run.result.models
+    tg, refs = models[models.role == "target"], models[models.role == "reference"]
+    lo, hi = refs.params.min(), refs.params.max()
+    outside = (tg.effective_params < lo) | (tg.effective_params > hi)
+    assert (tg.extrapolation.isin(["below", "above"]) == outside).all()
+    saved = pd.read_csv(lib_run.out / "models.csv")
+    assert saved.extrapolation.tolist() == models.extrapolation.tolist()
+    counts = extrapolation_summary(models)
+    assert counts["below"] + counts["above"] == int(outside.sum())
+    assert counts["reference_sizes_b"] == [float(lo), float(hi)]
+    diag = json.loads((lib_run.out / "diagnostics.json").read_text())
+    assert diag["extrapolation"] == counts
+    if counts["below"] + counts["above"] + counts["interval"]:   # 2 + 1 on this machine
+        said = f"{int(outside.sum())} of {len(tg)} targets"
+        assert said in lib_run.result.summary
+        assert said in (lib_run.out / "report.md").read_text()
+    assert extrapolation_summary(models.drop(columns="extrapolation")) == {}
