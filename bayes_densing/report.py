@@ -165,6 +165,28 @@ def _models(models: pd.DataFrame) -> Section:
     return Section("Densest and least dense models", blocks)
 
 
+def _reference_fit(run: results.Run) -> Section:
+    fit = run.diagnostics.get("reference_fit") or {}
+    if not fit:
+        return Section("How well the reference curves fit the reference models",
+                       [Para("This run records no reference fit (written before it was checked, "
+                             "or without reference scores).")])
+    rows = [[name, str(b["n"]), f"{b['mean_pit']:.2f}", f"{b['z']:+.1f}",
+             {"above": "above their curve", "below": "below their curve"}.get(b["verdict"], "ok"),
+             str(b["outside_90"]),
+             f"{b['worst']['model']} ({b['worst']['score']:.2f}, PIT {b['worst']['pit']:.2f})"]
+            for name, b in fit.items()]
+    return Section("How well the reference curves fit the reference models", [
+        Para(results.reference_fit_lines(fit)[0]),
+        Para("Per benchmark, the LOO-PIT of the reference scores (each score's place in its "
+             "predictive distribution with that score left out): a mean near 0.5 when the "
+             "curve passes through the reference models; z = (mean − 0.5)/√(1/12n), flagged "
+             "beyond ±2. Effective sizes are read off these curves, so a benchmark whose "
+             "references sit above their curve pushes the targets' sizes read on it upward."),
+        Table(["Benchmark", "Scores", "Mean PIT", "z", "References", "Outside 90%",
+               "Worst placed"], rows)])
+
+
 def _figures(run_dir: Path, shown: Path) -> Section:
     index = run_dir / "figures" / "index.json"
     hint = f"Make them with: bayes-densing plot {shown}"
@@ -216,7 +238,7 @@ def build_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Rep
     return Report(f"bayes-densing report: {shown.resolve().name}",
                   f"Generated {stamp} by bayes-densing {__version__}.",
                   [_diagnostics(run.diagnostics), _data(run), _doubling(run),
-                   _models(run.models), _figures(run_dir, shown), _reproduce(run)])
+                   _models(run.models), _reference_fit(run), _figures(run_dir, shown), _reproduce(run)])
 
 
 # --- rendering ---------------------------------------------------------------------------------

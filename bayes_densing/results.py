@@ -288,6 +288,70 @@ def constant_data(data: ScoreData) -> xr.Dataset:
     }, coords={"benchmark": data.benchmarks, "obs": np.arange(len(o))})
 
 
+# --- the reference fit, out of sample ----------------------------------------------------------
+
+def reference_fit(idata: xr.DataTree, seed: int = 0) -> pd.DataFrame:
+    """LOO-PIT of every reference model's score (ArviZ's ``loo_pit``, from the run's
+    log_likelihood, posterior_predictive and observed_data; ``seed`` for its randomisation of
+    discrete counts): where each score falls in its predictive distribution with that score
+    left out. Uniform when the reference curves describe the reference models; near 1 when the
+    references score above their own curve. One row per reference score; NaN where PSIS
+    cannot weigh the draws (a run of a few draws, a failed chain)."""
+    import arviz as az
+
+    cd = idata["constant_data"]
+    model_of = cd["obs_model"].values.astype(int)
+    ref = np.flatnonzero(cd["role"].values[model_of] == "reference")
+    if ref.size == 0:
+        return pd.DataFrame(columns=["model", "benchmark", "score", "pit"])
+    try:
+        pit = az.loo_pit(idata.isel(obs=ref), var_names=["correct"], random_state=seed)["correct"]
+    except ValueError:      # PSIS needs more draws than a very short run has: no PIT
+        pit = np.full(ref.size, np.nan)
+    return pd.DataFrame({
+        "model": cd["model_name"].values[model_of[ref]].astype(str),
+        "benchmark": np.asarray(cd["benchmark"].values).astype(str)[
+            cd["obs_benchmark"].values.astype(int)[ref]],
+        "score": cd["score"].values[ref].astype(float), "pit": np.asarray(pit, dtype=float)})
+
+
+def reference_fit_summary(table: pd.DataFrame) -> dict:
+    """Per benchmark with finite PITs: the reference scores' mean LOO-PIT and its z against a
+    uniform ((mean − ½)/√(1/12n)); "above" or "below" the curve when |z| > 2; how many scores fall
+    outside their central 90% predictive interval; the worst-placed score."""
+    out = {}
+    for bench, g in table[np.isfinite(table.pit)].groupby("benchmark", sort=False):
+        n, mean = len(g), float(g.pit.mean())
+        z = (mean - 0.5) / math.sqrt(1.0 / (12.0 * n))
+        worst = g.loc[(g.pit - 0.5).abs().idxmax()]
+        out[str(bench)] = {"n": n, "mean_pit": mean, "z": z,
+                           "verdict": "above" if z > 2 else "below" if z < -2 else "ok",
+                           "outside_90": int(((g.pit < 0.05) | (g.pit > 0.95)).sum()),
+                           "worst": {"model": str(worst.model), "score": float(worst.score),
+                                     "pit": float(worst.pit)}}
+    return out
+
+
+def reference_fit_lines(fit: dict) -> list[str]:
+    """The summary's lines on the reference fit (:func:`reference_fit_summary`)."""
+    if not fit:
+        return []
+    n = sum(b["n"] for b in fit.values())
+    off = [f"{side} their own curve on " + ", ".join(
+               f"{name} (mean PIT {b['mean_pit']:.2f})" for name, b in fit.items()
+               if b["verdict"] == side) for side in ("above", "below")
+           if any(b["verdict"] == side for b in fit.values())]
+    outside = sum(b["outside_90"] for b in fit.values())
+    name, worst = max(fit.items(), key=lambda kv: abs(kv[1]["worst"]["pit"] - 0.5))
+    w = worst["worst"]
+    return [f"Reference fit (LOO-PIT of the {n} reference scores: 0.5 on average when the "
+            "curves pass through the reference models): "
+            + (("the references score " + "; ".join(off)) if off
+               else "no benchmark off its curve (|z| ≤ 2)")
+            + f"; {outside} of {n} scores outside their 90% predictive interval (≈ {0.1 * n:.0f}"
+              f" expected); worst: {w['model']} on {name} ({w['score']:.2f}, PIT {w['pit']:.2f})"]
+
+
 # --- summary -----------------------------------------------------------------------------------
 
 EXTRAPOLATION_MARK = {"below": "  (N̂ below the reference sizes)",
@@ -353,6 +417,8 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
                      f"[{m.density_low:.2f}, {m.density_high:.2f}]  {m.release_date}"
                      + EXTRAPOLATION_MARK.get(str(m.get("extrapolation", "no")), ""))
     lines += extrapolation_lines(extrapolation_summary(models))
+    fit = reference_fit_lines(diagnostics.get("reference_fit", {}))
+    lines += [""] + fit if fit else []
     d = diagnostics
     lines.append("")
     verdict = "OK" if not d["problems"] else "PROBLEMS: " + "; ".join(d["problems"])

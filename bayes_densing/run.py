@@ -138,6 +138,8 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
         "versions": versions(), "config": config.to_dict(), "classic": classic_point,
         "extrapolation": results.extrapolation_summary(models),
+        "reference_fit": results.reference_fit_summary(
+            results.reference_fit(idata, config.sampler.seed)),
         "command": command or "bayes_densing.run.fit (Python)",
     })
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),

@@ -372,3 +372,37 @@ def test_effective_sizes_past_the_reference_sizes_are_flagged(lib_run):
         assert said in lib_run.result.summary
         assert said in (lib_run.out / "report.md").read_text()
     assert extrapolation_summary(models.drop(columns="extrapolation")) == {}
+
+
+def test_the_reference_fit_is_judged_out_of_sample(lib_run):
+    """Every reference score's LOO-PIT (ArviZ), summarised per benchmark in diagnostics.json,
+    the summary and the report; reproducible for a seed."""
+    from bayes_densing.results import reference_fit, reference_fit_summary
+
+    result = lib_run.result
+    table = reference_fit(result.idata, seed=0)
+    assert len(table) == result.data.n_ref * len(result.data.benchmarks)
+    assert table.pit.between(0, 1).all() and set(table.benchmark) == set(result.data.benchmarks)
+    assert table.pit.tolist() == reference_fit(result.idata, seed=0).pit.tolist()
+    fit = json.loads((lib_run.out / "diagnostics.json").read_text())["reference_fit"]
+    assert fit == json.loads(json.dumps(reference_fit_summary(table)))
+    assert "Reference fit (LOO-PIT of the" in result.summary
+    assert "How well the reference curves fit" in (lib_run.out / "report.md").read_text()
+
+
+def test_reference_fit_summary_flags_a_benchmark_whose_references_sit_above_their_curve():
+    import pandas as pd
+
+    from bayes_densing.results import reference_fit_lines, reference_fit_summary
+
+    table = pd.DataFrame({"model": [f"r{i}" for i in range(8)] * 2,
+                          "benchmark": ["high"] * 8 + ["fine"] * 8,
+                          "score": [0.5] * 16,
+                          "pit": [0.97, 0.9, 0.85, 0.95, 0.8, 0.99, 0.7, 0.9]
+                                 + [0.1, 0.3, 0.5, 0.7, 0.9, 0.45, 0.55, 0.6]})
+    fit = reference_fit_summary(table)
+    assert fit["high"]["verdict"] == "above" and fit["fine"]["verdict"] == "ok"
+    assert fit["high"]["outside_90"] == 2 and fit["high"]["worst"]["model"] == "r5"
+    assert fit["high"]["z"] == pytest.approx((0.8825 - 0.5) / math.sqrt(1 / 96))
+    line = reference_fit_lines(fit)[0]
+    assert "above their own curve on high (mean PIT 0.88)" in line and "fine" not in line.split(";")[0]
