@@ -68,8 +68,8 @@ import time
 from dataclasses import dataclass
 
 import arviz as az
-import xarray as xr
 import numpy as np
+import xarray as xr
 
 from . import conditional_metric
 
@@ -665,8 +665,9 @@ def to_inferencedata(model, z: dict, stats: dict, *, posterior=None, args=(),
                      observed: bool = True) -> xr.DataTree:
     """Unconstrained draws ``z`` (chain, draw, ...) → DataTree with PyMC's names, coords
     and dims: the free variables on their own scale, the deterministics, the sample stats, the
-    log prior (one variable per prior term) and (``observed``) the observed data. ``posterior``: a :func:`posterior_function` of the
-    model to reuse, with its inputs' values ``args``."""
+    log prior (one variable per prior term) and (``observed``) the observed data.
+    ``posterior``: a :func:`posterior_function` of the model to reuse, with its inputs' values
+    ``args``."""
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
 
     values, log_prior = (posterior or posterior_function(model))(z, args)
