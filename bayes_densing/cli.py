@@ -111,6 +111,7 @@ def sample(
     until: Optional[str] = typer.Option(None, "--until", help="Targets released on/before this date."),
     trend: Optional[str] = typer.Option(None, "--trend", help="frontier | mean | envelope | changepoint"),
     likelihood: Optional[str] = typer.Option(None, "--likelihood", help="betabinomial | robust"),
+    curves: Optional[str] = typer.Option(None, "--curves", help="cut: the curves from the reference models alone (effective sizes relative to them) | joint: fitted to every model's scores, faster (docs/model.md)."),
     params: Optional[str] = typer.Option(None, "--params", help="total | active: the size density divides by."),
     d0: Optional[float] = typer.Option(None, "--d0", help="D0 in trillions of tokens (paper: 1)."),
     chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
@@ -126,7 +127,7 @@ def sample(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures and write report.md/report.html into the run directory."),
 ) -> None:
-    """Fit the joint model and print the doubling time of capability density.
+    """Fit the model and print the doubling time of capability density.
 
     **Example** (bundled data, default model):
 
@@ -151,6 +152,7 @@ def sample(
             "data.dataset": dataset, "data.reference": reference, "data.benchmarks": benchmarks,
             "data.since": since, "data.until": until, "data.params": params,
             "model.trend": trend, "model.likelihood": likelihood, "model.d0": d0,
+            "model.curves": curves,
             "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
             "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
         default_out = out is None      # a default name never conflicts: it moves to NAME-2

@@ -76,6 +76,7 @@ class ModelSpec:
     data_term: str = "auto"           # "auto", "on", "off": the b·D^-β term of the loss law
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
+    curves: str = "joint"             # "cut": curves from the references alone (cut.py)
 
     def months(self, dates):
         """The model's time t: months from ``date_origin`` of a date or an array of dates."""
@@ -100,6 +101,8 @@ class SamplerConfig:
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
     mass_matrix: str = "auto"         # numpyro: auto, dense, conditional (dense_nuts.py) or diag
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
+    curve_draws: int = 0              # cut: curve draws per chain the targets are fitted given (0: as ESS needs)
+    inner_steps: int = 5              # cut: NUTS transitions of the targets per curve draw
 
     @property
     def host_devices(self) -> int:
@@ -122,6 +125,7 @@ class Config:
         _one_of("model.data_term", m.data_term, ("auto", "on", "off"))
         _one_of("model.ceiling", m.ceiling, ("fixed", "free"))
         _one_of("model.reparam", m.reparam, ("shear", "affine", "centred"))
+        _one_of("model.curves", m.curves, ("cut", "joint"))
         _one_of("sampler.sampler", s.sampler, SAMPLERS)
         _one_of("sampler.device", s.device, ("cpu", "gpu"))
         _one_of("sampler.chain_method", s.chain_method, ("auto", "vectorized", "parallel"))
@@ -132,7 +136,9 @@ class Config:
         if s.cpu_devices < 0:
             raise ConfigError(f"sampler.cpu_devices must be 0 (one per chain) or more, "
                               f"got {s.cpu_devices}")
-        for name in ("chains", "draws", "tune"):
+        if s.curve_draws < 0:
+            raise ConfigError(f"sampler.curve_draws must be 0 (by ESS) or more, got {s.curve_draws}")
+        for name in ("chains", "draws", "tune", "inner_steps"):
             if getattr(s, name) < (1 if name != "tune" else 0):
                 raise ConfigError(f"sampler.{name} must be positive, got {getattr(s, name)}")
         # ours only: NumPyro's and BlackJAX's own warm-ups adapt just the step size below 20
@@ -141,6 +147,10 @@ class Config:
             raise ConfigError(f"--tune {s.tune} is too short: the warm-up needs at least "
                               f"{MIN_TUNE} iterations to adapt the sampler's metric "
                               f"(sampler.tune; the default is {SamplerConfig.tune})")
+        if m.curves == "cut" and (s.sampler != "numpyro" or s.mass_matrix == "diag"):
+            raise ConfigError("model.curves = 'cut' runs on the default sampler (numpyro with "
+                              "mass_matrix auto, dense or conditional); use model.curves = "
+                              "'joint' with other samplers")
         if not 0.5 <= s.target_accept < 1:
             raise ConfigError(f"sampler.target_accept must be in [0.5, 1), got {s.target_accept}")
         for key in ("date_origin", "changepoint"):

@@ -201,7 +201,8 @@ class Sampler:
     ``parallel``: the chains on as many XLA devices as there are, else batched on one (a GPU).
     """
 
-    def __init__(self, model, cfg, *, inputs=(), parallel: bool = True):
+    def __init__(self, model, cfg, *, inputs=(), parallel: bool = True,
+                 parameters: list[str] | None = None):
         import jax
         import jax.numpy as jnp
         from jax import lax
@@ -209,12 +210,16 @@ class Sampler:
         from numpyro.infer.hmc_util import dual_averaging
         from pymc.sampling.jax import get_jaxified_graph
 
-        self.names = names = [v.name for v in model.value_vars]
-        self.initial_point = point = model.initial_point()   # (the starting points' centre)
+        # ``parameters``: the value variables NUTS moves (default all); the others must be
+        # among ``inputs`` (the cut's target module moves given the curves, ``cut.py``)
+        moved = [v for v in model.value_vars if parameters is None or v.name in parameters]
+        self.names = names = [v.name for v in moved]
+        point = model.initial_point()
+        self.initial_point = {n: point[n] for n in names}   # (the starting points' centre)
         self.shapes = {n: np.shape(point[n]) for n in names}
         self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
         # the per-target latents (one or more per target model) and the global parameters
-        latent = {v.name for v in model.value_vars
+        latent = {v.name for v in moved
                   if "target" in (model.named_vars_to_dims.get(model.values_to_rvs[v].name) or ())}
         self.layout = layout = metric_layout(cfg.mass_matrix, self.d)
         conditional = layout == "conditional"
@@ -222,7 +227,7 @@ class Sampler:
         # the conditional metric the globals come first
         self.order = sorted(names, key=lambda n: (conditional and n in latent, n))
         self.d_global = sum(int(np.prod(self.shapes[n])) for n in names if n not in latent)
-        logp = get_jaxified_graph(inputs=model.value_vars + list(inputs), outputs=[model.logp()])
+        logp = get_jaxified_graph(inputs=moved + list(inputs), outputs=[model.logp()])
 
         @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
         def potential(x, *args):
@@ -293,6 +298,9 @@ class Sampler:
             return jax.pmap(one, in_axes=in_axes)
 
         self.advance = on_devices(chunk, in_axes=(0, 0, None, 0))
+        # for :meth:`conditional_runs`, whose programs depend on the inner length
+        self._kernel, self._position, self._on_devices = sample_kernel, position, on_devices
+        self._n_pre, self._nested = n_pre, {}
         # NUTS with a given step size and metric, no adaptation of its own (NumPyro's warm-up
         # would bake its schedule into the compiled transition): we adapt between chunks. The
         # metric is one for all chains (in_axes None), so NumPyro factors it once per device:
@@ -507,14 +515,92 @@ class Sampler:
         x = np.asarray(x)
         return x.reshape((self.slots,) + x.shape[2:])[:self.cfg.chains]
 
+    def nested_program(self, inner: int):
+        """The program of :meth:`conditional_runs` for ``inner`` transitions per input value:
+        (states, preconditioner, the inputs' values with a leading axis of steps) → (states,
+        per step the last position, and the inner transitions' stats)."""
+        import jax
+        from jax import lax
+
+        if inner in self._nested:
+            return self._nested[inner]
+        kernel, position, n_pre, potential = (self._kernel, self._position, self._n_pre,
+                                              self.potential)
+
+        def runs(state, pre, values, fixed):
+            def one(s, value):
+                args = tuple(pre) + tuple(value) + tuple(fixed)
+                # the state's log density and gradient were for the previous value
+                pe, grad = jax.value_and_grad(
+                    lambda y: potential(position(y, args), *args[n_pre:]))(s.z)
+                s = s._replace(potential_energy=pe, z_grad=grad)
+
+                def step(s, _):
+                    s = kernel(s, model_args=args)
+                    return s, (s.diverging, s.num_steps, s.energy, s.accept_prob)
+                s, (div, steps, energy, accept) = lax.scan(step, s, None, length=inner)
+                return s, (position(s.z, args), div, steps, energy, s.potential_energy, accept)
+            return lax.scan(one, state, values)
+        self._nested[inner] = self._on_devices(runs, in_axes=(0, 0, 0, 0))
+        return self._nested[inner]
+
+    def conditional_runs(self, warm: Draws, values: tuple, inner: int, *, seed: int,
+                         fixed: tuple = (), progressbar: bool = True) -> Draws:
+        """Chained conditional runs: each chain takes its sequence of the leading inputs'
+        ``values`` (each array (chains, steps, ...)), the other inputs being ``fixed`` (the
+        same for every step and chain), in order and, for each, ``inner`` NUTS transitions
+        from where the previous value's left it, with ``warm``'s metric and step size (no
+        adaptation); its last position is that value's draw. The nested MCMC of the cut
+        (``cut.py``): the inputs are the curve parameters, one draw of theirs per step.
+        Returns draws (chain, step, ...) whose stats hold, per step, the inner transitions'
+        divergences (any), leapfrog steps (their sum) and energies (``inner_energy``, all)."""
+        import jax
+
+        chains, steps = self.cfg.chains, int(np.shape(values[0])[1])
+        length = chunk_length(steps)
+        n_chunks = math.ceil(steps / length)
+        pad = [min(i, chains - 1) for i in range(self.slots)]
+        # whole chunks (one compiled program): the last value repeated, its draws dropped
+        at = np.minimum(np.arange(n_chunks * length), steps - 1)
+        values = tuple(self.spread(np.asarray(v, dtype=float)[pad][:, at]) for v in values)
+        fixed = self.per_chain(fixed)
+        first = tuple(v[:, :, 0] for v in values) + fixed
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), self.slots))
+        z = self.spread(np.stack([self.flatten(warm.last[i]) for i in pad]))
+        pre = self.per_chain(warm.metric) if self.layout == "conditional" else ()
+        state, _ = self.start(keys, z, warm.step_size, warm.metric, first)
+        program = self.nested_program(inner)
+        bar = Progress(steps * inner, chains, progressbar)
+        t0 = time.perf_counter()
+        outs = []
+        for i in range(n_chunks):
+            part = tuple(v[:, :, i * length:(i + 1) * length] for v in values)
+            state, out = program(state, pre, part, fixed)
+            outs.append(jax.tree_util.tree_map(self.gather, out))
+            bar.update(min(length, steps - i * length) * inner, "conditional runs")
+        seconds = time.perf_counter() - t0
+        bar.close()
+        z, diverging, n_steps, energy, potential_energy, accept = (
+            np.concatenate([o[i] for o in outs], axis=1)[:, :steps] for i in range(6))
+        z = self.unflatten(z)
+        stats = {"diverging": diverging.any(axis=-1), "n_steps": n_steps.sum(axis=-1),
+                 "inner_energy": energy, "energy": energy[..., -1], "lp": -potential_energy,
+                 "acceptance_rate": accept.mean(axis=-1),
+                 "step_size": np.full(diverging.shape[:2], warm.step_size)}
+        last = [{n: np.asarray(z[n][c, -1]) for n in self.names} for c in range(chains)]
+        return Draws(z=z, stats=stats, seconds=seconds, metric=warm.metric,
+                     step_size=warm.step_size, last=last)
+
     def run(self, starts: list[dict], args=(), *, seed: int, warm: Draws | None = None,
-            tune: int | None = None, progressbar: bool = True) -> Draws:
+            tune: int | None = None, progressbar: bool = True,
+            warmup_only: bool = False) -> Draws:
         """Warm-up and draws from the unconstrained ``starts`` (one dict per chain), with the
         inputs' values ``args``. ``warm``: a run to start from (its chains' last positions,
         metric and step size) instead of ``starts``, the identity metric and a step of 0.1.
         ``tune``: this run's warm-up iterations (default ``sampler.tune``; rounded up to whole
         chunks, at least four), on the same schedule of doubling windows; from ``warm``, the
-        last metric is estimated from the last two windows."""
+        last metric is estimated from the last two windows. ``warmup_only``: no draws; the
+        result holds the adapted state only (``z`` and ``stats`` empty)."""
         import jax
 
         chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
@@ -532,7 +618,8 @@ class Sampler:
         if warm is not None:
             starts = warm.last
         z = spread(np.stack([self.flatten(starts[i]) for i in pad]))
-        bar = Progress((n_tune + self.n_draw) * self.length, chains, progressbar)
+        bar = Progress((n_tune + (0 if warmup_only else self.n_draw)) * self.length, chains,
+                       progressbar)
         t0 = time.perf_counter()
         # warm-up: windows of doubling length; at each window's end the metric becomes the
         # positions' covariance in that window, pooled over the chains (shrunk towards its
@@ -583,6 +670,11 @@ class Sampler:
                 inputs = self.inputs(inv_mass, args)
         # the draws use the averaged step size of the last stretch, the same for every chain
         eps = float(np.exp(np.mean(gather(da[1]))))
+        if warmup_only:
+            bar.close()
+            last = [self.unflatten(positions[c, -1]) for c in range(chains)]
+            return Draws(z={}, stats={}, seconds=time.perf_counter() - t0, metric=inv_mass,
+                         step_size=eps, last=last)
         state = self.set_step(state, np.full((n_dev, per_dev), eps))
 
         outs = []

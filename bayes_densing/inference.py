@@ -300,6 +300,16 @@ def rhat_text(d: dict) -> str:
     return "n/a" if r is None or (isinstance(r, float) and math.isnan(r)) else f"{float(r):.3f}"
 
 
+def conditional_bfmi(inner_energy: np.ndarray) -> np.ndarray:
+    """E-BFMI of each chain's conditional runs (chain, run, inner step; the cut, ``cut.py``),
+    pooled over its runs: the energy's squared changes over its variance, both within each
+    run (consecutive runs sample different conditional distributions)."""
+    e = np.asarray(inner_energy, dtype=float)
+    changes = np.sum(np.diff(e, axis=-1) ** 2, axis=(1, 2))
+    spread = np.sum((e - e.mean(axis=-1, keepdims=True)) ** 2, axis=(1, 2))
+    return changes / spread
+
+
 def diagnose(idata: xr.DataTree, var_names: list[str]) -> dict:
     """Convergence diagnostics over the sampled parameters, with ArviZ.
 
@@ -338,7 +348,8 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> dict:
     stats = idata["sample_stats"].to_dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     try:
-        min_bfmi = float(az.bfmi(stats)["energy"].min())
+        min_bfmi = float(conditional_bfmi(stats["inner_energy"].values).min()
+                         if "inner_energy" in stats else az.bfmi(stats)["energy"].min())
     except (KeyError, ValueError, TypeError):
         min_bfmi = float("nan")
     out = {"max_rhat": r, "max_rhat_var": r_var, "min_ess_bulk": eb, "min_ess_bulk_var": eb_var,

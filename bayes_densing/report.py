@@ -126,8 +126,10 @@ def _doubling(run: results.Run) -> Section:
         rows += [[f"Slope after / before {r['change_date']}", f"{num(r['median'])} (90% HDI "
                   f"{num(r['low'])}–{num(r['high'])})"],
                  [f"P(after ≥ {r['threshold']:g} × before)", num(r["p_at_least"], ".3f")]]
+    estimand = results.ESTIMAND[run.diagnostics.get("estimand", "joint")]
     blocks = [Para(f"Doubling time T = ln 2 / A of the density ({c.trend} trend, "
-                   f"{c.n_draws} posterior draws)."), Table(["Quantity", "Value"], rows)]
+                   f"{c.n_draws} posterior draws). Estimand: {estimand}."),
+              Table(["Quantity", "Value"], rows)]
     cl = run.diagnostics.get("classic")
     if cl and "error" not in cl and None not in cl.values():
         blocks.append(Para(f"The paper's point method on the same data: doubling "

@@ -372,6 +372,15 @@ def extrapolation_lines(x: dict) -> list[str]:
             "the reference curves where no reference model is (models.csv, extrapolation)"]
 
 
+# what a run's effective sizes are relative to, by model.curves (every summary says which ran)
+ESTIMAND = {
+    "cut": ("cut (model.curves) — the curves from the reference models' scores alone; every "
+            "effective size is the size a reference-family model would need"),
+    "joint": ("joint (model.curves) — the curves fitted to every model's scores; effective "
+              "sizes are relative to that consensus curve, not the reference family's alone"),
+}
+
+
 def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
                  doubling: dict, data_desc: str, notices: list[str], warnings: list[str],
                  classic: dict | None = None, top: int = 5) -> str:
@@ -379,6 +388,7 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     t = trend.set_index("parameter")
     lines = [f"Data: {data_desc}"]
     lines += [f"  note: {n}" for n in notices] + [f"  warning: {w}" for w in warnings]
+    lines.append(f"Estimand: {ESTIMAND[diagnostics.get('estimand', 'joint')]}")
     lo, hi = doubling["hdi_months"]
     lines.append("")
     lines.append(f"Doubling time of density: {doubling['median_months']:.2f} months "
@@ -504,11 +514,14 @@ class Run:
         directory = Path(directory)
         files = rundir.read_verified(directory)   # each file read once, parsed as verified
         text = {name: files[name].decode("utf-8") for name in ("diagnostics.json", "config.toml")}
+        raw = tomllib.loads(text["config.toml"])
+        # a run written before model.curves existed ran the joint model
+        raw.setdefault("model", {}).setdefault("curves", "joint")
         return cls(idata=read_posterior(files["posterior.nc"]),
                    models=pd.read_csv(io.BytesIO(files["models.csv"])),
                    trend=pd.read_csv(io.BytesIO(files["trend.csv"])),
                    diagnostics=json.loads(text["diagnostics.json"]),
-                   config=Config.from_dict(tomllib.loads(text["config.toml"])),
+                   config=Config.from_dict(raw),
                    directory=directory)
 
 

@@ -111,11 +111,24 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
     model = build_model(data, config)
+    cut_curves = config.model.curves == "cut"
     if progressbar and draws is None:
         s = config.sampler
-        print(f"Sampling {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) with {s.sampler} "
-              f"on {s.device}; Ctrl-C stops it and leaves nothing", file=sys.stderr, flush=True)
-    sampled = sample(model, config.sampler, progressbar=progressbar) if draws is None else draws
+        what = (f"the cut: {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) of the "
+                f"curves, then the targets given each of "
+                f"{min(s.curve_draws, s.draws) or 'their effectively independent'} draws"
+                if cut_curves else
+                f"{s.chains} chains × ({s.tune} warm-up + {s.draws} draws)")
+        print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
+              "nothing", file=sys.stderr, flush=True)
+    if draws is not None:
+        sampled = draws
+    elif cut_curves:
+        from . import cut
+
+        sampled = cut.sample(data, config, progressbar=progressbar)
+    else:
+        sampled = sample(model, config.sampler, progressbar=progressbar)
     # a new tree of the sampler's groups: those added below are this fit's own
     idata = sampled.idata.copy()
     p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
@@ -130,6 +143,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     doubling = results.doubling_summary(results.slope_draws(idata, config))
     classic_point = classic_summary(data, config)
     diagnostics.update({
+        "estimand": config.model.curves,
         "sampler": config.sampler.sampler, "device": config.sampler.device,
         "chain_method": sampled.chain_method, "mass_matrix": sampled.mass_matrix,
         "wall_s": sampled.wall_s,

@@ -44,6 +44,7 @@ class SweepSampler:
     counts: np.ndarray         # the data's correct counts k
     n: np.ndarray              # and items n, per observation
     obs_target: np.ndarray     # each observation's target (index), negative for a reference
+    inputs: tuple = ()         # the model's symbolic inputs: weights, counts, log binomials
     last: dense_nuts.Draws | None = None    # the latest fit's draws and adapted state
 
     def initial_points(self, chains: int, seed: int, args: tuple) -> list[dict]:
@@ -116,9 +117,10 @@ def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))
-    sampler = dense_nuts.Sampler(model, s, inputs=(obs_w, bench_w, k, binomln),
+    inputs = (obs_w, bench_w, k, binomln)
+    sampler = dense_nuts.Sampler(model, s, inputs=inputs,
                                  parallel=chain_method(s, n_devices) == "parallel")
     return SweepSampler(model=model, sampler=sampler,
                         posterior=dense_nuts.posterior_function(model, (obs_w, bench_w)),
                         config=config, counts=data.obs.k.to_numpy(), n=data.obs.n.to_numpy(),
-                        obs_target=data.obs.model_idx.to_numpy() - data.n_ref)
+                        obs_target=data.obs.model_idx.to_numpy() - data.n_ref, inputs=inputs)

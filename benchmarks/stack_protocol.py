@@ -72,15 +72,16 @@ def cold_env(tmp: Path) -> dict:
     return env
 
 
-def whole_command(env_dir: Path, label: str, new_env: Path, seed: int) -> dict:
-    """One cold `bayes-densing sample --seed SEED` in ``env_dir``: its wall time, the
-    sampler's, ESS(T)."""
+def whole_command(env_dir: Path, label: str, new_env: Path, seed: int,
+                  extra: tuple = ()) -> dict:
+    """One cold `bayes-densing sample --seed SEED` (and ``extra`` options) in ``env_dir``: its
+    wall time, the sampler's, ESS(T)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         out = tmp / "run"
         start = time.perf_counter()
         proc = subprocess.run([str(env_dir / "bin" / "bayes-densing"), "sample", "--out", str(out),
-                               "--seed", str(seed)],
+                               "--seed", str(seed), *extra],
                               env=cold_env(tmp), capture_output=True, text=True, cwd=tmp)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
@@ -93,6 +94,7 @@ def whole_command(env_dir: Path, label: str, new_env: Path, seed: int) -> dict:
             "ess_per_sampler_s": ess / diag["wall_s"], "ess_per_whole_s": ess / wall,
             "doubling_months": diag["doubling"]["median_months"],
             "divergences": diag["divergences"], "max_rhat": diag["max_rhat"],
+            "min_ess_bulk": diag["min_ess_bulk"],
             "versions": diag["versions"]}
 
 
@@ -154,12 +156,40 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--peer", help=argparse.SUPPRESS)
+    ap.add_argument("--estimands", action="store_true",
+                    help="instead of two stacks: this tree's joint and cut fits (--curves), "
+                         "interleaved the same way, no peers")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.peer:
         print(json.dumps(peer(args.peer)))
         return
     work = Path(tempfile.mkdtemp(prefix="stack-protocol-"))
+    if args.estimands:
+        try:
+            new = make_env(work / "new", sh([str(REPO / "tools" / "find-python")]).stdout.strip(),
+                           REPO)
+            rows = []
+            for r in range(args.rounds):
+                order = [("joint", ("--curves", "joint")),
+                         ("cut", ("--curves", "cut", "--allow-warnings"))][:: 1 if r % 2 == 0 else -1]
+                for label, extra in order:
+                    row = whole_command(new, label, new, seed=r, extra=extra)
+                    row["round"] = r
+                    rows.append(row)
+                    print(json.dumps({k: v for k, v in row.items() if k != "versions"}),
+                          flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        record = {"command": "python benchmarks/stack_protocol.py " + " ".join(sys.argv[1:]),
+                  "date": date.today().isoformat(),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows,
+                  "peers": []}
+        out = args.out or REPO / "benchmarks" / "results" / f"estimands-{date.today()}.json"
+        out.write_text(json.dumps(record, indent=2))
+        summarise(record, ("joint", "cut"))
+        print(f"\nwritten to {out}")
+        return
     try:
         old_src = work / "old-src"
         old_src.mkdir()
@@ -196,14 +226,15 @@ def main() -> None:
     print(f"\nwritten to {out}")
 
 
-def summarise(record: dict) -> None:
+def summarise(record: dict, labels: tuple = ("old", "new")) -> None:
     import statistics as st
 
     ok = [r for r in record["rows"] if "error" not in r]
     print("\n| stack | runs | whole command s | sampler s | ESS(T) | ESS(T)/sampler s | "
           "ESS(T)/whole s |\n|---|---|---|---|---|---|---|")
     med = {}
-    for label in ("old", "new"):
+    first, second = labels
+    for label in labels:
         rs = [r for r in ok if r["stack"] == label]
         if not rs:
             continue
@@ -214,12 +245,13 @@ def summarise(record: dict) -> None:
               f"{max(r['whole_s'] for r in rs):.1f}) | {m['sampler_s']:.1f} | "
               f"{m['ess_doubling']:.0f} | {m['ess_per_sampler_s']:.0f} | {m['ess_per_whole_s']:.0f} |")
     if len(med) == 2:
-        print(f"\nnew / old (medians): whole command ×{med['new']['whole_s'] / med['old']['whole_s']:.2f}, "
-              f"ESS(T)/sampler s ×{med['new']['ess_per_sampler_s'] / med['old']['ess_per_sampler_s']:.2f}")
+        print(f"\n{second} / {first} (medians): whole command ×"
+              f"{med[second]['whole_s'] / med[first]['whole_s']:.2f}, ESS(T)/sampler s ×"
+              f"{med[second]['ess_per_sampler_s'] / med[first]['ess_per_sampler_s']:.2f}")
         by_seed = {(r["stack"], r["seed"]): r for r in ok}
         for seed in sorted({r["seed"] for r in ok}):
-            if ("old", seed) in by_seed and ("new", seed) in by_seed:
-                o, n = by_seed["old", seed], by_seed["new", seed]
+            if (first, seed) in by_seed and (second, seed) in by_seed:
+                o, n = by_seed[first, seed], by_seed[second, seed]
                 print(f"  seed {seed}: whole ×{n['whole_s'] / o['whole_s']:.2f}, sampler "
                       f"×{n['sampler_s'] / o['sampler_s']:.2f}, ESS(T) {o['ess_doubling']:.0f} → "
                       f"{n['ess_doubling']:.0f}, ESS(T)/sampler s "

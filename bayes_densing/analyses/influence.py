@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import data as data_mod, results, rundir
+from .. import cut, data as data_mod, results, rundir
 from ..config import Config
 from ..data import DataError, ScoreData
 
@@ -355,6 +355,7 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     if not isinstance(run, results.Run):
         run = results.load_run(run)
     idata, config = run.idata, run.config
+    cut.refuse(config, "influence (PSIS-LOO per model)")
     data = run_data(idata, config)
     ll = by_model(pointwise_loglik(idata, data, config), data)
     names = data.models.model.tolist()

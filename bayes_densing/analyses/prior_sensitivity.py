@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import laws, results
+from .. import cut, laws, results
 
 THRESHOLD = 0.05          # Kallioinen et al. 2023; arviz.psens and priorsense use the same
 ALPHAS = (0.8, 1.25)      # prior powers for the "how far does it move" check (priorsense's range)
@@ -303,6 +303,7 @@ def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
     data it flagged every quantity, with Pareto k̂ 1.3–2.3), which says nothing about the
     choices a user makes (slope, intercept and scale priors).
     """
+    cut.refuse(config, "power-scaling prior sensitivity")
     log_prior, log_lik = log_densities(idata, data, config)
     if prior_terms is None:
         prior_terms = [v for v in log_prior.data_vars if v not in GROUP_LEVEL]

@@ -1,0 +1,240 @@
+"""Cut inference (Plummer 2015), ``model.curves = "cut"``: the curves from the reference
+models alone, every target's effective size given them.
+
+Two modules of the one model (``model.build_model``):
+
+* the **curve module** θ (the exponents and their hierarchy, the performance maps, the
+  ceiling, φ_reference, the data and loss terms when on) sees the reference scores only;
+* the **target module** ψ (the targets' log densities, the trend, φ_target) sees the target
+  scores given θ.
+
+The cut distribution is p(θ | y_ref) · p(ψ | θ, y_tgt). Its first factor is the model with
+every target score weighted 0 (the sweep's weighted model, ``sweep.compile_sweep``: the
+targets' latents are then free standard normals, independent of θ). Its second is the
+joint model's log density with θ an input: as a function of ψ it differs from
+p(ψ | θ, y_tgt) by p(θ) p(y_ref | θ) only, a constant given θ, because no prior of ψ
+depends on θ (the shear's shift ξ(θ) moves ψ by a constant: Jacobian 1).
+
+Sampled as nested MCMC: the curve fit's draws, thinned to ``sampler.curve_draws`` per chain,
+and for each a run of ``sampler.inner_steps`` NUTS transitions of ψ given that θ, chained
+(each starts where the previous θ's left ψ, with the metric and step size adapted once at
+the curve posterior's median). Each run's last position is the draw. A stop-gradient, or
+NUTS steps alternating between the modules, would not sample the cut distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+import xarray as xr
+
+from . import dense_nuts
+from .config import Config, ConfigError
+from .data import ScoreData
+from .inference import SampleResult, chain_method, select_device, unconstrained_starts
+from .model import ModelError, log_binomial
+
+# the target module: the targets' latents, the trend and the targets' concentration
+TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
+                           "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target"})
+
+
+def check(config: Config) -> None:
+    """Raise :class:`ModelError` where the cut cannot be taken under ``config``."""
+    if config.model.likelihood != "betabinomial":
+        # the robust likelihood's one outlier rate is shared by both modules' scores
+        raise ModelError("model.curves = 'cut' supports the betabinomial likelihood only; "
+                         "use model.curves = 'joint' with the robust likelihood")
+
+
+def refuse(config: Config, what: str) -> None:
+    """Raise :class:`ConfigError` for an analysis that is not yet right for a cut run: plain
+    PSIS-LOO and power-scaling of pooled cut draws reweight across curve draws, which the cut
+    forbids (each target's weights must be normalised within a curve draw)."""
+    if config.model.curves == "cut":
+        raise ConfigError(f"{what} is not available for a run with model.curves = 'cut' yet: "
+                          "over the pooled draws of the cut it would be biased. Run it on a "
+                          "fit with --curves joint")
+
+
+def target_parameters(model) -> list[str]:
+    """The value variables of the target module ψ."""
+    return [v.name for v in model.value_vars if model.values_to_rvs[v].name in TARGET_MODULE]
+
+
+def reference_weights(data: ScoreData) -> tuple[np.ndarray, np.ndarray]:
+    """The weights under which the sweep's model is the curve module: reference scores only."""
+    obs_w = (data.obs.model_idx.to_numpy() < data.n_ref).astype(float)
+    return obs_w, np.ones(len(data.benchmarks))
+
+
+# the pooled ESS every parameter needs (the diagnostics' threshold), and the curve draws that
+# give it: evenly thinned θ draws give about one effective draw each on the bundled data, but
+# R-hat over ~250 parameters needs more draws per chain than ESS does: at 250 per chain one
+# target's R-hat was 1.014 in one of two seeds, at 400 the largest was 1.006
+# (benchmarks/README.md, "Cut inference"); hence the margin, 400 per chain for 4 chains
+ESS_NEEDED, ESS_MARGIN = 400, 4.0
+MIN_CURVE_DRAWS = 100   # per chain: the fewest curve draws the targets are fitted given
+MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
+
+
+def thinned(steps: int, keep: int) -> np.ndarray:
+    """``keep`` indices spread evenly over ``steps`` curve draws (all of them when fewer)."""
+    return np.unique(np.linspace(0, steps - 1, min(keep, steps)).round().astype(int))
+
+
+def curve_ess(curve: dense_nuts.Draws, names: list[str]) -> float:
+    """The curve fit's smallest bulk ESS over every element of the curve parameters."""
+    import arviz as az
+
+    ds = xr.Dataset({n: (("chain", "draw") + tuple(f"{n}_{i}" for i in range(x.ndim - 2)), x)
+                     for n, x in curve.z.items() if n in names})
+    return float(min(float(v.min()) for v in az.ess(ds, method="bulk").data_vars.values()))
+
+
+def kept_draws(steps: int, chains: int, fixed: int = 0) -> np.ndarray:
+    """Which of ``steps`` curve draws per chain the targets are fitted given, evenly spread:
+    ``fixed`` per chain, or (0) the :data:`ESS_NEEDED` × :data:`ESS_MARGIN` the headline
+    quantities need, over the chains (at least :data:`MIN_CURVE_DRAWS` each)."""
+    wanted = fixed or max(MIN_CURVE_DRAWS, math.ceil(ESS_NEEDED * ESS_MARGIN / chains))
+    return thinned(steps, wanted)
+
+
+class CutSampler:
+    """The cut's two samplers for one design, compiled once: :meth:`curves` fits the curve
+    module, :meth:`warm_up` adapts the target module's metric given the curves, and
+    :meth:`conditional` runs the nested MCMC. Both modules are the sweep's weighted model
+    (``sweep.compile_sweep``), whose weights and correct counts are inputs: the curve module
+    weights the target scores 0, the target module takes θ as one more input. So every step
+    can be rerun with other settings (``benchmarks/cut_spike.py`` runs several inner lengths
+    from one curve fit) or other counts of the same design (``benchmarks/cut_calibration.py``)
+    without compiling again."""
+
+    def __init__(self, data: ScoreData, config: Config):
+        from .sweep import compile_sweep
+
+        check(config)
+        self.config, self.data = config, data
+        s = config.sampler
+        self.sweep = compile_sweep(data, config)
+        self.model = model = self.sweep.model
+        self.psi = target_parameters(model)
+        self.theta = [v for v in model.value_vars if v.name not in self.psi]
+        parallel = chain_method(s, select_device(s.device, s.host_devices)) == "parallel"
+        self.chain_method = "parallel" if parallel else "sequential"
+        self.inner = dense_nuts.Sampler(model, s, inputs=self.theta + list(self.sweep.inputs),
+                                        parameters=self.psi, parallel=parallel)
+
+    def _counts(self, counts) -> tuple[np.ndarray, np.ndarray]:
+        k = (self.sweep.counts if counts is None else np.asarray(counts)).astype(float)
+        return k, log_binomial(self.sweep.n, k)
+
+    def target_args(self, counts=None) -> tuple:
+        """The target module's inputs other than θ: every score weighted 1, the counts."""
+        return (np.ones(len(self.sweep.n)), np.ones(len(self.data.benchmarks)),
+                *self._counts(counts))
+
+    def curves(self, seed: int, progressbar: bool = False, counts=None) -> dense_nuts.Draws:
+        """The curve module's draws, p(θ | reference scores); ``counts``: other correct
+        counts of the same design (default the data's)."""
+        args = (*reference_weights(self.data), *self._counts(counts))
+        starts = self.sweep.initial_points(self.config.sampler.chains, seed, args)
+        return self.sweep.sampler.run(starts, args, seed=seed, progressbar=progressbar)
+
+    def values(self, curve: dense_nuts.Draws, keep: np.ndarray) -> tuple:
+        """θ's draws (chain, kept draw, ...), in the inner sampler's order of its inputs."""
+        return tuple(curve.z[v.name][:, keep] for v in self.theta)
+
+    def warm_up(self, curve: dense_nuts.Draws, seed: int, progressbar: bool = False,
+                tune: int | None = None, counts=None) -> dense_nuts.Draws:
+        """The target module's metric and step size, adapted given the curve posterior's
+        median θ (coordinate-wise, unconstrained)."""
+        values = self.values(curve, np.arange(next(iter(curve.z.values())).shape[1]))
+        centre = tuple(np.median(v.reshape((-1,) + v.shape[2:]), axis=0) for v in values)
+        args = centre + self.target_args(counts)
+        points = unconstrained_starts(self.model, self.config.sampler.chains, seed,
+                                      finite=lambda point: self.inner.finite(point, args),
+                                      start=self.sweep.sampler.initial_point)
+        return self.inner.run([{n: p[n] for n in self.psi} for p in points], args,
+                              seed=seed + 1, progressbar=progressbar, warmup_only=True,
+                              tune=self.inner_tune() if tune is None else tune)
+
+    def inner_tune(self) -> int:
+        """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500
+        of 1000 iterations, 17 instead of 15 leapfrog steps per transition on the bundled
+        data, benchmarks/README.md, "Cut inference")."""
+        return max(MIN_INNER_TUNE, self.config.sampler.tune // 2)
+
+    def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
+                    inner_steps: int, seed: int, progressbar: bool = False,
+                    counts=None) -> xr.DataTree:
+        """The nested runs given the kept curve draws, as the cut posterior's DataTree."""
+        values = self.values(curve, keep)
+        fixed = self.target_args(counts)
+        draws = self.inner.conditional_runs(warm, values, inner_steps, seed=seed + 2,
+                                            fixed=fixed, progressbar=progressbar)
+        z = {**{v.name: x for v, x in zip(self.theta, values)}, **draws.z}
+        stats = {k: v for k, v in draws.stats.items() if k != "inner_energy"}
+        stats["tree_depth"] = np.log2(np.maximum(draws.stats["n_steps"] / inner_steps, 1)
+                                      ).astype(int) + 1
+        idata = dense_nuts.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
+                                            args=fixed[:2], observed=False)
+        idata["sample_stats"]["inner_energy"] = xr.Variable(
+            ("chain", "draw", "inner_step"), draws.stats["inner_energy"])
+        # the weighted model's stand-in priors of unused benchmarks: 0 here, not prior terms
+        log_prior = idata["log_prior"].to_dataset()
+        idata["log_prior"] = log_prior.drop_vars([v for v in log_prior.data_vars
+                                                  if v.endswith("_unused")])
+        for group in ("posterior", "sample_stats", "log_prior"):
+            idata[group] = idata[group].to_dataset().assign_coords(curve_draw=("draw", keep))
+        idata["observed_data"] = observed_data(self.data, fixed[2])
+        seconds = curve.seconds + warm.seconds + draws.seconds
+        idata.posterior.attrs.update({
+            "sampling_time": seconds, "estimand": "cut",
+            "mass_matrix": (f"{self.sweep.sampler.layout} (curves), {self.inner.layout} "
+                            "(targets given them)"),
+            "curve_draws": len(keep), "inner_steps": inner_steps,
+            "curve_min_ess": curve_ess(curve, [v.name for v in self.theta]),
+            "curve_seconds": curve.seconds, "conditional_seconds": warm.seconds + draws.seconds})
+        return idata
+
+
+def observed_data(data: ScoreData, k: np.ndarray) -> xr.Dataset:
+    """The ``observed_data`` group the joint model's posterior has: the correct counts (and
+    the observed losses in loss mode)."""
+    obs = data.obs
+    ds = xr.Dataset({"correct": (("obs",), np.asarray(k, dtype=np.int64))},
+                    coords={"obs": np.arange(len(obs))})
+    if data.has_loss:
+        has = obs.loss.notna().to_numpy()
+        ds["loss"] = (("loss_dim_0",), obs.loss.to_numpy()[has])
+    return ds
+
+
+def sample(data: ScoreData, config: Config, *, progressbar: bool = True) -> SampleResult:
+    """The cut posterior of ``data``: chain = one outer stream (the curve fit's chain and its
+    chained conditional runs), draw = one kept curve draw (its index in the curve fit:
+    ``curve_draw``). Same variables as the joint model's posterior."""
+    s = config.sampler
+    start = time.perf_counter()
+    say = ((lambda text: print(text, file=sys.stderr, flush=True)) if progressbar
+           else (lambda text: None))
+    cut = CutSampler(data, config)
+    say("Cut 1/3: the curves, from the reference models' scores")
+    curve = cut.curves(s.seed, progressbar)
+    say("Cut 2/3: warm-up of the targets given the curves (at their posterior median)")
+    warm = cut.warm_up(curve, s.seed, progressbar)
+    keep = kept_draws(s.draws, s.chains, s.curve_draws)
+    # the warm-up's seconds per transition, times the runs' transitions: the phase's time
+    expect = warm.seconds * len(keep) * s.inner_steps / cut.inner_tune()
+    say(f"Cut 3/3: the targets given each of {len(keep)} curve draws per chain "
+        f"({s.inner_steps} transitions each; expect about {expect:.0f} s after a few s "
+        "of compiling)")
+    idata = cut.conditional(curve, warm, keep, s.inner_steps, s.seed, progressbar)
+    return SampleResult(idata=idata, wall_s=time.perf_counter() - start,
+                        sampling_s=idata.posterior.attrs["sampling_time"],
+                        chain_method=cut.chain_method,
+                        mass_matrix=f"{cut.sweep.sampler.layout}, {cut.inner.layout}")
