@@ -414,11 +414,7 @@ def fit(data: ScoreData, config: Config) -> ClassicResult:
         "n_target_scores", "n_sized", "n_below_chance", "n_at_ceiling", "n_beyond_law"]]
 
     # --- step 3: one density per model --------------------------------------------------------
-    finite = np.isfinite(log_nhat)
-    used = finite.sum(axis=1)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean_ln = np.where(used > 0, np.nanmean(np.where(finite, log_nhat, np.nan), axis=1), np.nan)
+    mean_ln, used = one_size(log_nhat)
     log_n = np.log(targets.params.to_numpy(dtype=float))
     log_rho = laws.log_density(mean_ln, log_n)
     origin = pd.Timestamp(data.date_origin or config.model.date_origin)
@@ -467,6 +463,43 @@ def fit(data: ScoreData, config: Config) -> ClassicResult:
         mean_doubling_days=days_mean, mean_doubling_months=days_mean / laws.DAYS_PER_MONTH,
         n_trend_models=int(ok.sum()), loss_mode=loss_mode, data_term=data_term, d0=d0,
         date_origin=str(origin.date()), source=data.source, notices=notices)
+
+
+def one_size(log_nhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: one ln N̂ per model from its per-benchmark ones (..., model, benchmark), the
+    mean over the benchmarks where it is finite (NaN where none is); and how many those are."""
+    finite = np.isfinite(log_nhat)
+    used = finite.sum(axis=-1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.where(finite, log_nhat, np.nan), axis=-1)
+    return np.where(used > 0, mean, np.nan), used
+
+
+def sizes_per_draw(posterior, data: ScoreData, config: Config) -> np.ndarray:
+    """Steps 2 and 3 of the paper's pipeline applied to every posterior draw's curves instead
+    of the point fit's: each target's observed scores inverted through that draw's curves
+    (``laws.effective_size``), one ln N̂ per target by :func:`one_size`. ``posterior``: the
+    run's posterior Dataset; returns (draws, target). How far the cut's curves reproduce
+    classic's own numbers (docs/model.md, "Cut or joint")."""
+    from .model import curve_parameters
+
+    flat = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    params = {k: flat[k].values for k in ("z_centre", "z_gain", "alpha", "ceiling_frac", "a",
+                                          "E", "b", "beta") if k in flat}
+    refs = data.references.params.to_numpy(dtype=float)
+    loss, l, gamma, c = curve_parameters(params, refs, data.chance, config.model.d0, xp=np)
+    obs = data.obs[data.obs.model_idx >= data.n_ref]
+    scores = np.full((data.n_target, len(data.benchmarks)), np.nan)
+    scores[obs.model_idx.to_numpy() - data.n_ref, obs.bench_idx.to_numpy()] = obs.score
+    # (draws, benchmark) or (draws, 1) → (draws, 1 target, ...); constants stay
+    per = {k: np.asarray(v)[:, None, :] if np.ndim(v) == 2 else v for k, v in loss.items()}
+    with np.errstate(all="ignore"):
+        nhat = laws.effective_size(scores[None], c=np.broadcast_to(c, l.shape)[:, None, :],
+                                   gamma=gamma[:, None, :], l=l[:, None, :],
+                                   d=np.asarray(data.chance)[None, None, :], d0=config.model.d0,
+                                   **per)
+        return one_size(np.log(nhat))[0]
 
 
 def _r2(t, y, A, B) -> float:

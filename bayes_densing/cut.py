@@ -24,6 +24,7 @@ NUTS steps alternating between the modules, would not sample the cut distributio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -79,6 +80,10 @@ def reference_weights(data: ScoreData) -> tuple[np.ndarray, np.ndarray]:
 ESS_NEEDED, ESS_MARGIN = 400, 4.0
 MIN_CURVE_DRAWS = 100   # per chain: the fewest curve draws the targets are fitted given
 MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
+# the step size is adapted given one θ (the median) and used given every θ draw, some of whose
+# conditionals are narrower: at the adapted step the bundled data (seed 1) had 1 divergent
+# transition in 8,000, at 0.9 of it none, for 19 instead of 16 leapfrog steps per transition
+CONDITIONAL_STEP = 0.9
 
 
 def thinned(steps: int, keep: int) -> np.ndarray:
@@ -158,9 +163,10 @@ class CutSampler:
         points = unconstrained_starts(self.model, self.config.sampler.chains, seed,
                                       finite=lambda point: self.inner.finite(point, args),
                                       start=self.sweep.sampler.initial_point)
-        return self.inner.run([{n: p[n] for n in self.psi} for p in points], args,
+        warm = self.inner.run([{n: p[n] for n in self.psi} for p in points], args,
                               seed=seed + 1, progressbar=progressbar, warmup_only=True,
                               tune=self.inner_tune() if tune is None else tune)
+        return dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
 
     def inner_tune(self) -> int:
         """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500
@@ -197,6 +203,7 @@ class CutSampler:
             "mass_matrix": (f"{self.sweep.sampler.layout} (curves), {self.inner.layout} "
                             "(targets given them)"),
             "curve_draws": len(keep), "inner_steps": inner_steps,
+            "curve_divergences": int(np.sum(curve.stats["diverging"])),
             "curve_min_ess": curve_ess(curve, [v.name for v in self.theta]),
             "curve_seconds": curve.seconds, "conditional_seconds": warm.seconds + draws.seconds})
         return idata

@@ -347,6 +347,8 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> dict:
     et, et_var = extreme(ess_tail, np.nanmin)
     stats = idata["sample_stats"].to_dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    # the cut's curve fit (cut.py): its divergent transitions count too
+    divergences += int(posterior.attrs.get("curve_divergences", 0))
     try:
         min_bfmi = float(conditional_bfmi(stats["inner_energy"].values).min()
                          if "inner_energy" in stats else az.bfmi(stats)["energy"].min())

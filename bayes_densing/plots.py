@@ -439,6 +439,23 @@ def _curves_on_grid(run: Run, sizes: np.ndarray, tokens: float | None = None,
     return p, L
 
 
+# which scores the curves were fitted to (model.curves), for the scaling figure's title
+CURVES_FROM = {"cut": ", from the reference models' scores alone (cut)",
+               "joint": ", fitted to every model's scores (joint)"}
+
+
+def _reference_fit_note(ax, fit: dict | None) -> None:
+    """The reference scores' mean LOO-PIT on their benchmark's panel (``reference_fit``),
+    in red when the references sit off their own curve (|z| > 2)."""
+    if not fit:
+        return
+    off = fit["verdict"] != "ok"
+    ax.text(0.97, 0.04, f"references{' ' + fit['verdict'] + ' the curve' if off else ''}: "
+            f"mean LOO-PIT {fit['mean_pit']:.2f} (z {fit['z']:+.1f})", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=7, color=EXTRAPOLATED if off else "0.3",
+            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
+
+
 def scaling_figure(run: Run, path_stem=None) -> Figure:
     """Figure 2 (the paper's Figure 2, with uncertainty): per benchmark, the reference models'
     scores against their size with the posterior median and 90% band of the performance map
@@ -487,6 +504,7 @@ def scaling_figure(run: Run, path_stem=None) -> Figure:
         ax.scatter(x_obs[ref], score[ref], s=28, marker="s", facecolor="white",
                    edgecolor=REFERENCE, lw=1.1, zorder=3)
         ax.axhline(chance[j], color="0.5", ls=":", lw=1)
+        _reference_fit_note(ax, run.diagnostics.get("reference_fit", {}).get(b))
         ax.set_xscale("log")
         ax.set_title(b, fontsize=10)
         ax.set_xlabel("parameters (billions)", fontsize=8)
@@ -520,7 +538,8 @@ def scaling_figure(run: Run, path_stem=None) -> Figure:
         handles.insert(2, Line2D([], [], color="0.3", ls="--", lw=1,
                                  label=f"the same at the references' data size ({d_ref:.2g}T)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle("Score against size: each benchmark's fitted curve", fontsize=11)
+    fig.suptitle("Score against size: each benchmark's fitted curve"
+                 + CURVES_FROM.get(run.diagnostics.get("estimand", "joint"), ""), fontsize=11)
     if path_stem is not None:
         save(fig, path_stem)
     return fig

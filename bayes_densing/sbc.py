@@ -135,6 +135,30 @@ class SBCResult:
                    fits=d["fits"], compile_s=d["compile_s"], settings=d["settings"])
 
 
+def fitter(data: ScoreData, config: Config):
+    """(seed, counts) → the posterior DataTree of one dataset of ``data``'s design, compiled
+    once: the joint model's sweep sampler, or with ``model.curves = "cut"`` the cut's (whose
+    curve parameters are an exact posterior, p(θ | reference scores), so their ranks must be
+    uniform; the targets' cut posterior is not the joint one, whose truths the prior draws are:
+    their ranks show how conservative the cut is when the model holds)."""
+    from .sweep import compile_sweep
+
+    if config.model.curves == "cut":
+        from .cut import CutSampler, kept_draws
+
+        sampler, s = CutSampler(data, config), config.sampler
+
+        def fit_cut(seed: int, counts: np.ndarray):
+            curve = sampler.curves(seed, counts=counts)
+            warm = sampler.warm_up(curve, seed, counts=counts)
+            keep = kept_draws(s.draws, s.chains, s.curve_draws)
+            return sampler.conditional(curve, warm, keep, s.inner_steps, seed, counts=counts)
+        return fit_cut
+    sweep = compile_sweep(data, config)
+    obs_w, bench_w = np.ones(len(data.obs)), np.ones(len(data.benchmarks))
+    return lambda seed, counts: sweep.sample(obs_w, bench_w, seed, counts)
+
+
 def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
         config: Config | None = None, seed: int = 0, n_ranks: int = 100, bins: int = 10,
         progress=None) -> SBCResult:
@@ -143,8 +167,6 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
     ``config``'s sampler settings apply to every fit (draws ≥ n_ranks - 1, thinned evenly);
     ``progress(i, n, fit)`` is called after each fit.
     """
-    from .sweep import compile_sweep
-
     config = copy.deepcopy(config or Config())
     config.validate()
     data = design(n_targets, n_benchmarks, seed, config)
@@ -154,9 +176,8 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
                                  for t in targets]
 
     start = time.perf_counter()
-    sweep = compile_sweep(data, config)
-    obs_w, bench_w = np.ones(len(data.obs)), np.ones(len(data.benchmarks))
-    sweep.sample(obs_w, bench_w, seed, counts[0])      # compiles; not a dataset of the study
+    fit_one = fitter(data, config)
+    fit_one(seed, counts[0])                           # compiles; not a dataset of the study
     result = SBCResult(ranks={label: [] for label, _, _ in labels}, n_ranks=n_ranks, bins=bins,
                        compile_s=time.perf_counter() - start,
                        settings={"n_datasets": n_datasets, "n_targets": data.n_target,
@@ -166,7 +187,7 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
                                  "model": copy.deepcopy(config.to_dict()["model"])})
     for i in range(n_datasets):
         t0 = time.perf_counter()
-        idata = sweep.sample(obs_w, bench_w, seed + 1 + i, counts[i])
+        idata = fit_one(seed + 1 + i, counts[i])
         post = idata.posterior
         for label, var, index in labels:
             true = quantity(truth.posterior.isel(draw=[i]), var, index)[0]

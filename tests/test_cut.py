@@ -231,3 +231,19 @@ def test_analyses_that_would_be_biased_on_cut_draws_refuse_them():
         influence(run)
     with pytest.raises(ConfigError, match="power-scaling .* --curves joint"):
         prior_sensitivity(None, None, cfg)
+
+
+def test_the_cuts_curves_reproduce_the_paper_pipelines_sizes(fitted, design):
+    """Tier (a) of the agreement with `classic`: its own inversion and mean over benchmarks,
+    applied to every cut draw of the curves, gives its point sizes (the bundled data's
+    numbers: benchmarks/cut_vs_classic.py, docs/model.md)."""
+    from bayes_densing import classic
+
+    cfg = _config()
+    point = np.log(classic.fit(design, cfg).models.effective_params.to_numpy())
+    post = fitted.runs[5]["posterior"].to_dataset()
+    per_draw = np.nanmedian(classic.sizes_per_draw(post, design, cfg), axis=0)
+    ok = np.isfinite(point) & np.isfinite(per_draw)
+    assert ok.sum() >= 10
+    assert abs(np.median(per_draw[ok] - point[ok])) <= 0.1, per_draw[ok] - point[ok]
+    assert stats.spearmanr(per_draw[ok], point[ok]).statistic >= 0.98

@@ -104,6 +104,25 @@ def test_scaling_figure_has_one_panel_per_benchmark(run):
         assert ax.get_xscale() == "log" and ax.get_ylabel() == "score"
         assert ax.collections, "no band or points"
     assert any("performance map" in t for t in legend_texts(fig))
+    fit = run.diagnostics["reference_fit"]
+    assert fit, "the run judged no reference fit"
+    for ax, b in zip(visible, benches):
+        notes = [t.get_text() for t in ax.texts if "mean LOO-PIT" in t.get_text()]
+        assert len(notes) == (1 if b in fit else 0), (b, notes)
+    assert "joint" in fig._suptitle.get_text()
+
+
+def test_the_reference_fit_note_says_when_the_references_are_off_their_curve():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    plots._reference_fit_note(ax, {"verdict": "above", "mean_pit": 0.84, "z": 3.3})
+    plots._reference_fit_note(ax, {"verdict": "ok", "mean_pit": 0.52, "z": 0.2})
+    plots._reference_fit_note(ax, None)
+    assert [t.get_text() for t in ax.texts] == [
+        "references above the curve: mean LOO-PIT 0.84 (z +3.3)",
+        "references: mean LOO-PIT 0.52 (z +0.2)"]
+    assert ax.texts[0].get_color() == plots.EXTRAPOLATED
 
 
 def test_scaling_figure_adds_the_loss_law_when_losses_were_given(loss_robust_fit):

@@ -75,3 +75,25 @@ def test_record_and_rank_figure(small_sbc, tmp_path):
     path = tmp_path / "sbc.png"
     fig.savefig(path, dpi=80)
     assert path.stat().st_size > 10_000
+
+
+CURVE_QUANTITIES = ("shared α", "curve level z[0]")
+
+
+def test_small_sbc_of_the_cut_calibrates_the_curves_and_is_never_too_narrow():
+    """Under the cut the curve parameters' posterior is exact, p(θ | reference scores): their
+    ranks must be uniform. The targets' and the trend's cut posterior is not the joint one the
+    truths are drawn from; when the model holds it may be wider, never narrower or biased."""
+    cfg = Config()
+    cfg.set("model.data_term", "off")
+    cfg.set("model.curves", "cut")
+    cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 150, 150
+    result = sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS,
+                     bins=4)
+    assert result.settings["model"]["curves"] == "cut"
+    for label in CURVE_QUANTITIES:
+        assert sbc.gross_problems(result.ranks[label], N_RANKS) == [], (label, result.ranks[label])
+    for label, ranks in result.ranks.items():
+        found = [p for p in sbc.gross_problems(ranks, N_RANKS)
+                 if p.startswith(("too narrow", "biased"))]
+        assert found == [], (label, ranks)
