@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .calibration import central_interval
 from .config import Config
 from .data import ScoreData, assemble
 from .results import posterior_predictive
@@ -135,6 +136,44 @@ class SBCResult:
                    fits=d["fits"], compile_s=d["compile_s"], settings=d["settings"])
 
 
+COVERAGE = 0.9   # the central interval whose coverage of the truths each fit records
+
+
+def interval_coverage(post, truth) -> dict:
+    """Whether the central :data:`COVERAGE` intervals of the targets' ln N̂ and of the slope
+    cover one dataset's truths, and how wide they are."""
+    def per_target(ds):                                        # (samples, targets)
+        x = np.asarray(ds["log_effective_size"])
+        return x.reshape(-1, x.shape[-1])
+    eta, true_eta = per_target(post), per_target(truth)[0]
+    lo, hi = central_interval(eta, COVERAGE)
+    a = quantity(post, "A", None)
+    a_lo, a_hi = central_interval(a, COVERAGE)
+    true_a = quantity(truth, "A", None)[0]
+    return {"eta_covered": int(np.sum((lo <= true_eta) & (true_eta <= hi))),
+            "eta_n": int(true_eta.size), "eta_width": float(np.mean(hi - lo)),
+            "A_covered": bool(a_lo <= true_a <= a_hi), "A_width": float(a_hi - a_lo)}
+
+
+def coverage_summary(fits: list[dict], false_alarm: float = 0.01) -> dict:
+    """Pooled coverage of the targets' ln N̂ (every target of every dataset) and of the slope
+    (one per dataset), each against a two-sided binomial tolerance around
+    :data:`COVERAGE` at ``false_alarm``; and the mean interval widths. (A dataset's targets
+    share its curves and trend, so their coverage is correlated: the tolerance for ln N̂ is
+    the binomial one of independent intervals, a lower bound on the real spread.)"""
+    out = {}
+    for key, count, n in (("eta", sum(f["eta_covered"] for f in fits),
+                           sum(f["eta_n"] for f in fits)),
+                          ("A", sum(bool(f["A_covered"]) for f in fits), len(fits))):
+        lo = stats.binom.ppf(false_alarm / 2, n, COVERAGE) / n
+        hi = stats.binom.isf(false_alarm / 2, n, COVERAGE) / n
+        rate = count / n
+        out[key] = {"covered": int(count), "n": int(n), "rate": rate, "tolerance": [lo, hi],
+                    "within": bool(lo <= rate <= hi),
+                    "mean_width": float(np.mean([f[f"{key}_width"] for f in fits]))}
+    return out
+
+
 def fitter(data: ScoreData, config: Config):
     """(seed, counts) → the posterior DataTree of one dataset of ``data``'s design, compiled
     once: the joint model's sweep sampler, or with ``model.curves = "cut"`` the cut's (whose
@@ -192,12 +231,14 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
         for label, var, index in labels:
             true = quantity(truth.posterior.isel(draw=[i]), var, index)[0]
             result.ranks[label].append(rank(quantity(post, var, index), true, n_ranks))
+        fit_coverage = interval_coverage(post, truth.posterior.isel(draw=[i]))
         names = [v for v in ("A", "sigma_u", "sigma_v", "alpha_mu") if v in post]
         fit = {"dataset": i, "seconds": time.perf_counter() - t0,
                "divergences": int(idata.sample_stats["diverging"].sum()),
                "max_rhat": float(az.rhat(post.to_dataset()[names]).to_array().max()),
                "true_doubling_months": float(np.log(2) / quantity(truth.posterior.isel(draw=[i]),
-                                                                  "A", None)[0])}
+                                                                  "A", None)[0]),
+               **fit_coverage}
         result.fits.append(fit)
         if progress:
             progress(i + 1, n_datasets, fit)

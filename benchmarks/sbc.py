@@ -73,6 +73,13 @@ def main(argv=None) -> int:
     print(f"{'quantity':24s} chi-square p ({args.bins} bins)")
     for label, p in result.p_values.items():
         print(f"  {label:22s} {p:.3f}")
+    cover = sbc.coverage_summary(fits)
+    record["coverage"] = cover
+    args.out.write_text(json.dumps(record, indent=1))
+    for key, c in cover.items():
+        print(f"90% intervals of {'every ln N̂' if key == 'eta' else 'the slope A'}: "
+              f"{c['covered']}/{c['n']} = {c['rate']:.3f} (tolerance at 1% false alarms "
+              f"{c['tolerance'][0]:.3f}–{c['tolerance'][1]:.3f}), mean width {c['mean_width']:.3f}")
     print(f"wrote {args.out} and {figure}")
     return 0
 

@@ -80,16 +80,21 @@ def test_record_and_rank_figure(small_sbc, tmp_path):
 CURVE_QUANTITIES = ("shared α", "curve level z[0]")
 
 
-def test_small_sbc_of_the_cut_calibrates_the_curves_and_is_never_too_narrow():
-    """Under the cut the curve parameters' posterior is exact, p(θ | reference scores): their
-    ranks must be uniform. The targets' and the trend's cut posterior is not the joint one the
-    truths are drawn from; when the model holds it may be wider, never narrower or biased."""
+@pytest.fixture(scope="module")
+def small_cut_sbc():
+    """The same 20 datasets as ``small_sbc``, fitted by the cut (``model.curves = "cut"``)."""
     cfg = Config()
     cfg.set("model.data_term", "off")
     cfg.set("model.curves", "cut")
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 150, 150
-    result = sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS,
-                     bins=4)
+    return sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS, bins=4)
+
+
+def test_small_sbc_of_the_cut_calibrates_the_curves_and_is_never_too_narrow(small_cut_sbc):
+    """Under the cut the curve parameters' posterior is exact, p(θ | reference scores): their
+    ranks must be uniform. The targets' and the trend's cut posterior is not the joint one the
+    truths are drawn from; when the model holds it may be wider, never narrower or biased."""
+    result = small_cut_sbc
     assert result.settings["model"]["curves"] == "cut"
     for label in CURVE_QUANTITIES:
         assert sbc.gross_problems(result.ranks[label], N_RANKS) == [], (label, result.ranks[label])
@@ -97,3 +102,26 @@ def test_small_sbc_of_the_cut_calibrates_the_curves_and_is_never_too_narrow():
         found = [p for p in sbc.gross_problems(ranks, N_RANKS)
                  if p.startswith(("too narrow", "biased"))]
         assert found == [], (label, ranks)
+
+
+def test_coverage_when_the_model_holds_cut_and_joint(small_sbc, small_cut_sbc):
+    """Well specified: both cover the effective sizes at about 90% (binomial tolerance at a
+    1% false-alarm rate, 240 intervals; the cut may be above it, never below), and the cut's
+    intervals are at least as wide as the joint's (it does not let the targets inform the
+    curves)."""
+    joint, cut = (sbc.coverage_summary(r.fits) for r in (small_sbc, small_cut_sbc))
+    assert joint["eta"]["n"] == cut["eta"]["n"] == 240
+    assert joint["eta"]["within"], joint
+    assert cut["eta"]["rate"] >= cut["eta"]["tolerance"][0], cut
+    assert cut["eta"]["mean_width"] >= 0.98 * joint["eta"]["mean_width"], (cut, joint)
+    assert cut["A"]["rate"] >= 0.75 and joint["A"]["rate"] >= 0.75, (cut, joint)
+
+
+def test_coverage_summary_judges_against_a_binomial_tolerance():
+    fits = [{"eta_covered": 9, "eta_n": 10, "eta_width": 1.0, "A_covered": True,
+             "A_width": 0.1}] * 100
+    c = sbc.coverage_summary(fits)
+    assert c["eta"]["rate"] == 0.9 and c["eta"]["within"] and c["A"]["rate"] == 1.0
+    assert not c["A"]["within"]          # 100 of 100 is too many for 90% at 1% false alarms
+    low = [dict(f, eta_covered=7) for f in fits]
+    assert not sbc.coverage_summary(low)["eta"]["within"]
