@@ -84,6 +84,7 @@ MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
 # conditionals are narrower: at the adapted step the bundled data (seed 1) had 1 divergent
 # transition in 8,000, at 0.9 of it none, for 19 instead of 16 leapfrog steps per transition
 CONDITIONAL_STEP = 0.9
+PROBE_SHRINK, PROBE_TRIES = 0.7, 6   # the probe at the warm-up's end (CutSampler.probe)
 
 
 def thinned(steps: int, keep: int) -> np.ndarray:
@@ -166,7 +167,36 @@ class CutSampler:
         warm = self.inner.run([{n: p[n] for n in self.psi} for p in points], args,
                               seed=seed + 1, progressbar=progressbar, warmup_only=True,
                               tune=self.inner_tune() if tune is None else tune)
-        return dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
+        warm = dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
+        return self.probe(curve, warm, seed, counts)
+
+    def probe(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, seed: int,
+              counts=None) -> dense_nuts.Draws:
+        """The end of the warm-up: conditional runs over one chunk of curve draws per chain
+        (the main runs' chunk length), spread over the curve posterior, at the adapted step
+        size; while any transition
+        diverges, the step size shrinks by :data:`PROBE_SHRINK` and the probe runs again (at
+        most :data:`PROBE_TRIES` times). The probe's draws are discarded. The metric and step
+        were adapted given one θ; where the curve posterior is wide (a small design) the
+        conditionals of distant θ draws are narrower, and simulated datasets of 20 targets and
+        3 benchmarks had up to 388 divergent transitions in 5,000 without it
+        (benchmarks/README.md, "Cut inference"). The probe has the main runs' chunk length, so
+        it reuses their compiled program."""
+        steps = next(iter(curve.z.values())).shape[1]
+        s = self.config.sampler
+        keep = kept_draws(steps, s.chains, s.curve_draws)
+        length = dense_nuts.chunk_length(len(keep))
+        probe = thinned(steps, length)
+        if len(probe) < length:             # fewer curve draws than a chunk: repeat them
+            probe = np.resize(probe, length)
+        values, fixed = self.values(curve, probe), self.target_args(counts)
+        for _ in range(PROBE_TRIES):
+            runs = self.inner.conditional_runs(warm, values, s.inner_steps, seed=seed + 3,
+                                               fixed=fixed, progressbar=False, length=length)
+            if not np.any(runs.stats["diverging"]):
+                break
+            warm = dataclasses.replace(warm, step_size=warm.step_size * PROBE_SHRINK)
+        return warm
 
     def inner_tune(self) -> int:
         """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500

@@ -545,7 +545,8 @@ class Sampler:
         return self._nested[inner]
 
     def conditional_runs(self, warm: Draws, values: tuple, inner: int, *, seed: int,
-                         fixed: tuple = (), progressbar: bool = True) -> Draws:
+                         fixed: tuple = (), progressbar: bool = True,
+                         length: int | None = None) -> Draws:
         """Chained conditional runs: each chain takes its sequence of the leading inputs'
         ``values`` (each array (chains, steps, ...)), the other inputs being ``fixed`` (the
         same for every step and chain), in order and, for each, ``inner`` NUTS transitions
@@ -557,7 +558,9 @@ class Sampler:
         import jax
 
         chains, steps = self.cfg.chains, int(np.shape(values[0])[1])
-        length = chunk_length(steps)
+        # ``length``: the steps of one chunk (one compiled program per length), default
+        # chunk_length(steps)
+        length = length or chunk_length(steps)
         n_chunks = math.ceil(steps / length)
         pad = [min(i, chains - 1) for i in range(self.slots)]
         # whole chunks (one compiled program): the last value repeated, its draws dropped

@@ -276,5 +276,7 @@ def rank_figure(result: SBCResult):
     s = result.settings
     fig.suptitle(f"Simulation-based calibration: {n} datasets from the prior "
                  f"({s.get('n_targets')} targets, {len(s.get('benchmarks', []))} benchmarks), "
-                 f"{s.get('chains')}×{s.get('draws')} draws each", fontsize=10)
+                 f"{s.get('chains')}×{s.get('draws')} draws each"
+                 + (", cut (curves from the references alone)"
+                    if s.get("model", {}).get("curves") == "cut" else ""), fontsize=10)
     return fig

@@ -83,8 +83,10 @@ def test_claim_reads_a_real_run_directory_and_the_cli_prints_it(lib_run):
     assert text.exit_code == 0, text.output
     assert "P(T ≤ 3.3 months)" in text.output and "P(T ≤ 3.5 months)" in text.output
     assert "90% HDI" in text.output
+    assert text.output.startswith("Estimand: joint")      # what the sizes are relative to
     as_json = runner.invoke(app, ["claim", str(lib_run.out), "--json"])
     assert json.loads(as_json.output)["p_leq"].keys() == {"3.3", "3.5"}
+    assert json.loads(as_json.output)["estimand"] == "joint"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -39,13 +39,15 @@ class Claim:
     growth_per_year: dict[str, float]           # median, low, high (90%)
     ratio: dict | None = None                   # changepoint runs only
     notes: list[str] = field(default_factory=list)
+    estimand: str = "joint"                     # model.curves of the run
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def text(self) -> str:
         d = laws.DAYS_PER_MONTH
-        lines = [f"Doubling time of density ({self.trend} trend, {self.n_draws} posterior draws):",
+        lines = [f"Estimand: {results.ESTIMAND[self.estimand]}",
+                 f"Doubling time of density ({self.trend} trend, {self.n_draws} posterior draws):",
                  f"  median {self.median_months:.2f} months ({self.median_months * d:.0f} days)"]
         for prob, (lo, hi) in self.hdi_months.items():
             lines.append(f"  {float(prob):.0%} HDI {lo:.2f}–{hi:.2f} months "
@@ -99,7 +101,7 @@ def claim(run: str | Path | results.Run, months=results.CLAIMS, ratio: float = 1
         p_no_growth=float(np.mean(A <= 0)),
         A_per_day=_interval(A / laws.DAYS_PER_MONTH),
         growth_per_year=_interval(np.exp(12.0 * A)),
-        notes=notes)
+        notes=notes, estimand=config.model.curves)
     post = idata.posterior
     if "A_before" in post and "A_after" in post:
         before = results.draws(idata, "A_before")
