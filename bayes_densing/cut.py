@@ -10,16 +10,19 @@ Two modules of the one model (``model.build_model``):
 
 The cut distribution is p(θ | y_ref) · p(ψ | θ, y_tgt). Its first factor is the model with
 every target score weighted 0 (the sweep's weighted model, ``sweep.compile_sweep``: the
-targets' latents are then free standard normals, independent of θ). Its second is the
-joint model's log density with θ an input: as a function of ψ it differs from
-p(ψ | θ, y_tgt) by p(θ) p(y_ref | θ) only, a constant given θ, because no prior of ψ
-depends on θ (the shear's shift ξ(θ) moves ψ by a constant: Jacobian 1).
+targets' latents are then free standard normals, independent of θ). Its second is the same
+model with every score weighted 1 (the joint model's log density, tests/test_subsets.py) and
+θ an input: as a function of ψ it differs from p(ψ | θ, y_tgt) by p(θ) p(y_ref | θ) only,
+a constant given θ, because no prior of ψ depends on θ (the shear's shift ξ(θ) moves ψ by a
+constant: Jacobian 1).
 
 Sampled as nested MCMC: the curve fit's draws, thinned to ``sampler.curve_draws`` per chain,
-and for each a run of ``sampler.inner_steps`` NUTS transitions of ψ given that θ, chained
-(each starts where the previous θ's left ψ, with the metric and step size adapted once at
-the curve posterior's median). Each run's last position is the draw. A stop-gradient, or
-NUTS steps alternating between the modules, would not sample the cut distribution.
+and for each a run of ``sampler.inner_steps`` NUTS transitions of ψ given that θ, chained:
+each starts where the previous θ's left ψ, with the metric and step size adapted once at the
+curve posterior's median and checked over spread curve draws (:meth:`CutSampler.probe`).
+Each run's last position is the draw. A stop-gradient, or NUTS steps alternating between the
+modules, would not sample the cut distribution. docs/model.md, section 6, has the equations
+and the evidence.
 """
 
 from __future__ import annotations
