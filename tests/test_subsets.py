@@ -44,6 +44,13 @@ def test_a_warm_up_of_no_iterations_is_refused(small_config):
         run_subsets(small_config(), ["a", "b"], warm_tune=0)
 
 
+def test_subsets_refuse_the_cut_rather_than_fit_the_joint_model_quietly(small_config):
+    cfg = small_config()
+    cfg.set("model.curves", "cut")
+    with pytest.raises(ConfigError, match="subsets fits the joint model"):
+        run_subsets(cfg, ["a", "b"])
+
+
 def test_weighted_model_with_all_weights_is_the_model(synth3, small_config):
     csv, _ = synth3
     cfg = small_config()

@@ -57,6 +57,9 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
                           f"subsets); got {len(benchmarks)}")
     if warm_tune < 1:
         raise ConfigError(f"--warm-tune must be at least 1, got {warm_tune}")
+    if config.model.curves == "cut":    # its fits are the joint model's (one compiled family)
+        raise ConfigError("subsets fits the joint model; model.curves = 'cut' is not "
+                          "available for subsets yet (drop --set model.curves=cut)")
     config.set("data.benchmarks", list(benchmarks)).validate()
     subsets = all_subsets(list(benchmarks), min_size)
     data = data_mod.load(config, data_path)
