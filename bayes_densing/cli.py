@@ -291,7 +291,7 @@ def claim(
 
 @app.command()
 def sensitivity(
-    vary: list[str] = typer.Option([], "--vary", help="KEY=v1,v2,… to vary one at a time around the base; repeat for several keys. KEY: reference, d0, trend, likelihood, since, until, params, drop_family (leave_out), benchmarks (sets joined by '+': mmlu+gsm8k,mmlu+bbh), seed, or any dotted config key (priors.slope_sd=0.15,0.6)."),
+    vary: list[str] = typer.Option([], "--vary", help="KEY=v1,v2,… to vary one at a time around the base; repeat for several keys. KEY: reference, d0, trend, likelihood, since, until, params, drop_family (leave_out), benchmarks (sets joined by '+': mmlu+gsm8k,mmlu+bbh), seed, curves (cut: the curves from the reference models alone), or any dotted config key (priors.slope_sd=0.15,0.6)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide); default: the bundled dataset."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`)."),
     model: str = typer.Option("default", "--model", "--preset", help="Base preset name (default, paper, robust, changepoint) or a TOML file."),

@@ -50,6 +50,12 @@ def test_aliases_and_dotted_keys_parse():
     assert (v.setting, v.values) == ("priors.slope_sd", ["0.15", "0.6"])
 
 
+def test_the_estimand_is_a_setting_to_vary(small_config):
+    variants = sens.build_variants(small_config(), sens.parse_varies(["curves=cut"]))
+    assert [(v.name, v.config.model.curves) for v in variants] == [("base", "joint"),
+                                                                   ("curves=cut", "cut")]
+
+
 def test_variants_apply_values_one_at_a_time(small_config):
     base = small_config()
     variants = sens.build_variants(base, sens.parse_varies(

@@ -67,7 +67,7 @@ ALIASES = {
     "likelihood": "model.likelihood", "since": "data.since", "until": "data.until",
     "params": "data.params", "drop_family": "data.exclude_families",
     "leave_out": "data.exclude_families", "benchmarks": "data.benchmarks",
-    "drop_model": "data.exclude_models", "seed": "sampler.seed",
+    "drop_model": "data.exclude_models", "seed": "sampler.seed", "curves": "model.curves",
 }
 LIST_SEPARATOR = "+"                 # inside one value of a list-valued key: mmlu+gsm8k
 # keys whose values name things in the data: a DataError for them is a typo, reported up front
