@@ -39,19 +39,11 @@ from . import dense_nuts
 from .config import Config, ConfigError
 from .data import ScoreData
 from .inference import SampleResult, chain_method, select_device, unconstrained_starts
-from .model import ModelError, log_binomial
+from .model import log_binomial
 
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
                            "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target"})
-
-
-def check(config: Config) -> None:
-    """Raise :class:`ModelError` where the cut cannot be taken under ``config``."""
-    if config.model.likelihood != "betabinomial":
-        # the robust likelihood's one outlier rate is shared by both modules' scores
-        raise ModelError("model.curves = 'cut' supports the betabinomial likelihood only; "
-                         "use model.curves = 'joint' with the robust likelihood")
 
 
 def refuse(config: Config, what: str) -> None:
@@ -125,7 +117,7 @@ class CutSampler:
     def __init__(self, data: ScoreData, config: Config):
         from .sweep import compile_sweep
 
-        check(config)
+        config.validate()      # where the cut's settings are checked (config.py)
         self.config, self.data = config, data
         s = config.sampler
         self.sweep = compile_sweep(data, config)
