@@ -112,20 +112,20 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     config = resolved_config(config, data)
     model = build_model(data, config)
     cut_curves = config.model.curves == "cut"
+    if cut_curves:
+        from . import cut
     if progressbar and draws is None:
         s = config.sampler
-        what = (f"the cut: {s.chains} chains × ({s.tune} warm-up + {s.draws} draws) of the "
-                f"curves, then the targets given each of "
-                f"{min(s.curve_draws, s.draws) or 'their effectively independent'} draws"
-                if cut_curves else
-                f"{s.chains} chains × ({s.tune} warm-up + {s.draws} draws)")
+        what = f"{s.chains} chains × ({s.tune} warm-up + {s.draws} draws)"
+        if cut_curves:
+            kept = len(cut.kept_draws(s.draws, s.chains, s.curve_draws))
+            what = (f"the cut: {what} of the curves, then the targets given each of {kept} of "
+                    "their draws per chain")
         print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
               "nothing", file=sys.stderr, flush=True)
     if draws is not None:
         sampled = draws
     elif cut_curves:
-        from . import cut
-
         sampled = cut.sample(data, config, progressbar=progressbar)
     else:
         sampled = sample(model, config.sampler, progressbar=progressbar)
