@@ -446,7 +446,8 @@ CURVES_FROM = {"cut": ", from the reference models' scores alone (cut)",
 
 def _reference_fit_note(ax, fit: dict | None) -> None:
     """The reference scores' mean LOO-PIT on their benchmark's panel (``reference_fit``),
-    in red when the references sit off their own curve (|z| > 2)."""
+    in the extrapolation colour (orange) when the references sit off their own curve
+    (|z| > 2)."""
     if not fit:
         return
     off = fit["verdict"] != "ok"
