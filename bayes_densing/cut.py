@@ -96,6 +96,11 @@ def curve_ess(curve: dense_nuts.Draws, names: list[str]) -> float:
     return float(min(float(v.min()) for v in az.ess(ds, method="bulk").data_vars.values()))
 
 
+def curve_steps(curve: dense_nuts.Draws) -> int:
+    """The curve fit's draws per chain."""
+    return next(iter(curve.z.values())).shape[1]
+
+
 def kept_draws(steps: int, chains: int, fixed: int = 0) -> np.ndarray:
     """Which of ``steps`` curve draws per chain the targets are fitted given, evenly spread:
     ``fixed`` per chain, or (0) the :data:`ESS_NEEDED` × :data:`ESS_MARGIN` the headline
@@ -111,8 +116,8 @@ class CutSampler:
     (``sweep.compile_sweep``), whose weights and correct counts are inputs: the curve module
     weights the target scores 0, the target module takes θ as one more input. So every step
     can be rerun with other settings (``benchmarks/cut_spike.py`` runs several inner lengths
-    from one curve fit) or other counts of the same design (``benchmarks/cut_calibration.py``)
-    without compiling again."""
+    from one curve fit) or other counts of the same design (the SBC, ``sbc.fitter``) without
+    compiling again."""
 
     def __init__(self, data: ScoreData, config: Config):
         from .sweep import compile_sweep
@@ -153,7 +158,7 @@ class CutSampler:
                 tune: int | None = None, counts=None) -> dense_nuts.Draws:
         """The target module's metric and step size, adapted given the curve posterior's
         median θ (coordinate-wise, unconstrained)."""
-        values = self.values(curve, np.arange(next(iter(curve.z.values())).shape[1]))
+        values = self.values(curve, np.arange(curve_steps(curve)))
         centre = tuple(np.median(v.reshape((-1,) + v.shape[2:]), axis=0) for v in values)
         args = centre + self.target_args(counts)
         points = unconstrained_starts(self.model, self.config.sampler.chains, seed,
@@ -169,16 +174,14 @@ class CutSampler:
               counts=None) -> dense_nuts.Draws:
         """The end of the warm-up: conditional runs over one chunk of curve draws per chain
         (the main runs' chunk length), spread over the curve posterior, at the adapted step
-        size; while any transition
-        diverges, the step size shrinks by :data:`PROBE_SHRINK` and the probe runs again (at
-        most :data:`PROBE_TRIES` times). The probe's draws are discarded. The metric and step
+        size; while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK`
+        and the probe runs again (at most :data:`PROBE_TRIES` times). The probe's draws are discarded. The metric and step
         were adapted given one θ; where the curve posterior is wide (a small design) the
         conditionals of distant θ draws are narrower, and simulated datasets of 20 targets and
         3 benchmarks had up to 388 divergent transitions in 5,000 without it
         (benchmarks/README.md, "Cut inference"). The probe has the main runs' chunk length, so
         it reuses their compiled program."""
-        steps = next(iter(curve.z.values())).shape[1]
-        s = self.config.sampler
+        steps, s = curve_steps(curve), self.config.sampler
         keep = kept_draws(steps, s.chains, s.curve_draws)
         length = dense_nuts.chunk_length(len(keep))
         probe = thinned(steps, length)

@@ -515,6 +515,11 @@ class Sampler:
         x = np.asarray(x)
         return x.reshape((self.slots,) + x.shape[2:])[:self.cfg.chains]
 
+    def last_positions(self, z: dict) -> list[dict]:
+        """Each chain's last draw of ``z`` (chain, draw, ...): where a warm start resumes."""
+        return [{n: np.asarray(z[n][c, -1]) for n in self.names}
+                for c in range(self.cfg.chains)]
+
     def nested_program(self, inner: int):
         """The program of :meth:`conditional_runs` for ``inner`` transitions per input value:
         (states, preconditioner, the inputs' values with a leading axis of steps) → (states,
@@ -590,9 +595,8 @@ class Sampler:
                  "inner_energy": energy, "energy": energy[..., -1], "lp": -potential_energy,
                  "acceptance_rate": accept.mean(axis=-1),
                  "step_size": np.full(diverging.shape[:2], warm.step_size)}
-        last = [{n: np.asarray(z[n][c, -1]) for n in self.names} for c in range(chains)]
         return Draws(z=z, stats=stats, seconds=seconds, metric=warm.metric,
-                     step_size=warm.step_size, last=last)
+                     step_size=warm.step_size, last=self.last_positions(z))
 
     def run(self, starts: list[dict], args=(), *, seed: int, warm: Draws | None = None,
             tune: int | None = None, progressbar: bool = True,
@@ -606,8 +610,7 @@ class Sampler:
         result holds the adapted state only (``z`` and ``stats`` empty)."""
         import jax
 
-        chains, n_dev, per_dev, slots, names = (self.cfg.chains, self.n_dev, self.per_dev,
-                                                self.slots, self.names)
+        chains, n_dev, per_dev, slots = self.cfg.chains, self.n_dev, self.per_dev, self.slots
         n_tune = warmup_chunks(self.cfg.tune if tune is None else tune, self.length)
         updates = metric_updates(n_tune)
         # at an update whose window is too short (e.g. one iteration of one chain) the metric
@@ -697,8 +700,8 @@ class Sampler:
                  "lp": -potential_energy, "acceptance_rate": accept,
                  "tree_depth": np.log2(n_steps).astype(int) + 1,
                  "step_size": np.full(diverging.shape, eps)}
-        last = [{n: np.asarray(z[n][c, -1]) for n in names} for c in range(chains)]
-        return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps, last=last)
+        return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps,
+                     last=self.last_positions(z))
 
 
 def metric_layout(mass_matrix: str, d: int) -> str:

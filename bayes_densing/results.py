@@ -149,16 +149,16 @@ def models_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.Data
     tg = data.targets
     rows = []
     for i, (_, m) in enumerate(tg.iterrows()):
-        e_lo, e_hi = hdi(eta[:, i])
+        size = math.exp(np.median(eta[:, i]))
+        size_lo, size_hi = (math.exp(v) for v in hdi(eta[:, i]))
         r_lo, r_hi = hdi(log_rho[:, i])
         rows.append({"model": m.model, "family": m.family, "role": "target",
                      "release_date": m.release_date.strftime("%Y-%m-%d"), "params": m.params,
-                     "effective_params": math.exp(np.median(eta[:, i])),
-                     "effective_params_low": math.exp(e_lo), "effective_params_high": math.exp(e_hi),
+                     "effective_params": size,
+                     "effective_params_low": size_lo, "effective_params_high": size_hi,
                      "density": math.exp(np.median(log_rho[:, i])), "density_low": math.exp(r_lo),
                      "density_high": math.exp(r_hi), "p_on_frontier": float(on_envelope[i]),
-                     "extrapolation": extrapolation_of(math.exp(np.median(eta[:, i])),
-                                                       math.exp(e_lo), math.exp(e_hi), ref_sizes)})
+                     "extrapolation": extrapolation_of(size, size_lo, size_hi, ref_sizes)})
     for _, m in data.references.iterrows():
         rows.append({"model": m.model, "family": m.family, "role": "reference",
                      "release_date": m.release_date.strftime("%Y-%m-%d"), "params": m.params,
