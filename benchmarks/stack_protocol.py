@@ -165,65 +165,56 @@ def main() -> None:
         print(json.dumps(peer(args.peer)))
         return
     work = Path(tempfile.mkdtemp(prefix="stack-protocol-"))
-    if args.estimands:
-        try:
-            new = make_env(work / "new", sh([str(REPO / "tools" / "find-python")]).stdout.strip(),
-                           REPO)
-            rows = []
-            for r in range(args.rounds):
-                order = [("joint", ("--curves", "joint")),
-                         ("cut", ("--curves", "cut", "--allow-warnings"))][:: 1 if r % 2 == 0 else -1]
-                for label, extra in order:
-                    row = whole_command(new, label, new, seed=r, extra=extra)
-                    row["round"] = r
-                    rows.append(row)
-                    print(json.dumps({k: v for k, v in row.items() if k != "versions"}),
-                          flush=True)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        record = {"command": "python benchmarks/stack_protocol.py " + " ".join(sys.argv[1:]),
-                  "date": date.today().isoformat(),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows,
-                  "peers": []}
-        out = args.out or REPO / "benchmarks" / "results" / f"estimands-{date.today()}.json"
-        out.write_text(json.dumps(record, indent=2))
-        summarise(record, ("joint", "cut"))
-        print(f"\nwritten to {out}")
-        return
+    new_python = sh([str(REPO / "tools" / "find-python")]).stdout.strip()
+    peers: list[dict] = []
     try:
-        old_src = work / "old-src"
-        old_src.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.old_ref],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
-        new_python = sh([str(REPO / "tools" / "find-python")]).stdout.strip()
-        print(f"installing: old {args.old_ref} with {args.old_python}; new with {new_python}",
-              flush=True)
-        old = make_env(work / "old", args.old_python, old_src)
-        new = make_env(work / "new", new_python, REPO)
-        sh([str(new / "bin" / "pip"), "install", "--quiet", "nutpie"])
-        rows = []
-        for r in range(args.rounds):
-            order = [("old", old), ("new", new)][:: 1 if r % 2 == 0 else -1]
-            for label, env_dir in order:
-                row = whole_command(env_dir, label, new, seed=r)
-                row["round"] = r
-                rows.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "versions"}), flush=True)
-        peers = [] if args.no_peers else [run_peer(new, n) for n in
-                                          ("pymc", "nutpie", "nutpie-low-rank")]
-        for p in peers:
-            print(json.dumps(p), flush=True)
+        if args.estimands:
+            new = make_env(work / "new", new_python, REPO)
+            labels = ("joint", "cut")
+            rows = interleaved([("joint", new, ("--curves", "joint")),
+                                ("cut", new, ("--curves", "cut", "--allow-warnings"))],
+                               args.rounds, new)
+        else:
+            old_src = work / "old-src"
+            old_src.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.old_ref],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive, check=True)
+            print(f"installing: old {args.old_ref} with {args.old_python}; new with "
+                  f"{new_python}", flush=True)
+            old = make_env(work / "old", args.old_python, old_src)
+            new = make_env(work / "new", new_python, REPO)
+            sh([str(new / "bin" / "pip"), "install", "--quiet", "nutpie"])
+            labels = ("old", "new")
+            rows = interleaved([("old", old, ()), ("new", new, ())], args.rounds, new)
+            peers = [] if args.no_peers else [run_peer(new, n) for n in
+                                              ("pymc", "nutpie", "nutpie-low-rank")]
+            for p in peers:
+                print(json.dumps(p), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {"command": "python benchmarks/stack_protocol.py " + " ".join(sys.argv[1:]),
               "date": date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows,
               "peers": peers}
-    out = args.out or REPO / "benchmarks" / "results" / f"stack-protocol-{date.today()}.json"
+    stem = "estimands" if args.estimands else "stack-protocol"
+    out = args.out or REPO / "benchmarks" / "results" / f"{stem}-{date.today()}.json"
     out.write_text(json.dumps(record, indent=2))
-    summarise(record)
+    summarise(record, labels)
     print(f"\nwritten to {out}")
+
+
+def interleaved(contestants: list[tuple], rounds: int, new_env: Path) -> list[dict]:
+    """``rounds`` rounds of the whole command, one run of each (label, environment, extra
+    options) per round, their order reversed every other round; round r with ``--seed r``."""
+    rows = []
+    for r in range(rounds):
+        for label, env_dir, extra in contestants[:: 1 if r % 2 == 0 else -1]:
+            row = whole_command(env_dir, label, new_env, seed=r, extra=extra)
+            row["round"] = r
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "versions"}), flush=True)
+    return rows
 
 
 def summarise(record: dict, labels: tuple = ("old", "new")) -> None:
