@@ -123,11 +123,11 @@ def test_each_target_matches_a_quadrature_mixture_over_the_same_curve_draws(desi
     cfg = _config()
     model = fitted.sampler.model
     latent = "log_density_shifted"
-    fixed_names = [v.name for v in model.value_vars if v.name != latent]
-    inputs = [v for v in model.value_vars if v.name != latent] + list(fitted.sampler.sweep.inputs)
+    others = [v for v in model.value_vars if v.name != latent]   # θ, trend and φ: inputs
+    fixed_names = [v.name for v in others]
     fixed = fitted.sampler.target_args()
-    sampler = dense_nuts.Sampler(model, cfg.sampler, inputs=inputs, parameters=[latent],
-                                 parallel=False)
+    sampler = dense_nuts.Sampler(model, cfg.sampler, inputs=others + list(fitted.sampler.sweep.inputs),
+                                 parameters=[latent], parallel=False)
     start = model.initial_point()
     # 100 curve draws per chain, each visited 4 times: the runs' draws then have ~4× their ESS
     # and the mixture has exactly their components
@@ -155,7 +155,8 @@ def test_each_target_matches_a_quadrature_mixture_over_the_same_curve_draws(desi
         # given θ and the fixed trend the log density is a sum of one term per target, so its
         # gradient at (g, …, g) holds each target's own derivative at g: integrated over the
         # grid (trapezoids), each target's log density up to a constant
-        slope = jax.vmap(lambda g: -jax.grad(sampler.potential)(jnp.full(n_t, g), *args, *fixed))(grid)
+        gradient = jax.grad(sampler.potential)
+        slope = jax.vmap(lambda g: -gradient(jnp.full(n_t, g), *args, *fixed))(grid)
         steps = 0.5 * (slope[1:] + slope[:-1]) * (grid[1] - grid[0])
         lp = jnp.concatenate([jnp.zeros((1, n_t)), jnp.cumsum(steps, axis=0)]).T
         w = jnp.exp(lp - lp.max(axis=1, keepdims=True))
