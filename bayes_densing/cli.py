@@ -360,18 +360,21 @@ def sensitivity(
 @app.command()
 def influence(
     run_dir: Path = typer.Argument(..., help="A run directory written by `bayes-densing sample`."),
-    refit: bool = typer.Option(True, "--refit/--no-refit", help="Refit without each flagged model (one full fit each)."),
-    max_refits: int = typer.Option(5, "--max-refits", help="At most this many refits, highest Pareto k first."),
-    top: int = typer.Option(10, "--top", help="How many models to list, by Pareto k."),
+    refit: bool = typer.Option(True, "--refit/--no-refit", help="Refit without the flagged models (a cut run: then those that move the doubling time most)."),
+    max_refits: int = typer.Option(5, "--max-refits", help="At most this many refits, in the table's order."),
+    top: int = typer.Option(10, "--top", help="How many models to list (by Pareto k; a cut run: flagged first, then by the move of the doubling time)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for influence.csv and influence.json (default: the run directory)."),
     data: Optional[Path] = typer.Option(None, "--data", help="The run's scores CSV, for refits of a run with observed losses (otherwise the run directory suffices)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines for the refits."),
 ) -> None:
     """Which models drive the answer? Leave-one-model-out PSIS-LOO (ArviZ) for a run.
 
-    Every model (its scores on all benchmarks together) gets its elpd_loo contribution and
-    Pareto k; models with k > 0.7 are flagged, and with --refit the model is refitted without
-    each of them (same settings and seed) to show the doubling time they leave behind.
+    Every model (its scores on all benchmarks together) gets its elpd_loo contribution, its
+    Pareto k and the move of the doubling time that leaving it out implies; models with
+    k > 0.7 are flagged, and with --refit the model is refitted without each of them (same
+    settings and seed) to show the doubling time they leave behind. On a cut run
+    (--curves cut) a target's LOO is computed within each curve draw, its own latent
+    integrated out, and its refits reuse the curves (seconds each; docs/model.md, section 6).
     Writes influence.csv and influence.json into the run directory (or --out).
 
     **Example:**

@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from . import dense_nuts
-from .config import Config, ConfigError
+from .config import Config
 from .data import ScoreData
 from .inference import SampleResult, chain_method, select_device, unconstrained_starts
 from .model import log_binomial
@@ -44,16 +44,6 @@ from .model import log_binomial
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
                            "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target"})
-
-
-def refuse(config: Config, what: str) -> None:
-    """Raise :class:`ConfigError` for an analysis that is not yet right for a cut run: plain
-    PSIS-LOO and power-scaling of pooled cut draws reweight across curve draws, which the cut
-    forbids (each target's weights must be normalised within a curve draw)."""
-    if config.model.curves == "cut":
-        raise ConfigError(f"{what} is not available for a run with model.curves = 'cut' yet: "
-                          "over the pooled draws of the cut it would be biased. Run it on a "
-                          "fit with --curves joint")
 
 
 def target_parameters(model) -> list[str]:
@@ -138,10 +128,11 @@ class CutSampler:
         k = (self.sweep.counts if counts is None else np.asarray(counts)).astype(float)
         return k, log_binomial(self.sweep.n, k)
 
-    def target_args(self, counts=None) -> tuple:
-        """The target module's inputs other than θ: every score weighted 1, the counts."""
-        return (np.ones(len(self.sweep.n)), np.ones(len(self.data.benchmarks)),
-                *self._counts(counts))
+    def target_args(self, counts=None, obs_w=None) -> tuple:
+        """The target module's inputs other than θ: the scores' weights (default every score
+        weighted 1; a target whose scores are all weighted 0 is left out), the counts."""
+        w = np.ones(len(self.sweep.n)) if obs_w is None else np.asarray(obs_w, dtype=float)
+        return (w, np.ones(len(self.data.benchmarks)), *self._counts(counts))
 
     def curves(self, seed: int, progressbar: bool = False, counts=None) -> dense_nuts.Draws:
         """The curve module's draws, p(θ | reference scores); ``counts``: other correct
@@ -196,6 +187,39 @@ class CutSampler:
             warm = dataclasses.replace(warm, step_size=warm.step_size * PROBE_SHRINK)
         return warm
 
+    def strata(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, per_chain: int,
+               kept: int, burn: int, inner: int, seed: int) -> xr.DataTree:
+        """Many draws of ψ given each of a few curve draws, for reweighting within a curve
+        draw (``analyses/stratified.py``): ``per_chain`` curve draws per chain, spread
+        evenly, and given each, ``burn`` + ``kept`` steps of ``inner`` transitions chained
+        as in :meth:`conditional`, the first ``burn`` dropped. chain = stratum (one curve
+        draw, its chain and index in the curve fit as ``curve_chain``/``curve_draw``),
+        draw = a kept draw given it."""
+        picks = thinned(curve_steps(curve), per_chain)
+        values = self.values(curve, np.repeat(picks, burn + kept))
+        fixed = self.target_args()
+        draws = self.inner.conditional_runs(warm, values, inner, seed=seed, fixed=fixed,
+                                            progressbar=False)
+
+        def by_stratum(x):
+            x = np.asarray(x)
+            x = x.reshape((x.shape[0], len(picks), burn + kept) + x.shape[2:])[:, :, burn:]
+            return x.reshape((-1, kept) + x.shape[3:])
+
+        z = {**{v.name: by_stratum(x) for v, x in zip(self.theta, values)},
+             **{n: by_stratum(x) for n, x in draws.z.items()}}
+        stats = {k: by_stratum(draws.stats[k]) for k in ("diverging", "n_steps", "lp")}
+        idata = dense_nuts.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
+                                            args=fixed[:2], observed=False)
+        _drop_unused(idata)
+        chains = np.asarray(draws.stats["diverging"]).shape[0]
+        idata["posterior"] = idata["posterior"].to_dataset().assign_coords(
+            curve_chain=("chain", np.repeat(np.arange(chains), len(picks))),
+            curve_draw=("chain", np.tile(picks, chains)))
+        idata.posterior.attrs.update({"seconds": draws.seconds, "inner_steps": inner,
+                                      "burn": burn})
+        return idata
+
     def inner_tune(self) -> int:
         """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500
         of 1000 iterations, 17 instead of 15 leapfrog steps per transition on the bundled
@@ -204,10 +228,14 @@ class CutSampler:
 
     def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
                     inner_steps: int, seed: int, progressbar: bool = False,
-                    counts=None) -> xr.DataTree:
-        """The nested runs given the kept curve draws, as the cut posterior's DataTree."""
+                    counts=None, obs_w=None) -> xr.DataTree:
+        """The nested runs given the kept curve draws, as the cut posterior's DataTree.
+        ``obs_w``: the scores' weights (:meth:`target_args`); a target left out by them
+        starts from its exact posterior, a standard normal (``SweepSampler.warm_start``)."""
         values = self.values(curve, keep)
-        fixed = self.target_args(counts)
+        fixed = self.target_args(counts, obs_w)
+        if obs_w is not None:
+            warm = self.sweep.warm_start(warm, fixed[0], fixed[1], seed, sampler=self.inner)
         draws = self.inner.conditional_runs(warm, values, inner_steps, seed=seed + 2,
                                             fixed=fixed, progressbar=progressbar)
         z = {**{v.name: x for v, x in zip(self.theta, values)}, **draws.z}
@@ -218,10 +246,7 @@ class CutSampler:
                                             args=fixed[:2], observed=False)
         idata["sample_stats"]["inner_energy"] = xr.Variable(
             ("chain", "draw", "inner_step"), draws.stats["inner_energy"])
-        # the weighted model's stand-in priors of unused benchmarks: 0 here, not prior terms
-        log_prior = idata["log_prior"].to_dataset()
-        idata["log_prior"] = log_prior.drop_vars([v for v in log_prior.data_vars
-                                                  if v.endswith("_unused")])
+        _drop_unused(idata)
         for group in ("posterior", "sample_stats", "log_prior"):
             idata[group] = idata[group].to_dataset().assign_coords(curve_draw=("draw", keep))
         idata["observed_data"] = observed_data(self.data, fixed[2])
@@ -235,6 +260,14 @@ class CutSampler:
             "curve_min_ess": curve_ess(curve, [v.name for v in self.theta]),
             "curve_seconds": curve.seconds, "conditional_seconds": warm.seconds + draws.seconds})
         return idata
+
+
+def _drop_unused(idata: xr.DataTree) -> None:
+    """Remove the weighted model's stand-in priors of unused benchmarks from ``log_prior``:
+    0 here, not prior terms."""
+    log_prior = idata["log_prior"].to_dataset()
+    idata["log_prior"] = log_prior.drop_vars([v for v in log_prior.data_vars
+                                              if v.endswith("_unused")])
 
 
 def observed_data(data: ScoreData, k: np.ndarray) -> xr.Dataset:

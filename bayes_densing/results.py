@@ -62,12 +62,20 @@ def slope_draws(idata: xr.DataTree, config: Config, t_targets: np.ndarray | None
 
     For ``envelope`` this applies the paper's rule inside every draw: OLS of ln ρ on t over
     the models on the running-max envelope of that draw (``t_targets``: the targets' release
-    times; by default read from the run's constant_data).
+    times; by default read from the run's constant_data); a draw whose envelope has a single
+    model or date has no slope and is left out (:func:`slope_per_draw` keeps it, as NaN).
     """
+    A = slope_per_draw(idata, config, t_targets)
+    return A[np.isfinite(A)]
+
+
+def slope_per_draw(idata: xr.DataTree, config: Config, t_targets: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """:func:`slope_draws` for every draw, in order: NaN where an envelope has no slope."""
     if config.model.trend == "envelope":
         t = target_times(idata) if t_targets is None else np.asarray(t_targets, dtype=float)
         A, _ = laws.envelope_trend(t, draws(idata, "log_density"))
-        return A[np.isfinite(A)]  # a draw whose envelope has a single model or date has no slope
+        return np.asarray(A, dtype=float)
     return draws(idata, "A")
 
 
@@ -88,6 +96,31 @@ def trend_line_draws(idata: xr.DataTree, config: Config, t: np.ndarray) -> np.nd
                                      draws(idata, "B_change")[:, None],
                                      float(config.model.months(config.model.changepoint)))
     return laws.trend_mean(t, draws(idata, "A")[:, None], draws(idata, "B")[:, None])
+
+
+def trend_prior_logpdf(idata: xr.DataTree, config: Config, t: np.ndarray,
+                       log_rho: np.ndarray) -> np.ndarray:
+    """log p(ln ρ | trend) under each posterior draw's trend: the prior ``build_model`` puts
+    on the targets' log densities (the frontier's skew-normal for ``frontier`` and
+    ``changepoint``, a normal for ``mean`` and ``envelope``), in numpy. ``t``: the targets'
+    times (n,); ``log_rho``: values (samples, ..., n), each row under its draw's trend
+    (tests/test_cut_influence.py pins the sum to the model's ``trend_prior``)."""
+    from scipy import stats
+
+    t = np.asarray(t, dtype=float)
+    trend = config.model.trend
+    if trend == "changepoint":
+        mu = trend_line_draws(idata, config, t)
+    else:           # the mean line, also under "envelope", whose prior is the mean trend's
+        mu = laws.trend_mean(t[None, :], draws(idata, "A")[:, None], draws(idata, "B")[:, None])
+    log_rho = np.asarray(log_rho, dtype=float)
+    lift = (slice(None),) + (None,) * (log_rho.ndim - 2)
+    mu = mu[lift]
+    if trend in ("frontier", "changepoint"):
+        omega, shape = laws.frontier_skewnormal(draws(idata, "sigma_v"), draws(idata, "sigma_u"))
+        return stats.skewnorm.logpdf(log_rho, shape[lift][..., None], loc=mu,
+                                     scale=omega[lift][..., None])
+    return stats.norm.logpdf(log_rho, mu, draws(idata, "sigma")[lift][..., None])
 
 
 def doubling_months(A: np.ndarray) -> np.ndarray:

@@ -75,20 +75,25 @@ class SweepSampler:
                                            posterior=self.posterior, args=(obs_w, bench_w),
                                            observed=False)
 
-    def without_data(self, obs_w: np.ndarray, bench_w: np.ndarray) -> np.ndarray:
+    def without_data(self, obs_w: np.ndarray, bench_w: np.ndarray,
+                     sampler: dense_nuts.Sampler | None = None) -> np.ndarray:
         """Which coordinates of the flat parameter vector have no data under these weights:
         an unweighted benchmark's parameters and the latents of targets without a weighted
-        score. Their posterior is a standard normal, independent of the rest (``build_model``)."""
+        score. Their posterior is a standard normal, independent of the rest (``build_model``).
+        ``sampler``: the sampler whose parameters are flattened (default the sweep's; the
+        cut's moves the target module only)."""
+        sampler = sampler or self.sampler
         scored = np.zeros(len(self.model.coords["target"]), bool)
         scored[self.obs_target[(np.asarray(obs_w) > 0) & (self.obs_target >= 0)]] = True
         unused = {("benchmark",): np.asarray(bench_w) == 0, ("target",): ~scored}
         rvs = {v.name: self.model.values_to_rvs[v].name for v in self.model.value_vars}
-        return self.sampler.flatten({
+        return sampler.flatten({
             name: unused.get(tuple(self.model.named_vars_to_dims.get(rvs[name]) or ()),
-                             np.zeros(self.sampler.shapes[name], bool))
-            for name in self.sampler.names}).astype(bool)
+                             np.zeros(sampler.shapes[name], bool))
+            for name in sampler.names}).astype(bool)
 
-    def warm_start(self, warm: dense_nuts.Draws, obs_w, bench_w, seed: int) -> dense_nuts.Draws:
+    def warm_start(self, warm: dense_nuts.Draws, obs_w, bench_w, seed: int,
+                   sampler: dense_nuts.Sampler | None = None) -> dense_nuts.Draws:
         """``warm`` (another fit's adapted state) for a fit under these weights: the
         coordinates without data (:meth:`without_data`) start from their exact posterior,
         standard normal draws, with unit variance in the metric. Kept at the other fit's
@@ -96,16 +101,17 @@ class SweepSampler:
         benchmark's ln φ near 7) with another posterior's scale, and the warm-up's first
         window took 250–640 leapfrog steps per iteration on the small subsets
         (benchmarks/README.md)."""
-        free = self.without_data(obs_w, bench_w)
+        sampler = sampler or self.sampler
+        free = self.without_data(obs_w, bench_w, sampler)
         if not free.any():
             return warm
         rng = np.random.default_rng([seed, 1])
         last = []
         for point in warm.last:
-            x = self.sampler.flatten(point)
+            x = sampler.flatten(point)
             x[free] = rng.standard_normal(int(free.sum()))
-            last.append(self.sampler.unflatten(x))
-        return dataclasses.replace(warm, metric=self.sampler.with_unit(warm.metric, free),
+            last.append(sampler.unflatten(x))
+        return dataclasses.replace(warm, metric=sampler.with_unit(warm.metric, free),
                                    last=last)
 
 

@@ -219,19 +219,6 @@ def test_a_run_written_before_model_curves_reads_back_as_joint(lib_run, tmp_path
     assert load_run(old).config.model.curves == "joint"
 
 
-def test_analyses_that_would_be_biased_on_cut_draws_refuse_them():
-    from bayes_densing.analyses.influence import influence
-    from bayes_densing.analyses.prior_sensitivity import prior_sensitivity
-    from bayes_densing.results import Run
-
-    cfg = _config()
-    run = Run(idata=None, models=None, trend=None, diagnostics={}, config=cfg)
-    with pytest.raises(ConfigError, match="influence .* --curves joint"):
-        influence(run)
-    with pytest.raises(ConfigError, match="power-scaling .* --curves joint"):
-        prior_sensitivity(None, None, cfg)
-
-
 def test_the_cuts_curves_reproduce_the_paper_pipelines_sizes(fitted, design):
     """Tier (a) of the agreement with `classic`: its own inversion and mean over benchmarks,
     applied to every cut draw of the curves, gives its point sizes (the bundled data's

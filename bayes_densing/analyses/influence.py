@@ -48,14 +48,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import cut, data as data_mod, results, rundir
+from .. import data as data_mod, results, rundir
 from ..config import Config
 from ..data import DataError, ScoreData
+from . import stratified
 
 K_THRESHOLD = 0.7
 MAX_REFITS = 5
 TABLE_COLUMNS = ["model", "role", "family", "n_scores", "elpd_loo_i", "pareto_k", "flagged",
-                 "doubling_median", "hdi_low", "hdi_high", "shift", "refit_note"]
+                 "loo_shift", "doubling_median", "hdi_low", "hdi_high", "shift", "refit_note"]
 
 Progress = Callable[[str], None]         # called with one line of progress at a time
 
@@ -264,6 +265,7 @@ class Influence:
     refitted: bool
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ranked_by: str = "pareto_k"    # or "loo_shift" (a cut run: flagged first, then |shift|)
 
     @property
     def flagged(self) -> list[str]:
@@ -274,7 +276,7 @@ class Influence:
             "k_threshold": self.k_threshold, "elpd_loo": self.elpd_loo, "se": self.se,
             "p_loo": self.p_loo, "n_draws": self.n_draws, "n_models": int(len(self.table)),
             "flagged": self.flagged, "refitted": self.refitted, "skipped": self.skipped,
-            "full_doubling": self.full_doubling, "notes": self.notes,
+            "full_doubling": self.full_doubling, "notes": self.notes, "ranked_by": self.ranked_by,
             "models": self.table.to_dict(orient="records"),
         })
 
@@ -286,11 +288,16 @@ class Influence:
                  f"elpd_loo {self.elpd_loo:.1f} (SE {self.se:.1f}), p_loo {self.p_loo:.1f}",
                  f"  {len(self.flagged)} model(s) with Pareto k > {self.k_threshold:g} "
                  "(importance sampling cannot predict leaving them out)",
-                 "", f"Top {min(top, len(t))} models by Pareto k:",
-                 f"  {'model':<40} {'role':<9} {'k':>6} {'elpd_i':>9}  flag"]
+                 "", f"Top {min(top, len(t))} models by "
+                 + ("Pareto k:" if self.ranked_by == "pareto_k" else
+                    "the move of the doubling time (flagged first):"),
+                 f"  {'model':<40} {'role':<9} {'k':>6} {'elpd_i':>9} {'ΔT (IS)':>8}  flag"]
         for _, r in t.head(top).iterrows():
             lines.append(f"  {str(r.model)[:40]:<40} {r.role:<9} {r.pareto_k:6.2f} "
-                         f"{r.elpd_loo_i:9.2f}  {'*' if r.flagged else ''}")
+                         f"{r.elpd_loo_i:9.2f} {r.loo_shift:+8.2f}  {'*' if r.flagged else ''}")
+        lines.append("  ΔT (IS): the move of the doubling time's median (months) without the "
+                     "model, by importance sampling" + (" (unreliable where flagged)"
+                                                        if len(self.flagged) else ""))
         lines += ["", f"Doubling time, full data: {fd['median_months']:.2f} months "
                       f"(90% HDI {lo:.2f}–{hi:.2f})"]
         refit = t[t.doubling_median.notna() | (t.refit_note != "")]
@@ -350,29 +357,62 @@ def _clean(x):
 
 def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,
               k_threshold: float = K_THRESHOLD, progress: Progress | None = None) -> Influence:
-    """PSIS-LOO per model for a run (directory or :class:`results.Run`); with ``refit``,
-    refit without each flagged model (highest k first, at most ``max_refits``)."""
+    """PSIS-LOO per model for a run (directory or :class:`results.Run`), with the move of the
+    doubling time's median that leaving each model out implies (``loo_shift``). With
+    ``refit``, refit without models (at most ``max_refits``): under the joint model, each
+    flagged one (highest k first); under the cut, the flagged ones and then those that move
+    the doubling time most (``analyses/stratified.py``: the targets' LOO within each curve
+    draw, and their refits reuse the curves)."""
     if not isinstance(run, results.Run):
         run = results.load_run(run)
     idata, config = run.idata, run.config
-    cut.refuse(config, "influence (PSIS-LOO per model)")
     data = run_data(idata, config)
     ll = by_model(pointwise_loglik(idata, data, config), data)
     names = data.models.model.tolist()
-    loo = model_loo(ll, idata, names)
-    k = np.asarray(loo.pareto_k.values, dtype=float)
+    A = results.slope_per_draw(idata, config)
+    ok = np.isfinite(A)
+    cut_run = config.model.curves == "cut"
+    strata = None
+    if cut_run:
+        # a reference's weights depend on θ alone: plain PSIS over the pooled draws is exact
+        refs = slice(0, data.n_ref)
+        loo = model_loo(ll[..., refs], idata, names[refs])
+        strata = stratified.Strata(data, config, progress=progress)
+        targets = stratified.target_rows(strata)
+        elpd_i = np.concatenate([np.asarray(loo.elpd_i.values, dtype=float), targets.elpd_loo_i])
+        k = np.concatenate([np.asarray(loo.pareto_k.values, dtype=float), targets.pareto_k])
+        shift = np.concatenate([stratified.pooled_shifts(ll.reshape(-1, len(names))[ok, refs],
+                                                         A[ok]), targets.loo_shift])
+        elpd, p_loo = float(elpd_i.sum()), float(loo.p) + float(targets.p_loo_i.sum())
+        se = float(np.sqrt(len(elpd_i) * np.var(elpd_i)))
+        n_strata, n_kept = strata.shape
+        n_draws = n_strata * n_kept
+    else:
+        loo = model_loo(ll, idata, names)
+        elpd_i = np.asarray(loo.elpd_i.values, dtype=float)
+        k = np.asarray(loo.pareto_k.values, dtype=float)
+        shift = stratified.pooled_shifts(ll.reshape(-1, len(names))[ok], A[ok])
+        elpd, se, p_loo, n_draws = float(loo.elpd), float(loo.se), float(loo.p), int(loo.n_samples)
     table = pd.DataFrame({
         "model": names, "role": data.models.role.to_numpy(), "family": data.models.family.to_numpy(),
         "n_scores": np.bincount(data.obs.model_idx.to_numpy(), minlength=len(names)),
-        "elpd_loo_i": np.asarray(loo.elpd_i.values, dtype=float), "pareto_k": k,
-        "flagged": k > k_threshold,
+        "elpd_loo_i": elpd_i, "pareto_k": k, "flagged": k > k_threshold, "loo_shift": shift,
         "doubling_median": math.nan, "hdi_low": math.nan, "hdi_high": math.nan, "shift": math.nan,
         "refit_note": "",
     })
-    table = table.sort_values(["pareto_k", "elpd_loo_i"], ascending=[False, True],
-                              ignore_index=True)
+    if cut_run:
+        table = table.iloc[np.lexsort((-np.abs(table.loo_shift.to_numpy()),
+                                       ~table.flagged.to_numpy()))].reset_index(drop=True)
+    else:
+        table = table.sort_values(["pareto_k", "elpd_loo_i"], ascending=[False, True],
+                                  ignore_index=True)
     full = results.doubling_summary(results.slope_draws(idata, config))
     notes = []
+    if cut_run:
+        notes.append(f"cut run: each target's LOO is within each of {n_strata} curve draws "
+                     f"({n_kept} draws of the targets given each, its own latent integrated "
+                     "out), averaged over them; each reference's over the run's "
+                     f"{int(loo.n_samples)} draws (its weights depend on the curves alone)")
     if _has_loss(idata):
         notes.append("observed losses enter the model but not this LOO: only the scores' "
                      "log-likelihood is left out")
@@ -383,26 +423,49 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
                      "struggles to leave any of them out (more draws or benchmarks help); the "
                      "refits are the direct check")
     skipped: list[str] = []
-    if refit and n_flag:
-        flagged = table.model[table.flagged].tolist()
-        lo = leave_out(run, flagged, max_refits=max_refits, data_path=data_path,
+    chosen = table.model.tolist() if cut_run else table.model[table.flagged].tolist()
+    refitted = bool(refit and chosen)
+    if refitted and not cut_run:
+        lo = leave_out(run, chosen, max_refits=max_refits, data_path=data_path,
                        progress=progress, full=full)
-        skipped = lo.skipped
-        index = {m: i for i, m in enumerate(table.model)}
-        for r in lo.refits:
-            i = index[r["model"]]
-            if r["doubling"] is None:
-                table.at[i, "refit_note"] = f"refit failed: {r['error']}"
-                continue
-            d = r["doubling"]
-            table.at[i, "doubling_median"] = d["median_months"]
-            table.at[i, "hdi_low"], table.at[i, "hdi_high"] = d["hdi_months"]
-            table.at[i, "shift"] = d["median_months"] - full["median_months"]
-            if r["problems"]:
-                table.at[i, "refit_note"] = "diagnostics: " + "; ".join(r["problems"])
+        rows, skipped = lo.refits, lo.skipped
+    elif refitted:       # the rest are ranked lower, not flagged: none is reported skipped
+        todo, rows = chosen[:max(max_refits, 0)], []
+        refs = set(names[:data.n_ref])
+        for name in (m for m in todo if m not in refs):
+            start = time.perf_counter()
+            r = stratified.refit_without_target(strata, name)
+            problems = [f"{r['divergences']} divergent transitions"] if r["divergences"] else []
+            rows.append({"model": name, "doubling": r["doubling"], "problems": problems,
+                         "wall_s": time.perf_counter() - start, "error": ""})
+            if progress:
+                progress(f"refit without {name} (the curves reused): T = "
+                         f"{r['doubling']['median_months']:.2f} months (full data "
+                         f"{full['median_months']:.2f}), {rows[-1]['wall_s']:.0f} s")
+        full_fits = [m for m in todo if m in refs]
+        if full_fits:
+            rows += leave_out(run, full_fits, max_refits=len(full_fits), data_path=data_path,
+                              progress=progress, full=full).refits
+    if refitted:
+        _put_refits(table, rows, full)
         notes.append("each refit repeats the run's sampler settings and seed; shifts much "
                      "smaller than the HDI's width are within Monte Carlo noise")
-    return Influence(table=table, elpd_loo=float(loo.elpd), se=float(loo.se),
-                     p_loo=float(loo.p), n_draws=int(loo.n_samples), k_threshold=k_threshold,
-                     full_doubling=full, refitted=bool(refit and n_flag), skipped=skipped,
-                     notes=notes)
+    return Influence(table=table, elpd_loo=elpd, se=se, p_loo=p_loo, n_draws=n_draws,
+                     k_threshold=k_threshold, full_doubling=full, refitted=refitted,
+                     skipped=skipped, notes=notes, ranked_by="loo_shift" if cut_run else "pareto_k")
+
+
+def _put_refits(table: pd.DataFrame, refits: list[dict], full: dict) -> None:
+    """Each refit's doubling time (or why it failed) into its model's row of ``table``."""
+    index = {m: i for i, m in enumerate(table.model)}
+    for r in refits:
+        i = index[r["model"]]
+        if r["doubling"] is None:
+            table.at[i, "refit_note"] = f"refit failed: {r['error']}"
+            continue
+        d = r["doubling"]
+        table.at[i, "doubling_median"] = d["median_months"]
+        table.at[i, "hdi_low"], table.at[i, "hdi_high"] = d["hdi_months"]
+        table.at[i, "shift"] = d["median_months"] - full["median_months"]
+        if r["problems"]:
+            table.at[i, "refit_note"] = "diagnostics: " + "; ".join(r["problems"])

@@ -38,8 +38,9 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import logsumexp
 
-from .. import cut, laws, results
+from .. import laws, results
 
 THRESHOLD = 0.05          # Kallioinen et al. 2023; arviz.psens and priorsense use the same
 ALPHAS = (0.8, 1.25)      # prior powers for the "how far does it move" check (priorsense's range)
@@ -78,10 +79,19 @@ def weighted_quantile(x: np.ndarray, weights: np.ndarray, q: float = 0.5) -> flo
     return float(np.interp(q, mid, x))
 
 
-def power_scale_weights(log_prior: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+def power_scale_weights(log_prior: np.ndarray, alpha: float, strata: np.ndarray | None = None,
+                        conditional: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """PSIS weights (normalised) that re-weight posterior draws to the prior power ``alpha``,
-    and the Pareto k̂ of the raw weights."""
+    and the Pareto k̂ of the raw weights. ``strata`` (a label per draw) and ``conditional``
+    (the part of ``log_prior`` that is the prior of parameters drawn given their stratum's,
+    a cut's target module): that part's weights are normalised within each stratum, so the
+    strata keep their total weight (``analyses/stratified.py``)."""
     log_ratio = (alpha - 1.0) * np.asarray(log_prior, dtype=float)
+    if strata is not None:
+        scaled = (alpha - 1.0) * np.asarray(conditional, dtype=float)
+        for label in np.unique(strata):
+            at = strata == label
+            log_ratio[at] -= logsumexp(scaled[at]) - math.log(at.sum())
     # ArviZ's PSIS takes what LOO gives it, a log-likelihood, and weights by its negation
     lw, k = xr.DataArray(-log_ratio, dims="sample").azstats.psislw(dim="sample")
     w = np.exp(lw.values - lw.values.max())
@@ -145,7 +155,9 @@ def _finite_or_none(v):
 
 def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = None,
                   prior_terms: list[str] | None = None, alphas=ALPHAS,
-                  threshold: float = THRESHOLD, claims=results.CLAIMS) -> PriorSensitivity:
+                  threshold: float = THRESHOLD, claims=results.CLAIMS,
+                  strata: np.ndarray | None = None, conditional: list[str] = ()
+                  ) -> PriorSensitivity:
     """Power-scaling sensitivity of scalar posterior quantities, on any DataTree that has
     ``posterior``, ``log_prior`` and ``log_likelihood`` groups.
 
@@ -153,7 +165,11 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
     given, the doubling time T = ln 2 / A (its median and P(T ≤ m) for each of ``claims``) is
     also reported under the prior scaled by each of ``alphas``, and its verdict is the
     doubling time's. ``prior_terms``: the ``log_prior`` variables to power-scale (default: all
-    of them, the joint prior).
+    of them, the joint prior). ``strata`` (a label per flattened draw) and ``conditional``
+    (the names of the prior terms of parameters drawn given their stratum's): the weights of
+    those terms are normalised within each stratum (:func:`power_scale_weights`); for the
+    derivatives, the caller centres them within each stratum, which does it to first order
+    in α − 1, exactly at α = 1.
 
     >>> import numpy as np, arviz as az
     >>> rng = np.random.default_rng(0); mu = rng.normal(0.0, 0.1, (1, 2000))
@@ -172,7 +188,10 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
                      "verdict": verdict(p, threshold), "diagnosis": diagnosis(p, l, threshold)})
     table = pd.DataFrame(rows, columns=["quantity", "prior", "likelihood", "verdict", "diagnosis"])
     log_prior = idata["log_prior"].to_dataset()
-    lp = _summed(log_prior if prior_terms is None else log_prior[list(prior_terms)])
+    scaled_terms = list(log_prior.data_vars) if prior_terms is None else list(prior_terms)
+    lp = _summed(log_prior[scaled_terms])
+    given = [t for t in scaled_terms if t in conditional]
+    lp_given = _summed(log_prior[given]) if given else np.zeros_like(lp)
     n = lp.size
     doubling: dict = {}
     notes: list[str] = []
@@ -183,7 +202,7 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
         base = _doubling_median(A, np.full(A.size, 1.0 / A.size))
         scaled = []
         for alpha in alphas:
-            w, k = power_scale_weights(lp, alpha)
+            w, k = power_scale_weights(lp, alpha, strata, lp_given)
             scaled.append({"alpha": float(alpha), "median_months": _doubling_median(A, w),
                            "p_leq": {f"{m:g}": float(np.sum(w * (T <= m))) for m in claims},
                            "pareto_k": k})
@@ -303,8 +322,16 @@ def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
     data it flagged every quantity, with Pareto k̂ 1.3–2.3), which says nothing about the
     choices a user makes (slope, intercept and scale priors).
     """
-    cut.refuse(config, "power-scaling prior sensitivity")
-    log_prior, log_lik = log_densities(idata, data, config)
+    strata_labels, conditional = None, ()
+    if config.model.curves == "cut":
+        from .stratified import Strata, centred_densities
+
+        strata = Strata(data, config)
+        log_prior, log_lik, conditional = centred_densities(strata)
+        idata = strata.idata
+        strata_labels = np.repeat(np.arange(strata.shape[0]), strata.shape[1])
+    else:
+        log_prior, log_lik = log_densities(idata, data, config)
     if prior_terms is None:
         prior_terms = [v for v in log_prior.data_vars if v not in GROUP_LEVEL]
     elif prior_terms == "all":
@@ -312,8 +339,10 @@ def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
     q = quantities(idata, data, config)
     keep = np.all([np.isfinite(v.reshape(-1)) for v in q.values()], axis=0)
     n_all = keep.size
-    posterior = xr.Dataset({k: (("chain", "draw"), v.reshape(1, -1)[:, keep])
-                            for k, v in q.items()})
+    # a DataTree's variable names may not hold "/", which model names often do (org/name)
+    label = {k.replace("/", "\N{DIVISION SLASH}"): k for k in q}
+    posterior = xr.Dataset({safe: (("chain", "draw"), q[k].reshape(1, -1)[:, keep])
+                            for safe, k in label.items()})
 
     def flat(ds: xr.Dataset) -> xr.Dataset:
         out = {}
@@ -331,7 +360,13 @@ def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
             raise ValueError(f"prior_terms {', '.join(unknown)} not in the model's prior terms: "
                              f"{', '.join(log_prior.data_vars)}")
     ps = power_scaling(scaled, slope="A_per_month", prior_terms=prior_terms, alphas=alphas,
-                       threshold=threshold)
+                       threshold=threshold, conditional=conditional,
+                       strata=None if strata_labels is None else strata_labels[keep])
+    ps.table["quantity"] = ps.table.quantity.map(label)
+    if strata_labels is not None:
+        ps.notes.append(f"cut run: {keep.sum()} draws, several given each of "
+                        f"{len(np.unique(strata_labels))} curve draws; the target module's "
+                        "prior terms are scaled within each curve draw, the curves' over all")
     if keep.sum() < n_all:
         ps.notes.append(f"{n_all - keep.sum()} of {n_all} draws left out (undefined envelope slope)")
     ps.notes.append("prior terms power-scaled: "

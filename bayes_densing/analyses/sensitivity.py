@@ -405,10 +405,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
         table = pd.DataFrame(rows, columns=COLUMNS)
         base_fit = fitted[BASE]
         prior = None
-        if prior_scaling and base_fit.config.model.curves == "cut":
-            say("prior sensitivity: skipped, not yet available for model.curves = 'cut' "
-                "(power-scale a fit with --curves joint)")
-        elif prior_scaling:
+        if prior_scaling:
             from .prior_sensitivity import prior_sensitivity
 
             say("prior sensitivity: power-scaling the base run's prior …")
