@@ -111,14 +111,22 @@ def test_grouping_by_model_and_loo(lib_run):
     result = inf.influence(lib_run.out, refit=False)
     t = result.table
     assert sorted(t.model) == sorted(data.models.model) and len(t) == n_models
-    assert list(t.pareto_k) == sorted(t.pareto_k, reverse=True)
+    flagged = t[t.flagged]                    # flagged first, by k; then by the move of T
+    assert list(t.flagged) == sorted(t.flagged, reverse=True)
+    assert list(flagged.pareto_k) == sorted(flagged.pareto_k, reverse=True)
+    rest = t.loo_shift[~t.flagged].abs()
+    assert list(rest) == sorted(rest, reverse=True) and np.isfinite(t.loo_shift).all()
     assert (t.flagged == (t.pareto_k > inf.K_THRESHOLD)).all()
     assert (t.n_scores == len(data.benchmarks)).all()
     assert set(t.role[t.model.str.startswith("ref-")]) == {"reference"}
     assert set(t.role[t.model.str.startswith("sim-")]) == {"target"}
     by_name = t.set_index("model")
     k = dict(zip(data.models.model, loo.pareto_k.values))
-    assert all(by_name.pareto_k[m] == pytest.approx(k[m]) for m in k)
+    refs = data.models.model[:data.n_ref]
+    assert all(by_name.pareto_k[m] == pytest.approx(k[m]) for m in refs)
+    # a target's latent integrated out: its weights depend on the shared parameters only
+    targets = data.models.model[data.n_ref:]
+    assert by_name.pareto_k[targets].mean() < np.mean([k[m] for m in targets]) - 0.1
     assert t.doubling_median.isna().all() and not result.refitted
     assert result.full_doubling["median_months"] == pytest.approx(
         lib_run.result.doubling["median_months"])
@@ -173,9 +181,8 @@ def test_leave_out_refits_without_the_model(lib_run, monkeypatch):
     assert math.isfinite(row.doubling_median) and row.hdi_low < row.doubling_median < row.hdi_high
     assert row["shift"] == pytest.approx(row.doubling_median - result.full_doubling["median_months"])
     assert t.doubling_median[1:].isna().all()
-    assert len(lines) == 2                                 # a header, then one line per refit
-    assert f"{len(t) - 1} more skipped" in lines[0]
-    assert lines[1].startswith(f"refit 1/1 without {first}: T = ") and "months" in lines[1]
+    assert len(lines) == 3           # the latents integrated; a header, one line per refit
+    assert lines[2].startswith(f"refit 1/1 without {first}: T = ") and "months" in lines[2]
     text = result.text()
     assert f"without {first}" in text and f"{len(t) - 1} flagged model(s) not refitted" in text
 

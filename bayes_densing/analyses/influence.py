@@ -15,21 +15,25 @@ Leave-one-model-out cross-validation by PSIS-LOO (ArviZ), from a run directory a
   summed over each model's benchmarks, and PSIS-LOO runs over models: every model gets its
   contribution to elpd_loo and a Pareto k. Reference models are included (leaving one out
   moves the curves that define every effective size) and marked as such.
-* A model with k > 0.7 (``K_THRESHOLD``) has a posterior so unlike the posterior without it that
-  importance sampling cannot say what leaving it out would do: it is *flagged*, and (up to
-  ``max_refits``, highest k first) the model is refitted without it to show how far the doubling
-  time moves.
+* Each target model has its own latent effective size, informed mostly by its own scores;
+  leaving the model out removes what is known about that latent. So a target's likelihood is
+  taken with its latent integrated out over the trend's prior (``stratified.integrated_loglik``,
+  a grid per draw): the importance weights then depend on the shared parameters only. With
+  the latent in, 81 of the bundled data's 105 targets had k > 0.7; integrated, none.
+* Every model gets the move of the doubling time's median that its importance weights imply
+  (``loo_shift``). A model with k > 0.7 (``K_THRESHOLD``) has a posterior so unlike the
+  posterior without it that importance sampling cannot say what leaving it out would do: it
+  is *flagged*. The table is ranked flagged first, then by the move, and (up to
+  ``max_refits``) the models at its top are refitted without them.
+* A cut run (``model.curves = "cut"``) reweights each target within each curve draw
+  (``analyses/stratified.py``); its targets' refits reuse the curves.
 
 The inputs are rebuilt from the run's ``constant_data`` (model sizes, dates, roles, scores, item
 counts, chance levels), so neither this nor the refits need the original CSV. The one
 exception is a run with observed losses (a ``loss`` column; constant_data does not keep them):
 its refits reload the input recorded in diagnostics.json (or ``data_path``), and the losses'
-own likelihood is not part of the LOO (only the scores are).
-
-Each target model has its own latent effective size, informed mostly by its own scores; leaving
-the model out removes most of what is known about that latent, so large k's are common in this
-model (more so with few benchmarks and few draws). k flags where the importance-sampling answer
-is unreliable; the refits give the direct answer.
+own likelihood is not part of the LOO (only the scores are), and the targets' latents are
+not integrated out (their losses would have to enter the integral).
 """
 
 from __future__ import annotations
@@ -265,7 +269,6 @@ class Influence:
     refitted: bool
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    ranked_by: str = "pareto_k"    # or "loo_shift" (a cut run: flagged first, then |shift|)
 
     @property
     def flagged(self) -> list[str]:
@@ -276,7 +279,7 @@ class Influence:
             "k_threshold": self.k_threshold, "elpd_loo": self.elpd_loo, "se": self.se,
             "p_loo": self.p_loo, "n_draws": self.n_draws, "n_models": int(len(self.table)),
             "flagged": self.flagged, "refitted": self.refitted, "skipped": self.skipped,
-            "full_doubling": self.full_doubling, "notes": self.notes, "ranked_by": self.ranked_by,
+            "full_doubling": self.full_doubling, "notes": self.notes,
             "models": self.table.to_dict(orient="records"),
         })
 
@@ -288,9 +291,8 @@ class Influence:
                  f"elpd_loo {self.elpd_loo:.1f} (SE {self.se:.1f}), p_loo {self.p_loo:.1f}",
                  f"  {len(self.flagged)} model(s) with Pareto k > {self.k_threshold:g} "
                  "(importance sampling cannot predict leaving them out)",
-                 "", f"Top {min(top, len(t))} models by "
-                 + ("Pareto k:" if self.ranked_by == "pareto_k" else
-                    "the move of the doubling time (flagged first):"),
+                 "", f"Top {min(top, len(t))} models: flagged first (by k), then by the move "
+                 "of the doubling time:",
                  f"  {'model':<40} {'role':<9} {'k':>6} {'elpd_i':>9} {'ΔT (IS)':>8}  flag"]
         for _, r in t.head(top).iterrows():
             lines.append(f"  {str(r.model)[:40]:<40} {r.role:<9} {r.pareto_k:6.2f} "
@@ -358,26 +360,33 @@ def _clean(x):
 def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,
               k_threshold: float = K_THRESHOLD, progress: Progress | None = None) -> Influence:
     """PSIS-LOO per model for a run (directory or :class:`results.Run`), with the move of the
-    doubling time's median that leaving each model out implies (``loo_shift``). With
-    ``refit``, refit without models (at most ``max_refits``): under the joint model, each
-    flagged one (highest k first); under the cut, the flagged ones and then those that move
-    the doubling time most (``analyses/stratified.py``: the targets' LOO within each curve
-    draw, and their refits reuse the curves)."""
+    doubling time's median that leaving each model out implies (``loo_shift``), ranked:
+    flagged models first (k above ``k_threshold``: that move is unreliable), then by how
+    far they move it. With ``refit``, the first ``max_refits`` of them are refitted.
+
+    A target's own latent is integrated out of its likelihood (``stratified.integrated_loglik``):
+    leaving the target out removes what is known about that latent, and with it integrated
+    the weights depend on the shared parameters only. Under the joint model that is PSIS over
+    the pooled draws; under the cut it is within each curve draw (``analyses/stratified.py``),
+    and a target's refit reuses the curves."""
     if not isinstance(run, results.Run):
         run = results.load_run(run)
     idata, config = run.idata, run.config
+    say = progress or (lambda text: None)
     data = run_data(idata, config)
     ll = by_model(pointwise_loglik(idata, data, config), data)
     names = data.models.model.tolist()
+    refs = slice(0, data.n_ref)
     A = results.slope_per_draw(idata, config)
     ok = np.isfinite(A)
     cut_run = config.model.curves == "cut"
-    strata = None
+    integrated = not _has_loss(idata)     # a target's losses would have to enter the integral
+    notes, strata = [], None
     if cut_run:
         # a reference's weights depend on θ alone: plain PSIS over the pooled draws is exact
-        refs = slice(0, data.n_ref)
         loo = model_loo(ll[..., refs], idata, names[refs])
         strata = stratified.Strata(data, config, progress=progress)
+        say("cut: each target's likelihood, its latent integrated out")
         targets = stratified.target_rows(strata)
         elpd_i = np.concatenate([np.asarray(loo.elpd_i.values, dtype=float), targets.elpd_loo_i])
         k = np.concatenate([np.asarray(loo.pareto_k.values, dtype=float), targets.pareto_k])
@@ -387,7 +396,18 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
         se = float(np.sqrt(len(elpd_i) * np.var(elpd_i)))
         n_strata, n_kept = strata.shape
         n_draws = n_strata * n_kept
+        notes.append(f"cut run: each target's LOO is within each of {n_strata} curve draws "
+                     f"({n_kept} draws of the targets given each, its own latent integrated "
+                     "out), averaged over them; each reference's over the run's "
+                     f"{int(loo.n_samples)} draws (its weights depend on the curves alone)")
     else:
+        if integrated:
+            say(f"each target's likelihood, its latent integrated out, over {A.size} draws")
+            ll = ll.copy()
+            ll[..., data.n_ref:] = stratified.integrated_loglik(idata, data, config).reshape(
+                ll.shape[:2] + (data.n_target,))
+            notes.append("each target's own latent (its log density) is integrated out of its "
+                         "likelihood over the trend's prior")
         loo = model_loo(ll, idata, names)
         elpd_i = np.asarray(loo.elpd_i.values, dtype=float)
         k = np.asarray(loo.pareto_k.values, dtype=float)
@@ -400,59 +420,42 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
         "doubling_median": math.nan, "hdi_low": math.nan, "hdi_high": math.nan, "shift": math.nan,
         "refit_note": "",
     })
-    if cut_run:
-        table = table.iloc[np.lexsort((-np.abs(table.loo_shift.to_numpy()),
-                                       ~table.flagged.to_numpy()))].reset_index(drop=True)
-    else:
-        table = table.sort_values(["pareto_k", "elpd_loo_i"], ascending=[False, True],
-                                  ignore_index=True)
+    # flagged first (highest k first), then by how far the doubling time moves
+    table = table.iloc[np.lexsort((-np.abs(table.loo_shift.to_numpy()),
+                                   -np.where(table.flagged, table.pareto_k, 0.0)))
+                       ].reset_index(drop=True)
     full = results.doubling_summary(results.slope_draws(idata, config))
-    notes = []
-    if cut_run:
-        notes.append(f"cut run: each target's LOO is within each of {n_strata} curve draws "
-                     f"({n_kept} draws of the targets given each, its own latent integrated "
-                     "out), averaged over them; each reference's over the run's "
-                     f"{int(loo.n_samples)} draws (its weights depend on the curves alone)")
-    if _has_loss(idata):
+    if not integrated:
         notes.append("observed losses enter the model but not this LOO: only the scores' "
-                     "log-likelihood is left out")
+                     "log-likelihood is left out, each target's latent not integrated out")
     n_flag = int(table.flagged.sum())
     if n_flag > len(table) / 2:
-        notes.append(f"{n_flag} of {len(table)} models have k > {k_threshold:g}: each target's "
-                     "effective size is informed mostly by its own scores, so importance sampling "
-                     "struggles to leave any of them out (more draws or benchmarks help); the "
-                     "refits are the direct check")
-    skipped: list[str] = []
-    chosen = table.model.tolist() if cut_run else table.model[table.flagged].tolist()
-    refitted = bool(refit and chosen)
-    if refitted and not cut_run:
-        lo = leave_out(run, chosen, max_refits=max_refits, data_path=data_path,
-                       progress=progress, full=full)
-        rows, skipped = lo.refits, lo.skipped
-    elif refitted:       # the rest are ranked lower, not flagged: none is reported skipped
-        todo, rows = chosen[:max(max_refits, 0)], []
-        refs = set(names[:data.n_ref])
-        for name in (m for m in todo if m not in refs):
-            start = time.perf_counter()
-            r = stratified.refit_without_target(strata, name)
-            problems = [f"{r['divergences']} divergent transitions"] if r["divergences"] else []
-            rows.append({"model": name, "doubling": r["doubling"], "problems": problems,
-                         "wall_s": time.perf_counter() - start, "error": ""})
-            if progress:
-                progress(f"refit without {name} (the curves reused): T = "
-                         f"{r['doubling']['median_months']:.2f} months (full data "
-                         f"{full['median_months']:.2f}), {rows[-1]['wall_s']:.0f} s")
-        full_fits = [m for m in todo if m in refs]
-        if full_fits:
-            rows += leave_out(run, full_fits, max_refits=len(full_fits), data_path=data_path,
-                              progress=progress, full=full).refits
-    if refitted:
+        notes.append(f"{n_flag} of {len(table)} models have k > {k_threshold:g}: importance "
+                     "sampling struggles to leave them out (more draws or benchmarks help); "
+                     "the refits are the direct check")
+    todo = table.model[:max(max_refits, 0)].tolist() if refit else []
+    skipped = [m for m in table.model[table.flagged] if m not in todo] if refit else []
+    rows: list[dict] = []
+    for name in (m for m in todo if cut_run and m not in names[refs]):
+        start = time.perf_counter()
+        r = stratified.refit_without_target(strata, name)
+        problems = [f"{r['divergences']} divergent transitions"] if r["divergences"] else []
+        rows.append({"model": name, "doubling": r["doubling"], "problems": problems,
+                     "wall_s": time.perf_counter() - start, "error": ""})
+        say(f"refit without {name} (the curves reused): T = "
+            f"{r['doubling']['median_months']:.2f} months (full data "
+            f"{full['median_months']:.2f}), {rows[-1]['wall_s']:.0f} s")
+    full_fits = [m for m in todo if not cut_run or m in names[refs]]
+    if full_fits:
+        rows += leave_out(run, full_fits, max_refits=len(full_fits), data_path=data_path,
+                          progress=progress, full=full).refits
+    if rows:
         _put_refits(table, rows, full)
         notes.append("each refit repeats the run's sampler settings and seed; shifts much "
                      "smaller than the HDI's width are within Monte Carlo noise")
     return Influence(table=table, elpd_loo=elpd, se=se, p_loo=p_loo, n_draws=n_draws,
-                     k_threshold=k_threshold, full_doubling=full, refitted=refitted,
-                     skipped=skipped, notes=notes, ranked_by="loo_shift" if cut_run else "pareto_k")
+                     k_threshold=k_threshold, full_doubling=full, refitted=bool(rows),
+                     skipped=skipped, notes=notes)
 
 
 def _put_refits(table: pd.DataFrame, refits: list[dict], full: dict) -> None:

@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from .. import cut, laws, results
 from ..config import Config, ConfigError
 from ..data import ScoreData
-from ..model import betabinomial_logp, log_binomial, score_probability
+from ..model import OUTLIER_PHI, betabinomial_logp, log_binomial, score_probability
 
 # the strata: curve draws per chain, the draws kept given each, the steps dropped after each
 # switch of θ (the main runs' 5 transitions per θ draw already pass the L-doubling check,
@@ -85,8 +85,9 @@ class Strata:
 
 def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: int = 1,
                       grid_at: tuple | None = None) -> np.ndarray:
-    """log p(y_i | ψ, θ) of every target i for every draw: its scores' beta-binomial
-    likelihood times the trend prior of its ln ρ_i, integrated over ln ρ_i on a grid (the
+    """log p(y_i | ψ, θ) of every target i for every draw: its scores' likelihood (the
+    beta-binomial, or the robust mixture) times the trend prior of its ln ρ_i, integrated over
+    ln ρ_i on a grid (the
     model's formulas: ``model.score_probability``, ``model.betabinomial_logp``,
     ``results.trend_prior_logpdf``). ``per``: how many consecutive draws share their θ
     (a stratum's draws; 1 for a run's own). ``grid_at``: each target's grid centre and
@@ -110,6 +111,8 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
 
     curves = results.curve_draws(idata)
     phi = results.draws(idata, "phi_target")                 # (samples, benchmark)
+    robust = config.model.likelihood == "robust"
+    outlier = results.draws(idata, "outlier_rate") if robust else None
     n_all = rho.shape[0]
     prior = results.trend_prior_logpdf(idata, config, t, np.broadcast_to(
         grid, (n_all,) + grid.shape))                        # (samples, grid, target)
@@ -123,6 +126,10 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
         p = p[:, is_target]
         rows = slice(first, first + per)
         ll = betabinomial_logp(k, n, p[None], phi[rows][:, None, bj], binomln)  # (K, G, obs)
+        if robust:          # the two-component mixture of model.build_model
+            pi = outlier[rows][:, None, None]
+            wide = betabinomial_logp(k, n, p, OUTLIER_PHI, binomln)[None]
+            ll = np.logaddexp(np.log1p(-pi) + ll, np.log(pi) + wide)
         integrand = ll @ onehot + prior[rows]                # (K, grid, target)
         peak = integrand.max(axis=1)
         edge = np.maximum(integrand[:, 0], integrand[:, -1]) - peak
