@@ -18,7 +18,7 @@ from bayes_densing import results, sbc
 from bayes_densing.analyses import influence as inf
 from bayes_densing.analyses import stratified
 from bayes_densing.analyses.prior_sensitivity import power_scale_weights, prior_sensitivity
-from bayes_densing.config import Config
+from test_cut import _config   # the small cut design's settings
 
 
 @pytest.mark.parametrize("fixture", ["lib_run", "changepoint_fit"])
@@ -77,14 +77,6 @@ def test_power_scaling_the_target_module_keeps_each_curve_draws_weight():
 
 
 # --- a small cut run ------------------------------------------------------------------------
-
-def _config() -> Config:
-    cfg = Config()
-    cfg.set("model.data_term", "off")
-    cfg.set("model.curves", "cut")
-    cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 400, 300
-    return cfg.validate()
-
 
 @pytest.fixture(scope="module")
 def cut_run(tmp_path_factory):
