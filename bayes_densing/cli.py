@@ -423,6 +423,7 @@ def subsets(
     since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date."),
     until: Optional[str] = typer.Option(None, "--until", help="Targets released on/before this date."),
     trend: Optional[str] = typer.Option(None, "--trend", help="frontier | mean | envelope | changepoint"),
+    curves: Optional[str] = typer.Option(None, "--curves", help="cut: each subset's curves from the reference models' scores on its benchmarks alone | joint (docs/model.md)."),
     chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
     draws: Optional[int] = typer.Option(None, "--draws", help=DRAWS_HELP),
     tune: Optional[int] = typer.Option(None, "--tune", help=TUNE_HELP),
@@ -441,7 +442,8 @@ def subsets(
     correlation of per-model densities with the all-benchmark fit; a forest plot of them all.
     The model is compiled once and every subset is a 0/1 weight vector; each subset's warm-up
     starts from the all-benchmark fit's adapted metric and is shorter (--warm-tune). Measured
-    cost: benchmarks/README.md.
+    cost: benchmarks/README.md. With --curves cut each subset is a cut fit (the curves from
+    the references' scores on its benchmarks), fitted from scratch.
 
     **Example** (31 fits):
 
@@ -461,9 +463,9 @@ def subsets(
     try:
         cfg = _config(model, {
             "data.dataset": dataset, "data.reference": reference, "data.since": since,
-            "data.until": until, "model.trend": trend, "sampler.chains": chains,
-            "sampler.draws": draws, "sampler.tune": tune, "sampler.seed": seed,
-            "sampler.device": device}, set_)
+            "data.until": until, "model.trend": trend, "model.curves": curves,
+            "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
+            "sampler.seed": seed, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("subsets-%Y%m%d-%H%M%S")
         check_out_dir(out, force)
         table = run_subsets(cfg, names, data, min_size=min_size,

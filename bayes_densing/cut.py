@@ -51,10 +51,14 @@ def target_parameters(model) -> list[str]:
     return [v.name for v in model.value_vars if model.values_to_rvs[v].name in TARGET_MODULE]
 
 
-def reference_weights(data: ScoreData) -> tuple[np.ndarray, np.ndarray]:
-    """The weights under which the sweep's model is the curve module: reference scores only."""
+def reference_weights(data: ScoreData, weights: tuple | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The weights under which the sweep's model is the curve module: reference scores only
+    (of those ``weights = (obs_w, bench_w)`` keep: a benchmark subset)."""
     obs_w = (data.obs.model_idx.to_numpy() < data.n_ref).astype(float)
-    return obs_w, np.ones(len(data.benchmarks))
+    if weights is None:
+        return obs_w, np.ones(len(data.benchmarks))
+    return obs_w * np.asarray(weights[0], dtype=float), np.asarray(weights[1], dtype=float)
 
 
 # the pooled ESS every parameter needs (the diagnostics' threshold), and the curve draws that
@@ -128,16 +132,20 @@ class CutSampler:
         k = (self.sweep.counts if counts is None else np.asarray(counts)).astype(float)
         return k, log_binomial(self.sweep.n, k)
 
-    def target_args(self, counts=None, obs_w=None) -> tuple:
-        """The target module's inputs other than θ: the scores' weights (default every score
-        weighted 1; a target whose scores are all weighted 0 is left out), the counts."""
-        w = np.ones(len(self.sweep.n)) if obs_w is None else np.asarray(obs_w, dtype=float)
-        return (w, np.ones(len(self.data.benchmarks)), *self._counts(counts))
+    def target_args(self, counts=None, weights: tuple | None = None) -> tuple:
+        """The target module's inputs other than θ: the weights ``(obs_w, bench_w)`` (default
+        every score and benchmark weighted 1; a target whose scores are all weighted 0 is
+        left out, as is a benchmark weighted 0), the counts."""
+        if weights is None:
+            weights = (np.ones(len(self.sweep.n)), np.ones(len(self.data.benchmarks)))
+        return (*(np.asarray(w, dtype=float) for w in weights), *self._counts(counts))
 
-    def curves(self, seed: int, progressbar: bool = False, counts=None) -> dense_nuts.Draws:
+    def curves(self, seed: int, progressbar: bool = False, counts=None,
+               weights: tuple | None = None) -> dense_nuts.Draws:
         """The curve module's draws, p(θ | reference scores); ``counts``: other correct
-        counts of the same design (default the data's)."""
-        args = (*reference_weights(self.data), *self._counts(counts))
+        counts of the same design (default the data's); ``weights``: the scores and
+        benchmarks used (a benchmark subset, ``analyses/subsets.py``)."""
+        args = (*reference_weights(self.data, weights), *self._counts(counts))
         starts = self.sweep.initial_points(self.config.sampler.chains, seed, args)
         return self.sweep.sampler.run(starts, args, seed=seed, progressbar=progressbar)
 
@@ -146,12 +154,13 @@ class CutSampler:
         return tuple(curve.z[v.name][:, keep] for v in self.theta)
 
     def warm_up(self, curve: dense_nuts.Draws, seed: int, progressbar: bool = False,
-                tune: int | None = None, counts=None) -> dense_nuts.Draws:
+                tune: int | None = None, counts=None,
+                weights: tuple | None = None) -> dense_nuts.Draws:
         """The target module's metric and step size, adapted given the curve posterior's
         median θ (coordinate-wise, unconstrained)."""
         values = self.values(curve, np.arange(curve_steps(curve)))
         centre = tuple(np.median(v.reshape((-1,) + v.shape[2:]), axis=0) for v in values)
-        args = centre + self.target_args(counts)
+        args = centre + self.target_args(counts, weights)
         points = unconstrained_starts(self.model, self.config.sampler.chains, seed,
                                       finite=lambda point: self.inner.finite(point, args),
                                       start=self.sweep.sampler.initial_point)
@@ -159,10 +168,10 @@ class CutSampler:
                               seed=seed + 1, progressbar=progressbar, warmup_only=True,
                               tune=self.inner_tune() if tune is None else tune)
         warm = dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
-        return self.probe(curve, warm, seed, counts)
+        return self.probe(curve, warm, seed, counts, weights)
 
     def probe(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, seed: int,
-              counts=None) -> dense_nuts.Draws:
+              counts=None, weights: tuple | None = None) -> dense_nuts.Draws:
         """The end of the warm-up: conditional runs over one chunk of curve draws per chain
         (the main runs' chunk length), spread over the curve posterior, at the adapted step
         size; while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK`
@@ -178,7 +187,7 @@ class CutSampler:
         probe = thinned(steps, length)
         if len(probe) < length:             # fewer curve draws than a chunk: repeat them
             probe = np.resize(probe, length)
-        values, fixed = self.values(curve, probe), self.target_args(counts)
+        values, fixed = self.values(curve, probe), self.target_args(counts, weights)
         for _ in range(PROBE_TRIES):
             runs = self.inner.conditional_runs(warm, values, s.inner_steps, seed=seed + 3,
                                                fixed=fixed, progressbar=False, length=length)
@@ -228,13 +237,14 @@ class CutSampler:
 
     def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
                     inner_steps: int, seed: int, progressbar: bool = False,
-                    counts=None, obs_w=None) -> xr.DataTree:
+                    counts=None, weights: tuple | None = None) -> xr.DataTree:
         """The nested runs given the kept curve draws, as the cut posterior's DataTree.
-        ``obs_w``: the scores' weights (:meth:`target_args`); a target left out by them
-        starts from its exact posterior, a standard normal (``SweepSampler.warm_start``)."""
+        ``weights``: the scores' and benchmarks' (:meth:`target_args`); a target or a
+        benchmark they leave out starts from its exact posterior, a standard normal
+        (``SweepSampler.warm_start``)."""
         values = self.values(curve, keep)
-        fixed = self.target_args(counts, obs_w)
-        if obs_w is not None:
+        fixed = self.target_args(counts, weights)
+        if weights is not None:
             warm = self.sweep.warm_start(warm, fixed[0], fixed[1], seed, sampler=self.inner)
         draws = self.inner.conditional_runs(warm, values, inner_steps, seed=seed + 2,
                                             fixed=fixed, progressbar=progressbar)

@@ -234,7 +234,9 @@ def forest(table: pd.DataFrame, path_stem: str | Path | None = None,
     ax.set_yticks(y, [s.replace("+", " + ") for s in t.subset], fontsize=7)
     ax.set_ylim(-0.7, len(t) - 0.3)
     ax.set_xlabel("doubling time of density (months): median and 90% HDI")
-    ax.set_title(f"Doubling time by benchmark subset ({len(t)} fits)")
+    cut = table.attrs.get("estimand") == "cut"
+    ax.set_title(f"Doubling time by benchmark subset ({len(t)} "
+                 + ("cut fits: curves from each subset's reference scores)" if cut else "fits)"))
     handles = [Line2D([], [], color="black", marker="o", lw=2, label=f"all {n_all} benchmarks"),
                Line2D([], [], color=BAR, marker="o", lw=1.4, label="subset"),
                Line2D([], [], color=BAR, marker="o", mfc="white", lw=0,

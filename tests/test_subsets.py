@@ -1,6 +1,7 @@
 """Benchmark subsets: the weighted model, the one-compile sweep, the table, the forest plot, the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,11 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bayes_densing import conditional_metric
-from bayes_densing.analyses.subsets import all_subsets, run_subsets, write
+from bayes_densing.analyses.subsets import all_subsets, run_subsets, text, write
 from bayes_densing.cli import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
 from bayes_densing.model import build_model
+from bayes_densing.plots import forest
 from bayes_densing.simulate import simulate, write as write_sim
 
 
@@ -44,11 +46,27 @@ def test_a_warm_up_of_no_iterations_is_refused(small_config):
         run_subsets(small_config(), ["a", "b"], warm_tune=0)
 
 
-def test_subsets_refuse_the_cut_rather_than_fit_the_joint_model_quietly(small_config):
+def test_subsets_of_a_cut_fit_the_cut_and_the_full_set_is_the_cut_run(synth3, small_config,
+                                                                         tmp_path):
+    """Under the cut a subset's curves come from the references' scores on its benchmarks and
+    its targets from theirs: the subset of every benchmark, weighted 1, is the plain cut fit of
+    those benchmarks to the digit (same seed, same compiled family), and a single-benchmark
+    subset moves the answer."""
+    from bayes_densing.run import fit
+
+    csv, benchmarks = synth3
     cfg = small_config()
     cfg.set("model.curves", "cut")
-    with pytest.raises(ConfigError, match="subsets fits the joint model"):
-        run_subsets(cfg, ["a", "b"])
+    table = run_subsets(cfg, benchmarks[:2], csv)
+    assert list(table.n_benchmarks) == [2, 1, 1]
+    direct = fit(cfg, csv, progressbar=False)        # run_subsets set data.benchmarks
+    assert direct.config.model.curves == "cut"
+    assert table.doubling_median[0] == pytest.approx(direct.doubling["median_months"], rel=1e-9)
+    assert table.doubling_median[1] != table.doubling_median[0]
+    assert table.divergences.sum() == 0, table
+    assert text(table).startswith("Estimand: cut")
+    fig = forest(table, Path(tmp_path) / "forest-cut")
+    assert "cut fits" in fig.axes[0].get_title()
 
 
 def test_weighted_model_with_all_weights_is_the_model(synth3, small_config):

@@ -227,7 +227,7 @@ def refit_without_target(strata: Strata, name: str) -> dict:
     obs_w = (data.obs.model_idx.to_numpy() != i).astype(float)
     keep = cut.kept_draws(s.draws, s.chains, s.curve_draws)
     idata = strata.sampler.conditional(strata.curve, strata.warm, keep, s.inner_steps,
-                                       s.seed, obs_w=obs_w)
+                                       s.seed, weights=(obs_w, np.ones(len(data.benchmarks))))
     t = data.targets.t.to_numpy(dtype=float)
     return {"doubling": results.doubling_summary(results.slope_draws(idata, strata.config, t)),
             "divergences": int(idata.sample_stats["diverging"].values.sum()), "idata": idata}

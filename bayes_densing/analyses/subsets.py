@@ -1,7 +1,8 @@
 """Benchmark subsets: how does the doubling time move with the benchmarks it is measured on?
 
 Every non-empty subset of the given benchmarks (31 for five) is fitted with one compiled
-model (``sweep.py``: the subset is a 0/1 weight vector), and for each the table gives the
+model (``sweep.py``: the subset is a 0/1 weight vector; under ``model.curves = "cut"`` both
+of the cut's modules, ``cut.CutSampler``), and for each the table gives the
 doubling time (median, 90% HDI, P(T ≤ 3.3/3.5)), the sampler's diagnostics over the
 parameters that subset informs, and the Spearman rank correlation of the per-model densities
 with the fit on all the benchmarks (over the targets scored in both).
@@ -57,9 +58,6 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
                           f"subsets); got {len(benchmarks)}")
     if warm_tune < 1:
         raise ConfigError(f"--warm-tune must be at least 1, got {warm_tune}")
-    if config.model.curves == "cut":    # its fits are the joint model's (one compiled family)
-        raise ConfigError("subsets fits the joint model; model.curves = 'cut' is not "
-                          "available for subsets yet (drop --set model.curves=cut)")
     config.set("data.benchmarks", list(benchmarks)).validate()
     subsets = all_subsets(list(benchmarks), min_size)
     data = data_mod.load(config, data_path)
@@ -69,7 +67,13 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
                                  "usable scores (see the notices of `bayes-densing sample`)")
     say = progress or (lambda _: None)
     start = time.perf_counter()
-    sampler = compile_sweep(data, config)
+    if config.model.curves == "cut":
+        from ..cut import CutSampler
+
+        sampler = CutSampler(data, config)
+        fit = _cut_fit(sampler, config)
+    else:
+        sampler = compile_sweep(data, config)
     obs_b = data.obs.bench_idx.to_numpy()
     obs_m = data.obs.model_idx.to_numpy()
     t = data.targets.t.to_numpy(dtype=float)
@@ -80,9 +84,13 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
         obs_w = bench_w[obs_b]
         scored = np.zeros(data.n_target, bool)
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm,
-                               tune=None if warm is None else min(warm_tune, config.sampler.tune))
-        if warm_start and i == 1:
+        if config.model.curves == "cut":
+            idata = fit(obs_w, bench_w)
+        else:
+            idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm,
+                                   tune=None if warm is None else min(warm_tune,
+                                                                      config.sampler.tune))
+        if warm_start and i == 1 and config.model.curves != "cut":
             warm = sampler.last
         targets = data.targets.model.to_numpy()[scored]
         # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
@@ -112,9 +120,28 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
             f"{'diagnostics OK' if not diag['problems'] else 'PROBLEMS'}, "
             f"{time.perf_counter() - t0:.0f} s")
     table = pd.DataFrame(rows)
+    table.attrs["estimand"] = config.model.curves
     table.attrs["total_s"] = time.perf_counter() - start
     table.attrs["first_fit_s"] = float(table.wall_s.iloc[0])
     return table
+
+
+def _cut_fit(sampler, config: Config):
+    """(obs_w, bench_w) → the cut posterior of one subset: the curves from the references'
+    scores on its benchmarks, the targets given them (one compiled family: the weights are
+    inputs of both modules). Each subset is fitted from scratch: a warm start from the fit on
+    all the benchmarks is the joint sweep's, not measured for the cut."""
+    from ..cut import kept_draws
+
+    s = config.sampler
+
+    def fit(obs_w: np.ndarray, bench_w: np.ndarray):
+        weights = (obs_w, bench_w)
+        curve = sampler.curves(s.seed, weights=weights)
+        warm = sampler.warm_up(curve, s.seed, weights=weights)
+        keep = kept_draws(s.draws, s.chains, s.curve_draws)
+        return sampler.conditional(curve, warm, keep, s.inner_steps, s.seed, weights=weights)
+    return fit
 
 
 def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = False) -> Path:
@@ -141,6 +168,9 @@ def text(table: pd.DataFrame) -> str:
                      f"{r.hdi_low:>5.2f}–{r.hdi_high:<6.2f}  {r['p_leq_3.3']:>8.3f}  "
                      f"{r.rank_corr_with_all:>6.2f}  {r.diagnostics}")
     a = table.attrs
+    if a.get("estimand") == "cut":
+        lines.insert(0, "Estimand: cut — each subset's curves from the reference models' scores "
+                        "on its benchmarks alone")
     if "total_s" in a:
         lines.append(f"\n{len(table)} fits in {a['total_s']:.0f} s (the first, with compilation: "
                      f"{a['first_fit_s']:.0f} s; the others {table.wall_s.iloc[1:].mean():.0f} s "
