@@ -151,10 +151,6 @@ class Config:
             raise ConfigError("model.curves = 'cut' runs on the default sampler (numpyro with "
                               "mass_matrix auto, dense or conditional); use model.curves = "
                               "'joint' with other samplers")
-        if m.curves == "cut" and m.likelihood != "betabinomial":
-            # the robust likelihood's one outlier rate is shared by both modules' scores
-            raise ConfigError("model.curves = 'cut' supports the betabinomial likelihood only; "
-                              "use model.curves = 'joint' with the robust likelihood")
         if not 0.5 <= s.target_accept < 1:
             raise ConfigError(f"sampler.target_accept must be in [0.5, 1), got {s.target_accept}")
         for key in ("date_origin", "changepoint"):

@@ -4,9 +4,10 @@ models alone, every target's effective size given them.
 Two modules of the one model (``model.build_model``):
 
 * the **curve module** θ (the exponents and their hierarchy, the performance maps, the
-  ceiling, φ_reference, the data and loss terms when on) sees the reference scores only;
-* the **target module** ψ (the targets' log densities, the trend, φ_target) sees the target
-  scores given θ.
+  ceiling, φ_reference, the references' outlier rate, the data and loss terms when on) sees
+  the reference scores only;
+* the **target module** ψ (the targets' log densities, the trend, φ_target and, with the
+  robust likelihood, the targets' outlier rate) sees the target scores given θ.
 
 The cut distribution is p(θ | y_ref) · p(ψ | θ, y_tgt). Its first factor is the model with
 every target score weighted 0 (the sweep's weighted model, ``sweep.compile_sweep``: the
@@ -43,7 +44,8 @@ from .model import log_binomial
 
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
-                           "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target"})
+                           "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target",
+                           "outlier_rate_target"})
 
 
 def target_parameters(model) -> list[str]:

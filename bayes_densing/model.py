@@ -136,6 +136,32 @@ def concentration_term(phi_reference, phi_target, data: ScoreData, n: np.ndarray
     return gammaln_difference(phi, pairs[1] + phi)[..., np.ravel(at)]
 
 
+def outlier_rates(P):
+    """The robust likelihood's outlier rates, the reference family's and the targets' (so each
+    module of the cut has its own, cut.py), each π ~ Beta(2, 2(1 − π̄)/π̄), π̄ =
+    ``priors.outlier_rate``."""
+    a = 2.0
+    b = a * (1.0 - P.outlier_rate) / P.outlier_rate
+    return pm.Beta("outlier_rate_reference", a, b), pm.Beta("outlier_rate_target", a, b)
+
+
+def obs_outlier_rate(pi_reference, pi_target, data: ScoreData, xp=pt):
+    """Each observation's outlier rate: the reference or the target π (numpy: draws first)."""
+    target = (data.obs.model_idx.to_numpy() >= data.n_ref).astype(int)
+    return xp.stack([pi_reference, pi_target], axis=-1)[..., target]
+
+
+def robust_logp(k, n, p, phi, binomln, pi, phi_term=None):
+    """The robust likelihood: (1 − π)·BetaBinomial(k | n, p, φ) + π·BetaBinomial(k | n, p,
+    OUTLIER_PHI), a wide component that a contaminated score can fall in, as a log density
+    (PyTensor in the model, numpy for the draws)."""
+    xp = laws._namespace(p, pi)
+    good = xp.log(1.0 - pi) + betabinomial_logp(k, n, p, phi, binomln, phi_term)
+    wide = xp.log(pi) + betabinomial_logp(k, n, p, OUTLIER_PHI, binomln)
+    top = xp.maximum(good, wide)
+    return top + xp.log(xp.exp(good - top) + xp.exp(wide - top))
+
+
 def log_binomial(n, k):
     """ln C(n, k), the beta-binomial's constant (numpy)."""
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
@@ -332,26 +358,27 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         # --- likelihood ------------------------------------------------------------------
         p, L = score_probability(params, data, config, xp=pt)
         k, n = obs.k.to_numpy(), obs.n.to_numpy()
+        robust = M.likelihood == "robust"
+        if robust:
+            pi_obs = obs_outlier_rate(*outlier_rates(P), data)
         if weights is not None:
             # one log-likelihood term per observation, weighted; no observed variable
-            if M.likelihood == "robust":
-                raise ModelError("benchmark-subset sweeps support the betabinomial likelihood only")
             k, binomln = counts if counts is not None else (k, log_binomial(n, k))
             # an unweighted observation's terms get harmless inputs: its parameters are free
             # (standard normal, above) and may put p at 0 or 1, where the log density is
             # infinite and 0 · ∞ (or its gradient) would be NaN
             used = pt.gt(weights[0], 0.0)
             p_used, phi_used = pt.switch(used, p, 0.5), pt.switch(used, phi_obs, 1.0)
-            pm.Potential("weighted_loglik", pt.sum(weights[0] * betabinomial_logp(
-                k, n, p_used, phi_used, binomln, pt.switch(used, phi_term, 0.0))))
-        elif M.likelihood == "robust":
-            a_pi = 2.0
-            pi = pm.Beta("outlier_rate", a_pi, a_pi * (1 - P.outlier_rate) / P.outlier_rate)
-            components = [pm.BetaBinomial.dist(n=n, alpha=p * phi_obs, beta=(1 - p) * phi_obs),
-                          pm.BetaBinomial.dist(n=n, alpha=p * OUTLIER_PHI,
-                                               beta=(1 - p) * OUTLIER_PHI)]
-            pm.Mixture("correct", w=pt.stack([1 - pi, pi]), comp_dists=components,
-                       observed=k, dims="obs")
+            term_used = pt.switch(used, phi_term, 0.0)
+            pm.Potential("weighted_loglik", pt.sum(weights[0] * (
+                robust_logp(k, n, p_used, phi_used, binomln, pi_obs, term_used) if robust
+                else betabinomial_logp(k, n, p_used, phi_used, binomln, term_used))))
+        elif robust:
+            binomln = log_binomial(n, k)
+            pm.CustomDist("correct", p, phi_obs, phi_term, pi_obs,
+                          logp=lambda value, p_, phi_, term, pi_: robust_logp(
+                              value, n, p_, phi_, binomln, pi_, term),
+                          observed=k, dims="obs")
         else:
             if counts is not None:
                 raise ModelError("counts as an input need weights (the sweep's model)")

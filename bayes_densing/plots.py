@@ -681,7 +681,8 @@ def _rank_vlines(ax, x: np.ndarray, colours, bins: int = 20) -> None:
     ax.set_ylim(-0.7, chains - 0.3)
 
 
-TRACE_VARS = ("A", "B", "A_before", "A_after", "sigma_v", "sigma_u", "sigma", "outlier_rate")
+TRACE_VARS = ("A", "B", "A_before", "A_after", "sigma_v", "sigma_u", "sigma",
+              "outlier_rate_reference", "outlier_rate_target", "outlier_rate")
 
 
 def trace_figure(run: Run, path_stem=None) -> Figure:

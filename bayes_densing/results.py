@@ -246,23 +246,37 @@ def likelihood_draws(idata: xr.DataTree, data: ScoreData, config: Config
     return p, phi
 
 
+def outlier_draws(idata: xr.DataTree, data: ScoreData) -> np.ndarray | None:
+    """Each observation's outlier rate per draw, (samples, obs), under the robust likelihood:
+    the references' or the targets' (a run written before 2026-12-04 has one rate for both,
+    ``outlier_rate``); None for another likelihood."""
+    from .model import obs_outlier_rate
+
+    post = idata.posterior
+    if "outlier_rate_reference" in post:
+        return obs_outlier_rate(draws(idata, "outlier_rate_reference"),
+                                draws(idata, "outlier_rate_target"), data, xp=np)
+    if "outlier_rate" in post:
+        pi = draws(idata, "outlier_rate")
+        return obs_outlier_rate(pi, pi, data, xp=np)
+    return None
+
+
 def score_loglik(idata: xr.DataTree, data: ScoreData, config: Config,
                  p_phi: tuple | None = None) -> np.ndarray:
     """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
     (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs).
     ``p_phi``: :func:`likelihood_draws`' result, where the caller has it already."""
-    from scipy.special import logsumexp
     from scipy.stats import betabinom
 
-    from .model import OUTLIER_PHI
+    from .model import log_binomial, robust_logp
 
     p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
-    ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
     if config.model.likelihood == "robust":
-        pi = draws(idata, "outlier_rate")[:, None]
-        wide = betabinom.logpmf(k, n, p * OUTLIER_PHI, (1.0 - p) * OUTLIER_PHI)
-        ll = logsumexp(np.stack([np.log1p(-pi) + ll, np.log(pi) + wide]), axis=0)
+        ll = robust_logp(k, n, p, phi, log_binomial(n, k), outlier_draws(idata, data))
+    else:
+        ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
     post = idata.posterior
     return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
 
@@ -288,10 +302,11 @@ def posterior_predictive(idata: xr.DataTree, data: ScoreData, config: Config,
     p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     rng = np.random.default_rng(seed)
     n = data.obs.n.to_numpy()
-    if "outlier_rate" in post:  # robust likelihood: draw each score's mixture component
+    pi = outlier_draws(idata, data)
+    if pi is not None:  # robust likelihood: draw each score's mixture component
         from .model import OUTLIER_PHI
 
-        outlier = rng.random(p.shape) < draws(idata, "outlier_rate")[:, None]
+        outlier = rng.random(p.shape) < pi
         phi = np.where(outlier, OUTLIER_PHI, phi)
     ok = np.isfinite(p) & np.isfinite(phi) & (phi > 0)
     p, phi = np.where(ok, p, 0.5), np.where(ok, phi, 1.0)    # any valid draw: its count is NaN

@@ -75,16 +75,32 @@ def test_pointwise_loglik_matches_pymc(lib_run):
 
 
 def test_robust_mixture_matches_pymc(lib_run):
-    """The robust likelihood's two-component mixture, at lib_run's draws plus an outlier rate."""
+    """The robust likelihood's two-component mixture, at lib_run's draws plus the references'
+    and the targets' outlier rates: the model's (PyMC) and the draws' (numpy) log density
+    equal each other and scipy's mixture of the two beta-binomials."""
+    from scipy.stats import betabinom
+
+    from bayes_densing.model import OUTLIER_PHI
+
     idata, data = lib_run.result.idata, lib_run.result.data
     cfg = results.load_run(lib_run.out).config
     cfg.set("model.likelihood", "robust")
     post = idata["posterior"].to_dataset().isel(draw=DRAWS)
-    rate = np.random.default_rng(0).uniform(0.02, 0.3, (2, len(DRAWS)))
-    post = post.assign(outlier_rate=(("chain", "draw"), rate))
+    rng = np.random.default_rng(0)
+    rates = {role: rng.uniform(0.02, 0.3, (2, len(DRAWS))) for role in ("reference", "target")}
+    post = post.assign({f"outlier_rate_{role}": (("chain", "draw"), r)
+                        for role, r in rates.items()})
     expected = _pymc_loglik(post, data, cfg)
     mine = inf.pointwise_loglik(_subset(idata, post), data, cfg)
     np.testing.assert_allclose(mine, expected, atol=1e-6, rtol=0)
+    p, phi = results.likelihood_draws(_subset(idata, post), data, cfg)
+    k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
+    at_target = data.obs.model_idx.to_numpy() >= data.n_ref
+    pi = np.where(at_target, rates["target"].reshape(-1, 1), rates["reference"].reshape(-1, 1))
+    scipy_ll = np.logaddexp(np.log1p(-pi) + betabinom.logpmf(k, n, p * phi, (1 - p) * phi),
+                            np.log(pi) + betabinom.logpmf(k, n, p * OUTLIER_PHI,
+                                                          (1 - p) * OUTLIER_PHI))
+    np.testing.assert_allclose(mine.reshape(scipy_ll.shape), scipy_ll, atol=1e-6, rtol=0)
     # and it is not the plain beta-binomial
     cfg.set("model.likelihood", "betabinomial")
     assert np.abs(inf.pointwise_loglik(_subset(idata, post), data, cfg) - expected).max() > 1e-3

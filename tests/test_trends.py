@@ -46,10 +46,11 @@ def test_changepoint_needs_targets_on_both_sides(tiny, synthetic):
         build_model(data, tiny(trend="changepoint"))
 
 
-def test_robust_likelihood_samples_an_outlier_rate(loss_robust_fit):
+def test_robust_likelihood_samples_an_outlier_rate_per_role(loss_robust_fit):
     result = loss_robust_fit.result
-    rate = result.idata.posterior["outlier_rate"].values
-    assert np.all((rate > 0) & (rate < 1))
+    for role in ("reference", "target"):     # each module of the cut has its own
+        rate = result.idata.posterior[f"outlier_rate_{role}"].values
+        assert np.all((rate > 0) & (rate < 1))
     assert result.idata.posterior_predictive["correct"].shape[-1] == len(result.data.obs)
 
 

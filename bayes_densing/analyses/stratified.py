@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from .. import cut, laws, results
 from ..config import Config, ConfigError
 from ..data import ScoreData
-from ..model import OUTLIER_PHI, betabinomial_logp, log_binomial, score_probability
+from ..model import betabinomial_logp, log_binomial, robust_logp, score_probability
 
 # the strata: curve draws per chain, the draws kept given each, the steps dropped after each
 # switch of θ (the main runs' 5 transitions per θ draw already pass the L-doubling check,
@@ -112,7 +112,7 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
     curves = results.curve_draws(idata)
     phi = results.draws(idata, "phi_target")                 # (samples, benchmark)
     robust = config.model.likelihood == "robust"
-    outlier = results.draws(idata, "outlier_rate") if robust else None
+    outlier = results.outlier_draws(idata, data)[:, is_target] if robust else None
     n_all = rho.shape[0]
     prior = results.trend_prior_logpdf(idata, config, t, np.broadcast_to(
         grid, (n_all,) + grid.shape))                        # (samples, grid, target)
@@ -125,11 +125,11 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
         p, _ = score_probability(params, data, config, xp=np)     # (grid, obs)
         p = p[:, is_target]
         rows = slice(first, first + per)
-        ll = betabinomial_logp(k, n, p[None], phi[rows][:, None, bj], binomln)  # (K, G, obs)
         if robust:          # the two-component mixture of model.build_model
-            pi = outlier[rows][:, None, None]
-            wide = betabinomial_logp(k, n, p, OUTLIER_PHI, binomln)[None]
-            ll = np.logaddexp(np.log1p(-pi) + ll, np.log(pi) + wide)
+            ll = robust_logp(k, n, p[None], phi[rows][:, None, bj], binomln,
+                             outlier[rows][:, None, :])                # (K, G, obs)
+        else:
+            ll = betabinomial_logp(k, n, p[None], phi[rows][:, None, bj], binomln)
         integrand = ll @ onehot + prior[rows]                # (K, grid, target)
         peak = integrand.max(axis=1)
         edge = np.maximum(integrand[:, 0], integrand[:, -1]) - peak
