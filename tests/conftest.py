@@ -39,6 +39,18 @@ SMALL_ARGS = ["--chains", "2", "--draws", "60", "--tune", "60", "--seed", "0", "
               "--set", "model.data_term=off"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test file, drop JAX's in-memory compiled programs (the persistent cache
+    keeps them on disk). Each holds memory maps: one process of the README's two workers
+    reached 42,600 of Linux's 65,530 (``vm.max_map_count``), and a serial run of the whole
+    suite segfaulted inside XLA at about 90% (benchmarks/README.md)."""
+    yield
+    import jax
+
+    jax.clear_caches()
+
+
 def _small_config(**sampler) -> Config:
     """A fresh default Config with the tiny sampler settings (override any with keywords)."""
     cfg = load_config("default")
