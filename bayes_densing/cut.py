@@ -177,8 +177,8 @@ class CutSampler:
         """The end of the warm-up: conditional runs over one chunk of curve draws per chain
         (the main runs' chunk length), spread over the curve posterior, at the adapted step
         size; while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK`
-        and the probe runs again (at most :data:`PROBE_TRIES` times). The probe's draws are discarded. The metric and step
-        were adapted given one θ; where the curve posterior is wide (a small design) the
+        and the probe runs again (at most :data:`PROBE_TRIES` times). The probe's draws are
+        discarded. The metric and step were adapted given one θ; where the curve posterior is wide (a small design) the
         conditionals of distant θ draws are narrower, and simulated datasets of 20 targets and
         3 benchmarks had up to 388 divergent transitions in 5,000 without it
         (benchmarks/README.md, "Cut inference"). The probe has the main runs' chunk length, so
@@ -230,6 +230,16 @@ class CutSampler:
         idata.posterior.attrs.update({"seconds": draws.seconds, "inner_steps": inner,
                                       "burn": burn})
         return idata
+
+    def fit(self, seed: int, counts=None, weights: tuple | None = None) -> xr.DataTree:
+        """One whole cut fit, quietly: the curves, the targets' warm-up and the nested runs,
+        for other counts of the design (the SBC) or other weights (a benchmark subset)."""
+        s = self.config.sampler
+        curve = self.curves(seed, counts=counts, weights=weights)
+        warm = self.warm_up(curve, seed, counts=counts, weights=weights)
+        keep = kept_draws(s.draws, s.chains, s.curve_draws)
+        return self.conditional(curve, warm, keep, s.inner_steps, seed, counts=counts,
+                                weights=weights)
 
     def inner_tune(self) -> int:
         """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500

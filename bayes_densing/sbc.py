@@ -216,16 +216,10 @@ def fitter(data: ScoreData, config: Config):
     from .sweep import compile_sweep
 
     if config.model.curves == "cut":
-        from .cut import CutSampler, kept_draws
+        from .cut import CutSampler
 
-        sampler, s = CutSampler(data, config), config.sampler
-
-        def fit_cut(seed: int, counts: np.ndarray):
-            curve = sampler.curves(seed, counts=counts)
-            warm = sampler.warm_up(curve, seed, counts=counts)
-            keep = kept_draws(s.draws, s.chains, s.curve_draws)
-            return sampler.conditional(curve, warm, keep, s.inner_steps, seed, counts=counts)
-        return fit_cut
+        sampler = CutSampler(data, config)
+        return lambda seed, counts: sampler.fit(seed, counts=counts)
     sweep = compile_sweep(data, config)
     obs_w, bench_w = np.ones(len(data.obs)), np.ones(len(data.benchmarks))
     return lambda seed, counts: sweep.sample(obs_w, bench_w, seed, counts)

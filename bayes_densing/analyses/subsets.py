@@ -49,8 +49,6 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     metric, step size and last positions) rather than from the identity metric, and is
     ``warm_tune`` iterations long (at most ``sampler.tune``; the same schedule of doubling
     windows, shorter). Cold, every subset has the full ``sampler.tune``."""
-    from ..sweep import compile_sweep
-
     if len(set(benchmarks)) != len(benchmarks) or len(benchmarks) < 2:
         raise ConfigError("--benchmarks: give at least two different benchmarks")
     if len(benchmarks) > MAX_BENCHMARKS:
@@ -67,31 +65,18 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
                                  "usable scores (see the notices of `bayes-densing sample`)")
     say = progress or (lambda _: None)
     start = time.perf_counter()
-    if config.model.curves == "cut":
-        from ..cut import CutSampler
-
-        sampler = CutSampler(data, config)
-        fit = _cut_fit(sampler, config)
-    else:
-        sampler = compile_sweep(data, config)
+    sampler, fit = _fitter(data, config, warm_start, warm_tune)
     obs_b = data.obs.bench_idx.to_numpy()
     obs_m = data.obs.model_idx.to_numpy()
     t = data.targets.t.to_numpy(dtype=float)
-    rows, full_rho, warm = [], None, None
+    rows, full_rho = [], None
     for i, subset in enumerate(subsets, 1):
         t0 = time.perf_counter()
         bench_w = np.array([b in subset for b in data.benchmarks], dtype=float)
         obs_w = bench_w[obs_b]
         scored = np.zeros(data.n_target, bool)
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        if config.model.curves == "cut":
-            idata = fit(obs_w, bench_w)
-        else:
-            idata = sampler.sample(obs_w, bench_w, config.sampler.seed, warm=warm,
-                                   tune=None if warm is None else min(warm_tune,
-                                                                      config.sampler.tune))
-        if warm_start and i == 1 and config.model.curves != "cut":
-            warm = sampler.last
+        idata = fit(obs_w, bench_w)
         targets = data.targets.model.to_numpy()[scored]
         # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
         informed = idata.sel(benchmark=[b for b in data.benchmarks if b in subset],
@@ -126,22 +111,30 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     return table
 
 
-def _cut_fit(sampler, config: Config):
-    """(obs_w, bench_w) → the cut posterior of one subset: the curves from the references'
-    scores on its benchmarks, the targets given them (one compiled family: the weights are
-    inputs of both modules). Each subset is fitted from scratch: a warm start from the fit on
-    all the benchmarks is the joint sweep's, not measured for the cut."""
-    from ..cut import kept_draws
+def _fitter(data, config: Config, warm_start: bool, warm_tune: int):
+    """The compiled family of fits and (obs_w, bench_w) → one subset's posterior. Joint: the
+    sweep, each subset after the first warm-started from it (with ``warm_start``) and
+    ``warm_tune`` iterations long. Cut (``CutSampler.fit``): each subset from scratch, its
+    curves from the references' scores on its benchmarks (a warm start is not measured)."""
+    from ..sweep import compile_sweep
 
-    s = config.sampler
+    seed = config.sampler.seed
+    if config.model.curves == "cut":
+        from ..cut import CutSampler
 
-    def fit(obs_w: np.ndarray, bench_w: np.ndarray):
-        weights = (obs_w, bench_w)
-        curve = sampler.curves(s.seed, weights=weights)
-        warm = sampler.warm_up(curve, s.seed, weights=weights)
-        keep = kept_draws(s.draws, s.chains, s.curve_draws)
-        return sampler.conditional(curve, warm, keep, s.inner_steps, s.seed, weights=weights)
-    return fit
+        sampler = CutSampler(data, config)
+        return sampler, lambda obs_w, bench_w: sampler.fit(seed, weights=(obs_w, bench_w))
+    sampler = compile_sweep(data, config)
+    state = {"warm": None}
+
+    def fit(obs_w, bench_w):
+        warm = state["warm"]
+        idata = sampler.sample(obs_w, bench_w, seed, warm=warm,
+                               tune=None if warm is None else min(warm_tune, config.sampler.tune))
+        if warm_start and warm is None:      # the first subset, all the benchmarks
+            state["warm"] = sampler.last
+        return idata
+    return sampler, fit
 
 
 def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = False) -> Path:
