@@ -174,13 +174,13 @@ class CutSampler:
 
     def probe(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, seed: int,
               counts=None, weights: tuple | None = None) -> dense_nuts.Draws:
-        """The end of the warm-up: conditional runs over one chunk of curve draws per chain
-        (the main runs' chunk length), spread over the curve posterior, at the adapted step
-        size; while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK`
-        and the probe runs again (at most :data:`PROBE_TRIES` times). The probe's draws are
-        discarded. The metric and step were adapted given one θ; where the curve posterior is wide (a small design) the
-        conditionals of distant θ draws are narrower, and simulated datasets of 20 targets and
-        3 benchmarks had up to 388 divergent transitions in 5,000 without it
+        """The end of the warm-up: conditional runs over one chunk of curve draws per chain (the
+        main runs' chunk length), spread over the curve posterior, at the adapted step size;
+        while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK` and the
+        probe runs again (at most :data:`PROBE_TRIES` times). The probe's draws are discarded.
+        The metric and step were adapted given one θ; where the curve posterior is wide (a small
+        design) the conditionals of distant θ draws are narrower, and simulated datasets of 20
+        targets and 3 benchmarks had up to 388 divergent transitions in 5,000 without it
         (benchmarks/README.md, "Cut inference"). The probe has the main runs' chunk length, so
         it reuses their compiled program."""
         steps, s = curve_steps(curve), self.config.sampler

@@ -79,7 +79,7 @@ def off_curve(truth: xr.DataTree, data: ScoreData, config: Config, seed: int,
     reference-relative effective size, η_i + mean_j δ_dj (the benchmarks weighed equally, as
     the paper's pipeline weighs them; its density and the trend's intercept B move with it),
     the counts (datasets, observations) and the offsets.
-    The cut estimates that size; the joint model bends the curves towards the targets."""
+    The cut estimates that size; the joint model lets the targets inform the curves too."""
     from .results import likelihood_draws
 
     rng = np.random.default_rng([seed, 7])

@@ -42,9 +42,8 @@ SMALL_ARGS = ["--chains", "2", "--draws", "60", "--tune", "60", "--seed", "0", "
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """After each test file, drop JAX's in-memory compiled programs (the persistent cache
-    keeps them on disk). Each holds memory maps: one process of the README's two workers
-    reached 42,600 of Linux's 65,530 (``vm.max_map_count``), and a serial run of the whole
-    suite segfaulted inside XLA at about 90% (benchmarks/README.md)."""
+    keeps them on disk): each holds memory maps, and a process near Linux's limit of them
+    segfaulted inside XLA (benchmarks/README.md, "Segfaults in one long process")."""
     yield
     import jax
 

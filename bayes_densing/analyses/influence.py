@@ -18,8 +18,8 @@ Leave-one-model-out cross-validation by PSIS-LOO (ArviZ), from a run directory a
 * Each target model has its own latent effective size, informed mostly by its own scores;
   leaving the model out removes what is known about that latent. So a target's likelihood is
   taken with its latent integrated out over the trend's prior (``stratified.integrated_loglik``,
-  a grid per draw): the importance weights then depend on the shared parameters only. With
-  the latent in, 81 of the bundled data's 105 targets had k > 0.7; integrated, none.
+  a grid per draw): the importance weights then depend on the shared parameters only, and k
+  is usable for targets too (docs/analyses.md, section 6).
 * Every model gets the move of the doubling time's median that its importance weights imply
   (``loo_shift``). A model with k > 0.7 (``K_THRESHOLD``) has a posterior so unlike the
   posterior without it that importance sampling cannot say what leaving it out would do: it

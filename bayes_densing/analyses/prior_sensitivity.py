@@ -199,11 +199,11 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
         A = np.asarray(idata.posterior[slope].transpose("chain", "draw").values,
                        dtype=float).reshape(-1)
         T = results.doubling_months(A)
-        base = _doubling_median(A, np.full(A.size, 1.0 / A.size))
+        base = doubling_median(A, np.full(A.size, 1.0 / A.size))
         scaled = []
         for alpha in alphas:
             w, k = power_scale_weights(lp, alpha, strata, lp_given)
-            scaled.append({"alpha": float(alpha), "median_months": _doubling_median(A, w),
+            scaled.append({"alpha": float(alpha), "median_months": doubling_median(A, w),
                            "p_leq": {f"{m:g}": float(np.sum(w * (T <= m))) for m in claims},
                            "pareto_k": k})
         shifts = [abs(s["median_months"] - base) for s in scaled]
@@ -219,8 +219,13 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
                             slope=slope, notes=notes)
 
 
-def _doubling_median(A: np.ndarray, w: np.ndarray) -> float:
-    med = weighted_quantile(A, w, 0.5)
+def doubling_median(A: np.ndarray, weights: np.ndarray) -> float:
+    """The doubling time at the weighted median of the slope A (months); draws without a
+    slope (NaN: an envelope of one model) are left out."""
+    ok = np.isfinite(A) & (weights > 0)
+    if not ok.any():
+        return math.nan
+    med = weighted_quantile(A[ok], weights[ok], 0.5)
     return laws.doubling_time(med) if med > 0 else math.inf
 
 

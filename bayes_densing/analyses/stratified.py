@@ -31,22 +31,20 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from .. import cut, laws, results
+from .. import cut, results
 from ..config import Config, ConfigError
 from ..data import ScoreData
 from ..model import betabinomial_logp, log_binomial, robust_logp, score_probability
+from .prior_sensitivity import doubling_median
 
 # the strata: curve draws per chain, the draws kept given each, the steps dropped after each
-# switch of θ (the main runs' 5 transitions per θ draw already pass the L-doubling check,
-# tests/test_cut.py; here 2 × 10), and the transitions between kept draws. Each stratum's
-# weights are normalised over its own draws, which hides a tail its few draws miss: with 20,
-# leaving a target out of a 12-target design moved T by −0.43 months against its refit's
-# −0.58; with 80, −0.60 (benchmarks/README.md, "Influence under the cut")
+# switch of θ, and the transitions between kept draws; 80 kept because a stratum's weights
+# are normalised over its own draws, which hides a tail few draws miss (benchmarks/README.md,
+# "Influence under the cut")
 PER_CHAIN, KEPT, BURN, INNER = 15, 80, 10, 2
 # the target's latent ln ρ_i on GRID points c_i + s_i·B·sinh(v), v evenly spaced up to
-# REACH pooled sd's s_i from the pooled mean c_i: 0.15 sd apart near the centre, wider in the
-# tails, where a target scoring near chance has a likelihood flat to the left and the
-# integrand falls off with the trend prior alone (on the bundled data ~18 sd to fall by 20)
+# REACH pooled sd's s_i from the pooled mean c_i: fine near the centre, wide in the tails,
+# where a target scoring near chance has a flat likelihood and only the trend prior decays
 GRID, B, REACH = 81, 2.0, 60.0
 EDGE = -20.0     # the integrand at the grid's ends, relative to its peak: at most this
 
@@ -87,12 +85,11 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
                       grid_at: tuple | None = None) -> np.ndarray:
     """log p(y_i | ψ, θ) of every target i for every draw: its scores' likelihood (the
     beta-binomial, or the robust mixture) times the trend prior of its ln ρ_i, integrated over
-    ln ρ_i on a grid (the
-    model's formulas: ``model.score_probability``, ``model.betabinomial_logp``,
-    ``results.trend_prior_logpdf``). ``per``: how many consecutive draws share their θ
-    (a stratum's draws; 1 for a run's own). ``grid_at``: each target's grid centre and
-    scale (default: its draws' mean and sd of ln ρ; a fit that leaves a target out has
-    draws of it that say nothing). Shape (samples, target)."""
+    ln ρ_i on a grid (the model's formulas: ``model.score_probability``, ``model.betabinomial_logp``,
+    ``results.trend_prior_logpdf``). ``per``: how many consecutive draws share their θ (a
+    stratum's draws; 1 for a run's own). ``grid_at``: each target's grid centre and scale
+    (default: its draws' mean and sd of ln ρ; a fit that leaves a target out has draws of it
+    that say nothing). Shape (samples, target)."""
     obs = data.obs
     is_target = obs.model_idx.to_numpy() >= data.n_ref
     ti = obs.model_idx.to_numpy()[is_target] - data.n_ref
@@ -148,7 +145,8 @@ def log_integral(x: np.ndarray, f: np.ndarray) -> np.ndarray:
     dx = np.diff(x, axis=0)                                   # (grid − 1, ...)
     top = np.maximum(f[..., :-1, :], f[..., 1:, :])
     d = np.abs(np.diff(f, axis=-2))
-    # a segment's integral: dx·(e^f1 − e^f0)/(f1 − f0) = dx·e^top·(1 − e^−|d|)/|d|, → dx·e^top
+    # a segment's integral: dx·(e^f1 − e^f0)/(f1 − f0) = dx·e^top·(1 − e^−|d|)/|d|
+    # (→ dx·e^top as d → 0)
     small = d < 1e-8
     with np.errstate(divide="ignore"):
         shape = np.where(small, 0.0, np.log(-np.expm1(-np.where(small, 1.0, d)))
@@ -163,8 +161,8 @@ def within_loo(ll: np.ndarray) -> dict:
 
     The raw ratios 1/p are normalised within each stratum, and their tail is smoothed over
     all strata at once (one Pareto fit to every stratum's normalised weights; then normalised
-    within each stratum again): 50 draws a stratum would give each fit a tail of 10 draws, and
-    the largest of 40 such k's exceeded 0.7 for most targets on the bundled data, noise alone."""
+    within each stratum again): a stratum's few draws alone give a Pareto fit too short a
+    tail to trust."""
     n_s, n_k, n_m = ll.shape
     within = -ll - logsumexp(-ll, axis=1, keepdims=True)      # log weights, within strata
     da = xr.DataArray(-within.reshape(n_s * n_k, n_m), dims=("sample", "model"))
@@ -176,18 +174,6 @@ def within_loo(ll: np.ndarray) -> dict:
     return {"elpd_i": logsumexp(per_stratum, axis=0) - math.log(n_s),
             "lppd_i": logsumexp(ll.reshape(-1, n_m), axis=0) - math.log(n_s * n_k),
             "pareto_k": np.asarray(k.values, dtype=float), "log_weights": lw}
-
-
-def doubling_median(A: np.ndarray, weights: np.ndarray) -> float:
-    """The doubling time at the weighted median of the slope A (months); draws without a
-    slope (NaN: an envelope of one model) are left out."""
-    from .prior_sensitivity import weighted_quantile
-
-    ok = np.isfinite(A) & (weights > 0)
-    if not ok.any():
-        return math.nan
-    med = weighted_quantile(A[ok], weights[ok], 0.5)
-    return laws.doubling_time(med) if med > 0 else math.inf
 
 
 def target_rows(strata: Strata) -> pd.DataFrame:
@@ -231,7 +217,6 @@ def refit_without_target(strata: Strata, name: str) -> dict:
     t = data.targets.t.to_numpy(dtype=float)
     return {"doubling": results.doubling_summary(results.slope_draws(idata, strata.config, t)),
             "divergences": int(idata.sample_stats["diverging"].values.sum()), "idata": idata}
-
 
 
 def centred_densities(strata: Strata) -> tuple[xr.Dataset, xr.Dataset, list[str]]:
