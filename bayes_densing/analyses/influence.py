@@ -374,45 +374,13 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     idata, config = run.idata, run.config
     say = progress or (lambda text: None)
     data = run_data(idata, config)
-    ll = by_model(pointwise_loglik(idata, data, config), data)
     names = data.models.model.tolist()
     refs = slice(0, data.n_ref)
-    A = results.slope_per_draw(idata, config)
-    ok = np.isfinite(A)
     cut_run = config.model.curves == "cut"
     integrated = not _has_loss(idata)     # a target's losses would have to enter the integral
-    notes, strata = [], None
-    if cut_run:
-        # a reference's weights depend on θ alone: plain PSIS over the pooled draws is exact
-        loo = model_loo(ll[..., refs], idata, names[refs])
-        strata = stratified.Strata(data, config, progress=progress)
-        say("cut: each target's likelihood, its latent integrated out")
-        targets = stratified.target_rows(strata)
-        elpd_i = np.concatenate([np.asarray(loo.elpd_i.values, dtype=float), targets.elpd_loo_i])
-        k = np.concatenate([np.asarray(loo.pareto_k.values, dtype=float), targets.pareto_k])
-        shift = np.concatenate([stratified.pooled_shifts(ll.reshape(-1, len(names))[ok, refs],
-                                                         A[ok]), targets.loo_shift])
-        elpd, p_loo = float(elpd_i.sum()), float(loo.p) + float(targets.p_loo_i.sum())
-        se = float(np.sqrt(len(elpd_i) * np.var(elpd_i)))
-        n_strata, n_kept = strata.shape
-        n_draws = n_strata * n_kept
-        notes.append(f"cut run: each target's LOO is within each of {n_strata} curve draws "
-                     f"({n_kept} draws of the targets given each, its own latent integrated "
-                     "out), averaged over them; each reference's over the run's "
-                     f"{int(loo.n_samples)} draws (its weights depend on the curves alone)")
-    else:
-        if integrated:
-            say(f"each target's likelihood, its latent integrated out, over {A.size} draws")
-            ll = ll.copy()
-            ll[..., data.n_ref:] = stratified.integrated_loglik(idata, data, config).reshape(
-                ll.shape[:2] + (data.n_target,))
-            notes.append("each target's own latent (its log density) is integrated out of its "
-                         "likelihood over the trend's prior")
-        loo = model_loo(ll, idata, names)
-        elpd_i = np.asarray(loo.elpd_i.values, dtype=float)
-        k = np.asarray(loo.pareto_k.values, dtype=float)
-        shift = stratified.pooled_shifts(ll.reshape(-1, len(names))[ok], A[ok])
-        elpd, se, p_loo, n_draws = float(loo.elpd), float(loo.se), float(loo.p), int(loo.n_samples)
+    strata = stratified.Strata(data, config, progress=progress) if cut_run else None
+    loo = _loo_per_model(idata, data, config, strata, integrated, say)
+    elpd_i, k, shift, notes = loo["elpd_i"], loo["k"], loo["shift"], loo["notes"]
     table = pd.DataFrame({
         "model": names, "role": data.models.role.to_numpy(), "family": data.models.family.to_numpy(),
         "n_scores": np.bincount(data.obs.model_idx.to_numpy(), minlength=len(names)),
@@ -453,9 +421,56 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
         _put_refits(table, rows, full)
         notes.append("each refit repeats the run's sampler settings and seed; shifts much "
                      "smaller than the HDI's width are within Monte Carlo noise")
-    return Influence(table=table, elpd_loo=elpd, se=se, p_loo=p_loo, n_draws=n_draws,
-                     k_threshold=k_threshold, full_doubling=full, refitted=bool(rows),
-                     skipped=skipped, notes=notes)
+    return Influence(table=table, elpd_loo=loo["elpd"], se=loo["se"], p_loo=loo["p_loo"],
+                     n_draws=loo["n_draws"], k_threshold=k_threshold, full_doubling=full,
+                     refitted=bool(rows), skipped=skipped, notes=notes)
+
+
+def _loo_per_model(idata, data: ScoreData, config: Config, strata, integrated: bool,
+                   say: Progress) -> dict:
+    """Each model's elpd_loo_i, Pareto k and implied move of T (``loo_shift``), in the order
+    of ``data.models``, with the totals and notes. Joint: PSIS over the pooled draws, each
+    target's latent integrated out (``integrated``). Cut (``strata`` given): the references by
+    PSIS over the pooled draws, the targets within each curve draw."""
+    ll = by_model(pointwise_loglik(idata, data, config), data)
+    names = data.models.model.tolist()
+    A = results.slope_per_draw(idata, config)
+    ok = np.isfinite(A)
+    if strata is not None:
+        refs = slice(0, data.n_ref)
+        # a reference's weights depend on θ alone: plain PSIS over the pooled draws is exact
+        loo = model_loo(ll[..., refs], idata, names[refs])
+        say("cut: each target's likelihood, its latent integrated out")
+        targets = stratified.target_rows(strata)
+        elpd_i = np.concatenate([np.asarray(loo.elpd_i.values, dtype=float), targets.elpd_loo_i])
+        n_strata, n_kept = strata.shape
+        return {"elpd_i": elpd_i,
+                "k": np.concatenate([np.asarray(loo.pareto_k.values, dtype=float),
+                                     targets.pareto_k]),
+                "shift": np.concatenate([stratified.pooled_shifts(
+                    ll.reshape(-1, len(names))[ok, refs], A[ok]), targets.loo_shift]),
+                "elpd": float(elpd_i.sum()), "se": float(np.sqrt(len(elpd_i) * np.var(elpd_i))),
+                "p_loo": float(loo.p) + float(targets.p_loo_i.sum()),
+                "n_draws": n_strata * n_kept,
+                "notes": [f"cut run: each target's LOO is within each of {n_strata} curve draws "
+                          f"({n_kept} draws of the targets given each, its own latent "
+                          "integrated out), averaged over them; each reference's over the "
+                          f"run's {int(loo.n_samples)} draws (its weights depend on the curves "
+                          "alone)"]}
+    notes = []
+    if integrated:
+        say(f"each target's likelihood, its latent integrated out, over {A.size} draws")
+        ll = ll.copy()
+        ll[..., data.n_ref:] = stratified.integrated_loglik(idata, data, config).reshape(
+            ll.shape[:2] + (data.n_target,))
+        notes.append("each target's own latent (its log density) is integrated out of its "
+                     "likelihood over the trend's prior")
+    loo = model_loo(ll, idata, names)
+    return {"elpd_i": np.asarray(loo.elpd_i.values, dtype=float),
+            "k": np.asarray(loo.pareto_k.values, dtype=float),
+            "shift": stratified.pooled_shifts(ll.reshape(-1, len(names))[ok], A[ok]),
+            "elpd": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
+            "n_draws": int(loo.n_samples), "notes": notes}
 
 
 def _put_refits(table: pd.DataFrame, refits: list[dict], full: dict) -> None:
