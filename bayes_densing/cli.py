@@ -72,7 +72,14 @@ def _config(model: str, overrides: dict, set_: list[str]):
     for key, value in overrides.items():
         if value is not None:
             cfg.set(key, value)
-    return cfg.set_items(set_).validate()
+    cfg.set_items(set_)
+    chosen = overrides.get("model.curves") or any(s.strip().startswith("model.curves")
+                                                  for s in set_)
+    if cfg.fall_back_to_joint(bool(chosen)):
+        typer.echo(f"note: {cfg.sampler.sampler} (mass_matrix {cfg.sampler.mass_matrix}) fits "
+                   "the joint model (--curves joint): the cut runs on the default sampler only",
+                   err=True)
+    return cfg.validate()
 
 
 _ARGV: list[str] | None = None   # the console script's arguments (set by main())

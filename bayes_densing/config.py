@@ -76,7 +76,7 @@ class ModelSpec:
     data_term: str = "auto"           # "auto", "on", "off": the b·D^-β term of the loss law
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
-    curves: str = "joint"             # "cut": curves from the references alone (cut.py)
+    curves: str = "cut"               # "cut": curves from the references alone (cut.py); "joint"
 
     def months(self, dates):
         """The model's time t: months from ``date_origin`` of a date or an array of dates."""
@@ -103,6 +103,11 @@ class SamplerConfig:
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
     curve_draws: int = 0              # cut: curve draws per chain the targets are fitted given (0: as ESS needs)
     inner_steps: int = 5              # cut: NUTS transitions of the targets per curve draw
+
+    @property
+    def runs_cut(self) -> bool:
+        """Whether this sampler runs the cut's nested MCMC (only ours: ``dense_nuts``)."""
+        return self.sampler == "numpyro" and self.mass_matrix != "diag"
 
     @property
     def host_devices(self) -> int:
@@ -147,7 +152,7 @@ class Config:
             raise ConfigError(f"--tune {s.tune} is too short: the warm-up needs at least "
                               f"{MIN_TUNE} iterations to adapt the sampler's metric "
                               f"(sampler.tune; the default is {SamplerConfig.tune})")
-        if m.curves == "cut" and (s.sampler != "numpyro" or s.mass_matrix == "diag"):
+        if m.curves == "cut" and not s.runs_cut:
             raise ConfigError("model.curves = 'cut' runs on the default sampler (numpyro with "
                               "mass_matrix auto, dense or conditional); use model.curves = "
                               "'joint' with other samplers")
@@ -197,6 +202,14 @@ class Config:
         """Override one key given as ``section.key`` (e.g. ``model.d0``)."""
         section, _, key = dotted.partition(".")
         return self.update({section: {key: value}}, source="override")
+
+    def fall_back_to_joint(self, chosen: bool) -> bool:
+        """Switch to ``model.curves = "joint"`` where the sampler cannot run the cut (only ours
+        runs its nested MCMC) and the cut was not ``chosen`` explicitly; True if switched."""
+        if self.model.curves == "cut" and not self.sampler.runs_cut and not chosen:
+            self.model.curves = "joint"
+            return True
+        return False
 
     def set_items(self, items) -> "Config":
         """Apply ``KEY=VALUE`` strings (the command line's and the benchmark scripts' ``--set``)
@@ -265,7 +278,18 @@ def load_config(preset_or_file: str | None = None) -> Config:
                               " (or give a path to a .toml file)")
         path = found[0]
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = upgraded(tomllib.loads(path.read_text(encoding="utf-8")))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return Config.from_dict(raw, source=str(path)).validate()
+    cfg = Config.from_dict(raw, source=str(path))
+    cfg.fall_back_to_joint(chosen="curves" in raw.get("model", {}))
+    return cfg.validate()
+
+
+def upgraded(raw: dict) -> dict:
+    """A config as read from TOML, with what older versions left implicit made explicit: a
+    whole config written before ``model.curves`` existed (a run's ``config.toml``, every
+    section present) ran the joint model."""
+    if {f.name for f in fields(Config)} <= set(raw):
+        raw.setdefault("model", {}).setdefault("curves", "joint")
+    return raw

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from . import laws, rundir
-from .config import Config
+from .config import Config, upgraded
 from .data import ScoreData
 from .inference import rhat_text
 from .model import obs_concentration, score_probability
@@ -562,9 +562,7 @@ class Run:
         directory = Path(directory)
         files = rundir.read_verified(directory)   # each file read once, parsed as verified
         text = {name: files[name].decode("utf-8") for name in ("diagnostics.json", "config.toml")}
-        raw = tomllib.loads(text["config.toml"])
-        # a run written before model.curves existed ran the joint model
-        raw.setdefault("model", {}).setdefault("curves", "joint")
+        raw = upgraded(tomllib.loads(text["config.toml"]))
         return cls(idata=read_posterior(files["posterior.nc"]),
                    models=pd.read_csv(io.BytesIO(files["models.csv"])),
                    trend=pd.read_csv(io.BytesIO(files["trend.csv"])),

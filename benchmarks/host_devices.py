@@ -28,7 +28,7 @@ from sweeps import timed    # benchmarks/sweeps.py: a `bayes-densing` command in
 def fit(devices: int, tmp: Path, overrides: list[str]) -> dict:
     out = tmp / f"fit-{devices}"
     wall, _ = timed(["sample", "--no-figures", "--quiet", "--allow-warnings", "--out", str(out),
-                     "--force"],
+                     "--force", "--curves", "joint"],
                     [f"sampler.cpu_devices={devices}", *overrides])
     diag = json.loads((out / "diagnostics.json").read_text())
     return {"devices": devices, "process_wall_s": wall,

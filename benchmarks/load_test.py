@@ -193,7 +193,7 @@ def phase_b(path: Path, run_dir: Path, draws: int, tune: int) -> dict:
     exe = Path(sys.executable).with_name("bayes-densing")
     exe = str(exe) if exe.exists() else shutil.which("bayes-densing")
     cli = [exe, "sample", "--data", str(path), "--draws", str(draws), "--tune", str(tune),
-           "--out", str(run_dir), "--no-figures", "--quiet"]
+           "--out", str(run_dir), "--no-figures", "--quiet", "--curves", "joint"]
     timer = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
     cmd = ([timer, "-v"] if timer else []) + cli
     import resource

@@ -124,7 +124,7 @@ def main(argv=None) -> int:
 
     select_device("cpu", args.chains)
     cfg = Config()
-    cfg.set("model.data_term", "off").set_items(args.set)
+    cfg.set("model.data_term", "off").set("model.curves", "joint").set_items(args.set)
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = args.chains, args.draws, args.tune
     grid = [("models", m, args.fixed_benchmarks) for m in args.models]
     grid += [("benchmarks", args.fixed_models, b) for b in args.benchmarks]

@@ -52,11 +52,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wall, _ = timed(["sample", "--no-figures", "--quiet", "--allow-warnings",
-                         "--out", str(tmp / "one")], args.overrides)
+                         "--curves", "joint", "--out", str(tmp / "one")], args.overrides)
         record["one_fit_s"] = wall
         print(f"one fit: {wall:.1f} s", flush=True)
         vary = [w for v in grid for w in ("--vary", v)]
-        wall, proc = timed(["sensitivity", *vary, "--no-prior-scaling",
+        wall, proc = timed(["sensitivity", *vary, "--no-prior-scaling", "--set", "model.curves=joint",
                             "--out", str(tmp / "grid")], args.overrides)
         table = json.loads((tmp / "grid" / "sensitivity.json").read_text())["variants"]
     lines = [ln for ln in proc.stderr.splitlines() if re.match(r"\[\d+/\d+\]", ln)]

@@ -62,7 +62,7 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         proc, wall = timed([sys.executable, "-m", "bayes_densing.cli", "sample", "--out", str(out),
-                            "--quiet", "--allow-warnings", *extra], overrides)
+                            "--quiet", "--allow-warnings", "--curves", "joint", *extra], overrides)
         if proc.returncode != 0:
             return {"variant": name, "overrides": overrides, "error": proc.stderr[-2000:]}
         diag = json.loads((out / "diagnostics.json").read_text())

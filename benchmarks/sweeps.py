@@ -49,7 +49,7 @@ def sweep(tmp: Path, name: str, benchmarks: str, min_size: int, overrides: list[
           warm: bool, warm_tune: int | None = None) -> dict:
     out = tmp / name
     extra = ["--warm-tune", str(warm_tune)] if warm and warm_tune is not None else []
-    wall, _ = timed(["subsets", "--benchmarks", benchmarks, "--min-size", str(min_size),
+    wall, _ = timed(["subsets", "--benchmarks", benchmarks, "--min-size", str(min_size), "--curves", "joint",
                      "--out", str(out), "--quiet",
                      "--warm-start" if warm else "--no-warm-start", *extra], overrides)
     record = json.loads((out / "subsets.json").read_text())
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
 
         def one_fit(name: str) -> float:
             wall, _ = timed(["sample", "--benchmarks", args.benchmarks, "--no-figures",
-                             "--quiet", "--allow-warnings", "--out", str(tmp / name)],
+                             "--quiet", "--allow-warnings", "--curves", "joint", "--out", str(tmp / name)],
                             args.overrides)
             diag = json.loads((tmp / name / "diagnostics.json").read_text())
             record[name] = {"process_wall_s": wall, "sampling_s": diag["sampling_s"],

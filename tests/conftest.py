@@ -9,7 +9,9 @@ posterior. Each fit still costs ~20 s (mostly JAX compilation), so fits are shar
   again when all they need is a realistic posterior (``--force``, interrupted writes);
 * ``cli_run``  — one ``bayes-densing sample`` through typer's CliRunner.
 
-The shared runs set ``model.data_term = "off"`` (the simulator trains its references at D0, where
+The shared runs fit the joint model (``model.curves = "joint"``): the plumbing they check is the
+same for both estimands and the joint costs half as much; ``test_cut.py`` runs the default, the
+cut, through the command line. They set ``model.data_term = "off"`` (the simulator trains its references at D0, where
 the term cancels anyway); ``test_run.py::test_posterior_predictive_with_data_term_on`` covers
 the data term.
 """
@@ -36,7 +38,7 @@ SAMPLER = dict(chains=2, draws=60, tune=60, seed=0)
 
 # the same settings as command-line options (without --data/--out/--allow-warnings)
 SMALL_ARGS = ["--chains", "2", "--draws", "60", "--tune", "60", "--seed", "0", "--quiet",
-              "--set", "model.data_term=off"]
+              "--set", "model.data_term=off", "--set", "model.curves=joint"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,6 +58,7 @@ def _small_config(**sampler) -> Config:
     for key, value in {**SAMPLER, **sampler}.items():
         cfg.set(f"sampler.{key}", value)
     cfg.set("model.data_term", "off")
+    cfg.set("model.curves", "joint")
     return cfg.validate()
 
 
@@ -164,8 +167,9 @@ def cli_run(workdir, synth) -> SimpleNamespace:
 # --- small fits of the other model forms, shared by test_trends.py and test_plots.py ----------
 
 def _tiny(**model) -> Config:
-    """A fresh default Config with 2 chains × 60 draws and the given ``model.*`` settings."""
+    """A fresh joint-model Config with 2 chains × 60 draws and the given ``model.*`` settings."""
     cfg = Config()
+    cfg.set("model.curves", "joint")
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 60, 60
     for k, v in model.items():
         cfg.set(f"model.{k}", v)

@@ -10,6 +10,7 @@ On a small simulated design (12 targets, 3 benchmarks), from one curve fit:
 import dataclasses
 
 import arviz as az
+import tomli_w
 import numpy as np
 import pytest
 from scipy import stats
@@ -202,18 +203,53 @@ def test_the_robust_likelihood_gives_each_module_its_own_outlier_rate(design):
                                rtol=1e-6)
 
 
-def test_a_cut_run_says_its_estimand_and_reads_back(design, tmp_path):
-    from bayes_densing.results import load_run
-    from bayes_densing.run import fit
+def test_the_default_command_runs_the_cut_and_says_so(synth, tmp_path):
+    """``bayes-densing sample`` without --curves fits the cut; the run reads back as one."""
+    from typer.testing import CliRunner
 
-    cfg = _config()
-    cfg.sampler.draws, cfg.sampler.tune = 150, 150
-    result = fit(cfg, data=design, out=tmp_path / "cut", progressbar=False)
-    assert "Estimand: cut" in result.summary and result.diagnostics["estimand"] == "cut"
-    run = load_run(result.out)
-    assert run.config.model.curves == "cut"
+    from bayes_densing.cli import app
+    from bayes_densing.results import load_run
+
+    out = tmp_path / "cut"
+    result = CliRunner().invoke(app, [
+        "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "150", "--tune", "150",
+        "--quiet", "--set", "model.data_term=off", "--no-figures", "--allow-warnings",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Estimand: cut" in result.output
+    run = load_run(out)
+    assert run.config.model.curves == "cut" and run.diagnostics["estimand"] == "cut"
     assert run.idata["posterior"].attrs["estimand"] == "cut"
     assert "curve_draw" in run.idata["posterior"].coords
+
+
+def test_other_samplers_fall_back_to_the_joint_unless_the_cut_is_asked_for(tmp_path, capsys):
+    from bayes_densing.cli import _config
+    from bayes_densing.config import load_config
+
+    assert Config().model.curves == "cut" and load_config("default").model.curves == "cut"
+    for preset in ("paper", "robust", "changepoint"):
+        assert load_config(preset).model.curves == "cut"
+    cfg = _config("default", {"sampler.sampler": "nutpie"}, [])
+    assert cfg.model.curves == "joint"
+    assert "nutpie (mass_matrix auto) fits the joint model" in capsys.readouterr().err
+    assert _config("default", {}, ["sampler.mass_matrix=diag"]).model.curves == "joint"
+    with pytest.raises(ConfigError, match="runs on the default sampler"):
+        _config("default", {"sampler.sampler": "pymc", "model.curves": "cut"}, [])
+    with pytest.raises(ConfigError, match="runs on the default sampler"):
+        _config("default", {"sampler.sampler": "pymc"}, ["model.curves=cut"])
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[sampler]\nsampler = "blackjax"\n', encoding="utf-8")
+    assert load_config(str(mine)).model.curves == "joint"
+    mine.write_text('[model]\ncurves = "cut"\n[sampler]\nsampler = "blackjax"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="runs on the default sampler"):
+        load_config(str(mine))
+    # a whole config written before model.curves existed (a 0.1 run's config.toml) ran the joint
+    old = Config().to_dict()
+    del old["model"]["curves"]
+    mine.write_text(tomli_w.dumps(old), encoding="utf-8")
+    assert load_config(str(mine)).model.curves == "joint"
 
 
 def test_a_run_written_before_model_curves_reads_back_as_joint(lib_run, tmp_path):

@@ -51,9 +51,11 @@ def test_the_small_check_passes_calibrated_ranks_and_catches_gross_errors():
 
 @pytest.fixture(scope="module")
 def small_sbc():
-    """20 prior-predictive datasets (12 targets, 2 benchmarks), 2 × (150 + 150) draws each."""
+    """20 prior-predictive datasets (12 targets, 2 benchmarks), 2 × (150 + 150) draws each,
+    fitted jointly."""
     cfg = Config()
     cfg.set("model.data_term", "off")
+    cfg.set("model.curves", "joint")
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 150, 150
     return sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS, bins=4)
 
