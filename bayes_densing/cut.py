@@ -76,6 +76,31 @@ MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
 # transition in 8,000, at 0.9 of it none, for 19 instead of 16 leapfrog steps per transition
 CONDITIONAL_STEP = 0.9
 PROBE_SHRINK, PROBE_TRIES = 0.7, 6   # the probe at the warm-up's end (CutSampler.probe)
+# the time to expect, before anything is compiled: seconds per score and leapfrog step on one
+# core, and leapfrog steps per transition, both of the bundled data on the 2-core machine
+# (benchmarks/README.md, "Cut inference": 0.22 µs; 15 and 17 steps)
+SECONDS_PER_SCORE_STEP, STEPS_PER_TRANSITION = 2.2e-7, 16
+
+
+def inner_tune(s) -> int:
+    """:meth:`CutSampler.inner_tune` of sampler settings ``s``."""
+    return max(MIN_INNER_TUNE, s.tune // 2)
+
+
+def expected_seconds(n_scores: int, s) -> dict[str, float]:
+    """Rough sampling seconds (compiling excluded) of the cut and of the joint fit for
+    ``n_scores`` scores under sampler settings ``s``, on the CPU: the transitions each runs
+    × :data:`STEPS_PER_TRANSITION` × :data:`SECONDS_PER_SCORE_STEP` per score, the chains
+    spread over the cores. Only the order of magnitude: the steps per transition are known
+    once sampling runs."""
+    import os
+
+    per_transition = STEPS_PER_TRANSITION * SECONDS_PER_SCORE_STEP * n_scores
+    rounds = s.chains / min(s.chains, os.cpu_count() or 1)
+    curves = s.tune + s.draws
+    targets = (inner_tune(s) + len(kept_draws(s.draws, s.chains, s.curve_draws)) * s.inner_steps)
+    return {"cut": (curves + targets) * per_transition * rounds,
+            "joint": curves * per_transition * rounds}
 
 
 def thinned(steps: int, keep: int) -> np.ndarray:
@@ -245,7 +270,7 @@ class CutSampler:
         """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500
         of 1000 iterations, 17 instead of 15 leapfrog steps per transition on the bundled
         data, benchmarks/README.md, "Cut inference")."""
-        return max(MIN_INNER_TUNE, self.config.sampler.tune // 2)
+        return inner_tune(self.config.sampler)
 
     def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
                     inner_steps: int, seed: int, progressbar: bool = False,

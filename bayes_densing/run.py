@@ -86,6 +86,13 @@ def write_figures_and_report(run_dir: Path, run: results.Run, progressbar: bool 
     report.write_report(run_dir, shown_as)
 
 
+def _rounded(seconds: float) -> str:
+    """An estimate in words: seconds to two significant figures, minutes past 100 s."""
+    if seconds < 100:
+        return f"{float(f'{seconds:.2g}'):g} s"
+    return f"{seconds / 60:.0f} min"
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
         figures: bool = False, command: str | None = None,
@@ -123,6 +130,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
                     "their draws per chain")
         print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
               "nothing", file=sys.stderr, flush=True)
+        if cut_curves and s.device == "cpu":
+            from .cut import expected_seconds
+
+            expect = expected_seconds(len(data.obs), s)
+            print(f"  expect roughly {_rounded(expect['cut'])} of sampling after compiling "
+                  f"(--curves joint, the faster estimand: {_rounded(expect['joint'])})",
+                  file=sys.stderr, flush=True)
     if draws is not None:
         sampled = draws
     elif cut_curves:
