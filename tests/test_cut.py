@@ -284,3 +284,22 @@ def test_the_cuts_curves_reproduce_the_paper_pipelines_sizes(fitted, design):
     assert ok.sum() >= 10
     assert abs(np.median(per_draw[ok] - point[ok])) <= 0.1, per_draw[ok] - point[ok]
     assert stats.spearmanr(per_draw[ok], point[ok]).statistic >= 0.98
+
+
+def test_the_time_to_expect_counts_every_phase(monkeypatch):
+    """``expected_seconds`` against the bundled data's measured sampling on 2 cores: 22–24 s
+    for the cut, 9–10 s for the joint (benchmarks/README.md, "Cut inference")."""
+    import os
+
+    from bayes_densing.config import load_config
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    s = load_config("default").sampler
+    expect = cut.expected_seconds(675, s)
+    assert 15 < expect["cut"] < 35 and 6 < expect["joint"] < 15
+    # more scores, more curve draws or fewer cores: proportionally longer
+    assert cut.expected_seconds(1350, s)["cut"] == pytest.approx(2 * expect["cut"])
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert cut.expected_seconds(675, s)["joint"] == pytest.approx(2 * expect["joint"])
+    s.curve_draws = 800
+    assert cut.expected_seconds(675, s)["cut"] > 2 * expect["cut"]
