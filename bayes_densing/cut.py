@@ -36,11 +36,12 @@ import time
 import numpy as np
 import xarray as xr
 
-from . import dense_nuts
+from . import bridge
 from .config import Config
 from .data import ScoreData
 from .inference import SampleResult, chain_method, select_device, unconstrained_starts
 from .model import log_binomial
+from .sampling import dense_nuts
 
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
@@ -152,7 +153,7 @@ class CutSampler:
         self.theta = [v for v in model.value_vars if v.name not in self.psi]
         parallel = chain_method(s, select_device(s.device, s.host_devices)) == "parallel"
         self.chain_method = "parallel" if parallel else "sequential"
-        self.inner = dense_nuts.Sampler(model, s, inputs=self.theta + list(self.sweep.inputs),
+        self.inner = bridge.sampler(model, s, inputs=self.theta + list(self.sweep.inputs),
                                         parameters=self.psi, parallel=parallel)
 
     def _counts(self, counts) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +246,7 @@ class CutSampler:
         z = {**{v.name: by_stratum(x) for v, x in zip(self.theta, values)},
              **{n: by_stratum(x) for n, x in draws.z.items()}}
         stats = {k: by_stratum(draws.stats[k]) for k in ("diverging", "n_steps", "lp")}
-        idata = dense_nuts.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
+        idata = bridge.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
                                             args=fixed[:2], observed=False)
         _drop_unused(idata)
         chains = np.asarray(draws.stats["diverging"]).shape[0]
@@ -289,7 +290,7 @@ class CutSampler:
         stats = {k: v for k, v in draws.stats.items() if k != "inner_energy"}
         stats["tree_depth"] = np.log2(np.maximum(draws.stats["n_steps"] / inner_steps, 1)
                                       ).astype(int) + 1
-        idata = dense_nuts.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
+        idata = bridge.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
                                             args=fixed[:2], observed=False)
         idata["sample_stats"]["inner_energy"] = xr.Variable(
             ("chain", "draw", "inner_step"), draws.stats["inner_energy"])

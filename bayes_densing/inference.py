@@ -184,14 +184,14 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric not in ("diag", "-"):      # auto, dense or conditional: dense_nuts.py
-        from . import dense_nuts
+        from . import bridge
 
         start = time.perf_counter()
-        sampler = dense_nuts.Sampler(model, cfg, parallel=method == "parallel")
+        sampler = bridge.sampler(model, cfg, parallel=method == "parallel")
         # checked by the program that starts the chains: no separate compile (≈ 4 s)
         starts = unconstrained_starts(model, cfg.chains, cfg.seed, finite=sampler.finite,
                                       start=sampler.initial_point)
-        idata, seconds = dense_nuts.run(model, sampler, starts, progressbar=progressbar)
+        idata, seconds = bridge.run(model, sampler, starts, progressbar=progressbar)
         return SampleResult(idata=idata, wall_s=time.perf_counter() - start, sampling_s=seconds,
                             chain_method=method, mass_matrix=sampler.layout)
     kwargs: dict = {"initvals": initial_points(model, cfg.chains, cfg.seed)}
@@ -225,7 +225,7 @@ def log_prior_group(model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
     """The ``log_prior`` group of draws on the variables' own scale (what PyMC's samplers
     return): each of ``model.prior_terms``' log density per draw, by a jaxified graph of the
     model without its transforms. (The default sampler computes the same terms with its
-    draws' program: ``dense_nuts.posterior_function``.)"""
+    draws' program: ``bridge.posterior_function``.)"""
     import jax
     from pymc.model.transform.conditioning import remove_value_transforms
     from pymc.sampling.jax import get_jaxified_graph

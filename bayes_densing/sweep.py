@@ -25,11 +25,12 @@ import xarray as xr
 import numpy as np
 import pytensor.tensor as pt
 
-from . import dense_nuts
+from . import bridge
 from .config import Config
 from .data import ScoreData
 from .inference import chain_method, select_device, unconstrained_starts
 from .model import build_model, log_binomial
+from .sampling import dense_nuts
 
 
 @dataclass
@@ -39,7 +40,7 @@ class SweepSampler:
 
     model: object
     sampler: dense_nuts.Sampler
-    posterior: object          # dense_nuts.posterior_function of the model and its weights
+    posterior: object          # bridge.posterior_function of the model and its weights
     config: Config
     counts: np.ndarray         # the data's correct counts k
     n: np.ndarray              # and items n, per observation
@@ -71,7 +72,7 @@ class SweepSampler:
                   else self.initial_points(self.config.sampler.chains, seed, args))
         self.last = self.sampler.run(starts, args, seed=seed, warm=warm, tune=tune,
                                      progressbar=False)
-        return dense_nuts.to_inferencedata(self.model, self.last.z, self.last.stats,
+        return bridge.to_inferencedata(self.model, self.last.z, self.last.stats,
                                            posterior=self.posterior, args=(obs_w, bench_w),
                                            observed=False)
 
@@ -124,9 +125,9 @@ def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))
     inputs = (obs_w, bench_w, k, binomln)
-    sampler = dense_nuts.Sampler(model, s, inputs=inputs,
+    sampler = bridge.sampler(model, s, inputs=inputs,
                                  parallel=chain_method(s, n_devices) == "parallel")
     return SweepSampler(model=model, sampler=sampler,
-                        posterior=dense_nuts.posterior_function(model, (obs_w, bench_w)),
+                        posterior=bridge.posterior_function(model, (obs_w, bench_w)),
                         config=config, counts=data.obs.k.to_numpy(), n=data.obs.n.to_numpy(),
                         obs_target=data.obs.model_idx.to_numpy() - data.n_ref, inputs=inputs)

@@ -165,7 +165,8 @@ def main(argv=None) -> int:
     import jax
 
     from bayes_densing import data as data_mod
-    from bayes_densing import dense_nuts
+    from bayes_densing.sampling import dense_nuts
+    from bayes_densing import bridge
     from bayes_densing.config import Config
     from bayes_densing.model import build_model
     from bayes_densing.run import resolved_config
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
     s = cfg.sampler
     s.chains, s.draws = 1, args.iterations
     model = build_model(data, cfg)
-    sampler = dense_nuts.Sampler(model, s)
+    sampler = bridge.sampler(model, s)
     start = unconstrained_starts(model, 1, s.seed, finite=sampler.finite,
                                  start=sampler.initial_point)
     eps, point = dense_nuts.INITIAL_STEP, start[0]

@@ -47,10 +47,10 @@ def gradient_us(data, cfg, reps: int = 300) -> float:
     of ≈ 2 ms at 2,000 × 10."""
     from profile_fit import gradient_cost
 
-    from bayes_densing import dense_nuts
+    from bayes_densing import bridge
     from bayes_densing.model import build_model
 
-    sampler = dense_nuts.Sampler(build_model(data, cfg), cfg.sampler)
+    sampler = bridge.sampler(build_model(data, cfg), cfg.sampler)
     return gradient_cost(sampler, sampler.initial_point, reps)["us_per_call"]
 
 

@@ -75,7 +75,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/stiffness.json"))
     args = ap.parse_args(argv)
 
-    from bayes_densing import dense_nuts
+    from bayes_densing.sampling import dense_nuts
+    from bayes_densing import bridge
     from bayes_densing.config import Config
     from bayes_densing.data import load
     from bayes_densing.inference import select_device, unconstrained_starts
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     select_device("cpu", cfg.sampler.host_devices)
     data = load(cfg, None)
     model = build_model(data, cfg)
-    sampler = dense_nuts.Sampler(model, cfg.sampler)
+    sampler = bridge.sampler(model, cfg.sampler)
     if sampler.layout != "dense":
         sys.exit(f"only the dense metric is handled; this fit uses {sampler.layout}")
     starts = unconstrained_starts(model, cfg.sampler.chains, cfg.sampler.seed,

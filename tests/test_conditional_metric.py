@@ -1,11 +1,12 @@
-"""The conditional metric (bayes_densing/conditional_metric.py): dense over the global
+"""The conditional metric (bayes_densing/sampling/conditional_metric.py): dense over the global
 parameters, each target's latent regressed on them. Its estimate must recover a covariance of
 that structure, its map must be invertible, and NUTS under it must find a model's truth."""
 
 import numpy as np
 import pytest
 
-from bayes_densing import conditional_metric, dense_nuts
+from bayes_densing import bridge
+from bayes_densing.sampling import conditional_metric, dense_nuts
 
 
 def star_covariance(d_global: int, d_latent: int, seed: int = 0) -> np.ndarray:
@@ -119,7 +120,7 @@ def test_a_cold_start_of_the_conditional_metric_first_climbs_the_log_density():
 
     with pm.Model() as model:
         pm.Normal("x", shape=3)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, mass_matrix="conditional"))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, mass_matrix="conditional"))
     z = sampler.spread(np.array([[4.0, -4.0, 4.0], [0.0, 0.0, 0.0]]))
     end = np.asarray(sampler.optimise(z, sampler.per_chain(())))
     moved = sampler.gather(end)
@@ -196,7 +197,7 @@ def test_the_sampler_s_curvature_is_the_log_density_s_hessian():
     with pm.Model(coords={"target": range(5)}) as model:
         g = pm.Normal("g", 0.0, [1.0, 2.0])
         pm.Normal("latent", g[0] + 0.5 * g[1], np.linspace(0.2, 1.0, 5), dims="target")
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, mass_matrix="conditional"))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, mass_matrix="conditional"))
     assert (sampler.d, sampler.d_global) == (7, 2)
     x = np.array([0.3, -0.2, 1.0, 0.0, -1.0, 2.0, 0.5])
     pre = sampler.laplace(sampler.spread(np.stack([x, x + 1.0])), sampler.per_chain(()))
@@ -217,7 +218,7 @@ def test_a_cold_conditional_start_begins_from_the_curvature_uncapped(monkeypatch
     with pm.Model(coords={"target": range(3)}) as model:
         g = pm.Normal("g")
         pm.Normal("latent", g, 0.5, dims="target")
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=40, tune=400,
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, draws=40, tune=400,
                                                       mass_matrix="conditional"))
     updates = dense_nuts.metric_updates(400 // sampler.length)
     asked, scales_only, laplace = [], [], []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayes_densing import cut, dense_nuts, sbc
+from bayes_densing import bridge, cut, sbc
 from bayes_densing.config import Config, ConfigError
 from bayes_densing.inference import conditional_bfmi, diagnose
 
@@ -127,7 +127,7 @@ def test_each_target_matches_a_quadrature_mixture_over_the_same_curve_draws(desi
     others = [v for v in model.value_vars if v.name != latent]   # θ, trend and φ: inputs
     fixed_names = [v.name for v in others]
     fixed = fitted.sampler.target_args()
-    sampler = dense_nuts.Sampler(model, cfg.sampler, inputs=others + list(fitted.sampler.sweep.inputs),
+    sampler = bridge.sampler(model, cfg.sampler, inputs=others + list(fitted.sampler.sweep.inputs),
                                  parameters=[latent], parallel=False)
     start = model.initial_point()
     # 100 curve draws per chain, each visited 4 times: the runs' draws then have ~4× their ESS

@@ -1,11 +1,12 @@
-"""The dense-metric sampler (``sampler.mass_matrix = "dense"``, bayes_densing/dense_nuts.py):
+"""The dense-metric sampler (``sampler.mass_matrix = "dense"``, bayes_densing/sampling/dense_nuts.py):
 its metric estimate, its warm-up schedule, and a real fit that must give the same kind of
 InferenceData as PyMC's NumPyro bridge, reproducibly, with the doubling time near the truth."""
 
 import numpy as np
 import pytest
 
-from bayes_densing import dense_nuts, run
+from bayes_densing import bridge, run
+from bayes_densing.sampling import dense_nuts
 from bayes_densing.data import load
 from bayes_densing.inference import diagnose
 
@@ -77,7 +78,7 @@ def test_chains_spread_over_the_host_devices(chains, layout):
     assert jax.local_device_count() == 4
     with pm.Model() as model:
         pm.Normal("x")
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=chains))
+    sampler = bridge.sampler(model, SamplerConfig(chains=chains))
     assert (sampler.n_dev, sampler.per_dev) == layout
 
 
@@ -98,7 +99,7 @@ def test_chains_sharing_a_host_device_draw_what_they_draw_on_their_own(monkeypat
     draws = []
     for devices in (4, 2):
         monkeypatch.setattr(jax, "local_device_count", lambda: devices)
-        sampler = dense_nuts.Sampler(model, SamplerConfig(chains=4, draws=30, tune=40))
+        sampler = bridge.sampler(model, SamplerConfig(chains=4, draws=30, tune=40))
         assert (sampler.n_dev, sampler.per_dev) == (devices, 4 // devices)
         starts = unconstrained_starts(model, 4, 0, finite=sampler.finite,
                                       start=sampler.initial_point)
@@ -125,7 +126,7 @@ def test_several_chains_on_each_of_several_host_devices_do_not_deadlock():
     assert jax.local_device_count() == 4
     with pm.Model() as model:
         pm.Normal("x", shape=150)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=8, draws=20, tune=20))
+    sampler = bridge.sampler(model, SamplerConfig(chains=8, draws=20, tune=20))
     assert (sampler.n_dev, sampler.per_dev) == (4, 2)
     done = {}
 
@@ -155,7 +156,7 @@ def test_the_programs_are_compiled_once_per_shape_of_the_inputs():
     with pm.Model() as model:
         x = pm.Normal("x", shape=3)
         pm.Potential("weighted", -0.5 * pt.sum(w * x ** 2))
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=8, tune=8), inputs=(w,))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, draws=8, tune=8), inputs=(w,))
     first = sampler.programs(sampler.per_chain((np.ones(3),)))
     assert sampler.programs(sampler.per_chain((np.zeros(3),))) is first
     start = [{"x": np.zeros(3)}] * 2
@@ -178,7 +179,7 @@ def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_
     with pm.Model() as model:
         pm.HalfNormal("s")
         pm.Normal("x", shape=2)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, mass_matrix=mass_matrix))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, mass_matrix=mass_matrix))
     assert sampler.finite({"s_log__": 0.3, "x": np.array([0.0, 1.0])})
     assert not sampler.finite({"s_log__": np.inf, "x": np.array([0.0, 1.0])})
     assert not sampler.finite({"s_log__": 0.3, "x": np.array([np.nan, 1.0])})
@@ -205,7 +206,7 @@ def test_parameters_travel_as_one_vector_in_the_metric_s_order():
         pm.Normal("z", shape=(2, 3))
         pm.HalfNormal("a")
         pm.Normal("m", shape=2)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2))
     assert sampler.names == ["z", "a_log__", "m"] and sampler.d == 9
     rng = np.random.default_rng(0)
     point = {"z": rng.normal(size=(5, 2, 3)), "a_log__": rng.normal(size=5),
@@ -234,7 +235,7 @@ def test_a_start_caps_the_trees_of_as_many_iterations_as_asked_and_no_more():
 
     with pm.Model() as model:
         pm.Normal("x", shape=2)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=400))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, draws=400))
     assert sampler.length == 20
     args = sampler.per_chain(())
     _, advance = sampler.programs(args)
@@ -259,7 +260,7 @@ def test_the_trees_are_capped_in_the_first_two_windows_of_a_cold_start_only(monk
 
     with pm.Model() as model:
         pm.Normal("x", shape=2)
-    sampler = dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=40, tune=400))
+    sampler = bridge.sampler(model, SamplerConfig(chains=2, draws=40, tune=400))
     updates = dense_nuts.metric_updates(400 // sampler.length)
     asked = []
     start = sampler.start

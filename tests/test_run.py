@@ -46,7 +46,7 @@ def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_confi
     """The seed is what the sampler gets — dense_nuts (the default) and pm.sample (the diagonal
     metric and the other samplers) — and different seeds start the chains elsewhere (the
     draws themselves then differ: `-m slow` checks that with a second real fit)."""
-    import bayes_densing.dense_nuts as dense_nuts
+    import bayes_densing.bridge as bridge
     import bayes_densing.inference as inference
     from bayes_densing.data import load
     from bayes_densing.model import build_model
@@ -59,7 +59,7 @@ def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_confi
         seen.update(dense_seed=sampler.cfg.seed, starts=starts)
         raise _Stop.Raised("dense")
 
-    monkeypatch.setattr(dense_nuts, "run", fake_dense)
+    monkeypatch.setattr(bridge, "run", fake_dense)
     with pytest.raises(_Stop.Raised):
         inference.sample(model, cfg.sampler, progressbar=False)
     assert seen["dense_seed"] == 7

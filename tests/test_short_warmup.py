@@ -22,7 +22,8 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayes_densing import conditional_metric, dense_nuts
+from bayes_densing import bridge
+from bayes_densing.sampling import conditional_metric, dense_nuts
 from bayes_densing.config import MIN_TUNE, ConfigError, SamplerConfig
 from bayes_densing.inference import diagnose
 from bayes_densing.results import Run
@@ -123,7 +124,7 @@ def samplers():
         mu = pm.Normal("mu")
         pm.Normal("sigma_log", 0.0, 1.0)
         pm.Normal("latent", mu, 1.0, dims="target")
-    return {layout: dense_nuts.Sampler(model, SamplerConfig(chains=2, draws=10, tune=MIN_TUNE,
+    return {layout: bridge.sampler(model, SamplerConfig(chains=2, draws=10, tune=MIN_TUNE,
                                                             mass_matrix=layout))
             for layout in ("dense", "diag", "conditional")}
 
@@ -153,7 +154,8 @@ def test_the_conditional_metric_needs_four_draws_of_each_chain(samplers):
     sampler = samplers["conditional"]
     window = np.random.default_rng(2).normal(size=(2, 3, sampler.d))
     raw = conditional_metric.estimate(window.reshape(-1, sampler.d), sampler.d_global, False,
-                                      conditional_metric.effective_draws(window, sampler.d_global))
+                                      conditional_metric.effective_draws(window, sampler.d_global,
+                                                                         sampler.ess))
     assert not _finite(raw)                               # what the window used to give
     previous = sampler.identity()
     assert sampler.metric(window, previous=previous) is previous

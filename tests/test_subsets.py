@@ -9,7 +9,7 @@ import pytensor.tensor as pt
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing import conditional_metric
+from bayes_densing.sampling import conditional_metric
 from bayes_densing.analyses.subsets import all_subsets, run_subsets, text, write
 from bayes_densing.cli import app
 from bayes_densing.config import ConfigError
@@ -157,7 +157,7 @@ def test_a_warm_start_draws_the_parameters_without_data_from_their_standard_norm
     latent of a target scored only on it start from fresh standard normal draws with unit,
     uncorrelated variance in the metric (their exact posterior); every other coordinate keeps
     the other fit's position and metric."""
-    from bayes_densing import dense_nuts
+    from bayes_densing.sampling import dense_nuts
     from bayes_densing.sweep import compile_sweep
 
     csv, benchmarks = synth3

@@ -67,11 +67,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
-import xarray as xr
 
 from . import conditional_metric
+from .covariance import regularised, shrunk_covariance, shrunk_variance  # noqa: F401
+from .density import LogDensity
 
 CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
 INITIAL_STEP = 0.1   # the first window's step size, before dual averaging moves it
@@ -138,42 +138,6 @@ def estimated(updates: list[int], length: int, chains: int, layout: str) -> list
     return out
 
 
-def shrunk_covariance(draws: np.ndarray, weight: float | None = None) -> np.ndarray:
-    """Covariance of ``draws`` (n × d), its off-diagonal shrunk towards zero by d / (n + d)
-    (or by ``weight``).
-
-    With n ≫ d the sample covariance is kept almost as it is; with n ≈ d (short runs) half of
-    the off-diagonal is kept, so the metric stays positive definite and well-conditioned.
-    """
-    n, d = draws.shape
-    _two_or_more(n)
-    cov = np.atleast_2d(np.cov(draws, rowvar=False))
-    weight = d / (n + d) if weight is None else weight
-    shrunk = (1.0 - weight) * cov + weight * np.diag(np.diag(cov))
-    return regularised(shrunk, n, np.eye(d))
-
-
-def shrunk_variance(draws: np.ndarray) -> np.ndarray:
-    """The diagonal of :func:`shrunk_covariance` (the variances, regularised alike), without
-    forming the d × d covariance."""
-    n = draws.shape[0]
-    _two_or_more(n)
-    return regularised(np.var(draws, axis=0, ddof=1), n, 1.0)
-
-
-def _two_or_more(n: int) -> None:
-    # a variance from one draw divides by n − 1 = 0: a NaN metric, then NaN draws
-    if n < 2:
-        raise ValueError(f"a covariance needs at least 2 draws, got {n}")
-
-
-def regularised(cov, n: int, unit):
-    """Stan's regularisation of a covariance estimated from n draws (``unit``: its identity,
-    1.0 for variances, 0.0 for a block off the diagonal), so a coordinate that did not move
-    keeps a usable scale."""
-    return (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * unit
-
-
 @dataclass
 class Draws:
     """What one run gives: unconstrained draws ``z`` (chain, draw, ...), the sample stats, the
@@ -193,46 +157,44 @@ class Draws:
 class Sampler:
     """NUTS with our windowed warm-up for one compiled log density, reusable across runs.
 
-    ``inputs``: PyTensor variables of ``model`` that are not parameters (a sweep's weights,
-    an SBC dataset's counts); each run passes their values as ``args``, so every run of the
+    ``density``: the log density (:class:`density.LogDensity`), a JAX function of the
+    parameters and of runtime inputs (a sweep's weights, an SBC dataset's counts, the cut's
+    curve parameters); each run passes the inputs' values as ``args``, so every run of the
     same shapes reuses the same compiled programs. ``cfg``: the sampler settings (chains,
     draws, tune, target acceptance, and the metric, ``mass_matrix`` = "auto", "dense",
     "conditional" or "diag": :func:`metric_layout`, kept as ``layout``).
     ``parallel``: the chains on as many XLA devices as there are, else batched on one (a GPU).
+    ``ess``: the effective sample size of draws (chain, draw, d) → (d,) the conditional
+    metric weighs its windows by (:func:`conditional_metric.effective_draws`).
     """
 
-    def __init__(self, model, cfg, *, inputs=(), parallel: bool = True,
-                 parameters: list[str] | None = None):
+    def __init__(self, density: LogDensity, cfg, *, parallel: bool = True, ess=None):
         import jax
         import jax.numpy as jnp
         from jax import lax
         from numpyro.infer.hmc import hmc
         from numpyro.infer.hmc_util import dual_averaging
-        from pymc.sampling.jax import get_jaxified_graph
 
-        # ``parameters``: the value variables NUTS moves (default all); the others must be
-        # among ``inputs`` (the cut's target module moves given the curves, ``cut.py``)
-        moved = [v for v in model.value_vars if parameters is None or v.name in parameters]
-        self.names = names = [v.name for v in moved]
-        point = model.initial_point()
-        self.initial_point = {n: point[n] for n in names}   # (the starting points' centre)
-        self.shapes = {n: np.shape(point[n]) for n in names}
+        self.density = density
+        self.ess = ess or conditional_metric.numpyro_ess
+        self.names = names = list(density.names)
+        self.initial_point = dict(density.initial_point)   # (the starting points' centre)
+        self.shapes = {n: np.shape(self.initial_point[n]) for n in names}
         self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
         # the per-target latents (one or more per target model) and the global parameters
-        latent = {v.name for v in moved
-                  if "target" in (model.named_vars_to_dims.get(model.values_to_rvs[v].name) or ())}
+        latent = density.latent
         self.layout = layout = metric_layout(cfg.mass_matrix, self.d)
         conditional = layout == "conditional"
         # the flat vector's order: sorted names (NumPyro's order of a dict, the metric's); with
         # the conditional metric the globals come first
         self.order = sorted(names, key=lambda n: (conditional and n in latent, n))
         self.d_global = sum(int(np.prod(self.shapes[n])) for n in names if n not in latent)
-        logp = get_jaxified_graph(inputs=moved + list(inputs), outputs=[model.logp()])
+        logp = density.logp
 
         @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
         def potential(x, *args):
             params = self.unflatten(x)
-            return -logp(*[params[n] for n in names], *args)[0]
+            return -logp(*[params[n] for n in names], *args)
 
         self.potential = potential   # −log density of the unconstrained parameters, flattened
         n_pre = 4 if conditional else 0    # the preconditioner's arrays lead the inputs
@@ -486,7 +448,8 @@ class Sampler:
         with np.errstate(invalid="ignore", over="ignore"):   # a non-finite estimate: below
             if self.layout == "conditional":
                 n_eff = (None if scales_only
-                         else conditional_metric.effective_draws(chains, self.d_global))
+                         else conditional_metric.effective_draws(chains, self.d_global,
+                                                                      self.ess))
                 new = conditional_metric.estimate(draws, self.d_global, scales_only, n_eff)
             elif scales_only or self.layout == "diag":
                 variances = shrunk_variance(draws)
@@ -716,69 +679,6 @@ def metric_layout(mass_matrix: str, d: int) -> str:
 def _count(n: int) -> np.ndarray:
     """An iteration count as the start-up program takes it (one dtype: one compiled program)."""
     return np.asarray(n, dtype=np.int32)
-
-
-def run(model, sampler: Sampler, starts: list[dict], *,
-        progressbar: bool = True) -> tuple[xr.DataTree, float]:
-    """One fit of ``model`` by its ``sampler`` from the unconstrained ``starts`` (one dict per
-    chain), with the sampler's settings. Returns the DataTree (posterior of the free
-    variables and the deterministics, sample stats, observed data) and the seconds spent
-    sampling."""
-    cfg = sampler.cfg
-    draws = sampler.run(starts, seed=cfg.seed, progressbar=progressbar)
-    idata = to_inferencedata(model, draws.z, draws.stats)
-    idata.posterior.attrs["sampling_time"] = draws.seconds
-    idata.posterior.attrs["mass_matrix"] = (f"{sampler.layout}, windowed warm-up "
-                                            "(bayes_densing.dense_nuts)")
-    return idata, draws.seconds
-
-
-def posterior_function(model, inputs=()):
-    """A jitted function of unconstrained draws (chain, draw, ...) and the ``inputs``' values
-    → (the free variables on their own scale and the deterministics, by name; the log density
-    of each prior term, by name: ``model.prior_terms``). One program for both, compiled once."""
-    import jax
-    from pymc.sampling.jax import get_jaxified_graph
-
-    from .model import log_prior_terms, prior_terms
-
-    names = [v.name for v in model.value_vars]
-    free = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
-    outputs = [v for v in model.unobserved_value_vars if v.name in free]
-    terms = [v.name for v in prior_terms(model)]
-    graph = get_jaxified_graph(inputs=model.value_vars + list(inputs),
-                               outputs=outputs + log_prior_terms(model))
-    axes = (0,) * len(names) + (None,) * len(inputs)
-    batched = jax.jit(jax.vmap(jax.vmap(graph, in_axes=axes), in_axes=axes))
-
-    def values(z: dict, args=()) -> tuple[dict, dict]:
-        out = batched(*[z[n] for n in names], *[np.asarray(a, dtype=float) for a in args])
-        out = [np.asarray(x) for x in out]
-        return ({v.name: x for v, x in zip(outputs, out)},
-                dict(zip(terms, out[len(outputs):])))
-    return values
-
-
-def to_inferencedata(model, z: dict, stats: dict, *, posterior=None, args=(),
-                     observed: bool = True) -> xr.DataTree:
-    """Unconstrained draws ``z`` (chain, draw, ...) → DataTree with PyMC's names, coords
-    and dims: the free variables on their own scale, the deterministics, the sample stats, the
-    log prior (one variable per prior term) and (``observed``) the observed data.
-    ``posterior``: a :func:`posterior_function` of the model to reuse, with its inputs' values
-    ``args``."""
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_observations
-
-    values, log_prior = (posterior or posterior_function(model))(z, args)
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    obs = ({k: np.asarray(v) for k, v in find_observations(model).items()} if observed else None)
-    groups = {"posterior": values, "sample_stats": stats}
-    if obs:
-        groups["observed_data"] = obs
-    tree = az.from_dict(groups, coords=coords, dims=dims)
-    post = tree["posterior"]    # each term summed over its elements: no dims of the variable's
-    tree["log_prior"] = xr.Dataset({k: (("chain", "draw"), v) for k, v in log_prior.items()},
-                                   coords={"chain": post["chain"], "draw": post["draw"]})
-    return tree
 
 
 class Progress:

@@ -34,15 +34,21 @@ def identity(d_global: int, d_latent: int) -> tuple:
             np.ones(d_latent))
 
 
-def effective_draws(chains: np.ndarray, d_global: int) -> float:
+def effective_draws(chains: np.ndarray, d_global: int, ess=None) -> float:
     """How many independent draws a window's positions (chains × draws × d) are worth for the
-    regression: the median bulk ESS of the global parameters (ArviZ), at most the draws."""
-    import arviz as az
-
-    ess = np.asarray(az.ess(np.asarray(chains[..., :d_global]), method="bulk"))  # (chain, draw, d)
-    # under 4 draws a chain ArviZ gives NaN: so does this, and the caller keeps its metric
+    regression: the median ESS of the global parameters by ``ess`` (the caller's; default
+    :func:`numpyro_ess`), at most the draws."""
+    ess = np.asarray((ess or numpyro_ess)(np.asarray(chains[..., :d_global])))
+    # under 4 draws a chain ArviZ's bulk ESS is NaN: so is this, and the caller keeps its metric
     median = float(np.median(ess[np.isfinite(ess)])) if np.isfinite(ess).any() else math.nan
     return min(median, chains.shape[0] * chains.shape[1])
+
+
+def numpyro_ess(chains: np.ndarray) -> np.ndarray:
+    """NumPyro's ESS of draws (chain, draw, d) → (d,), for a sampler given no ``ess``."""
+    from numpyro.diagnostics import effective_sample_size
+
+    return np.asarray(effective_sample_size(np.asarray(chains)))
 
 
 def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
@@ -55,7 +61,7 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
     per latent from ``n_eff`` independent draws (default n; the windows' draws are
     autocorrelated, :func:`effective_draws`). Then Stan's regularisation. ``scales_only``: the
     variances alone (the first window's estimate)."""
-    from .dense_nuts import regularised, shrunk_covariance, shrunk_variance   # (imports us)
+    from .covariance import regularised, shrunk_covariance, shrunk_variance
 
     n = draws.shape[0]
     mu = draws.mean(axis=0)
