@@ -9,6 +9,7 @@ written); 130/143 interrupted (nothing written).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -475,10 +476,12 @@ def subsets(
             "sampler.seed": seed, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("subsets-%Y%m%d-%H%M%S")
         check_out_dir(out, force)
-        table = run_subsets(cfg, names, data, min_size=min_size,
-                            progress=None if quiet else typer.echo, warm_start=warm_start,
-                            warm_tune=WARM_TUNE if warm_tune is None else warm_tune)
-        write(table, out, cfg, force=force)
+        with tempfile.TemporaryDirectory() as state_dir:    # the parent's state, then in out
+            table = run_subsets(cfg, names, data, min_size=min_size,
+                                progress=None if quiet else typer.echo, warm_start=warm_start,
+                                warm_tune=WARM_TUNE if warm_tune is None else warm_tune,
+                                state_dir=Path(state_dir))
+            write(table, out, cfg, force=force, state_dir=Path(state_dir))
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(exc)
     typer.echo(text(table))

@@ -9,13 +9,14 @@ import pytensor.tensor as pt
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing.sampling import conditional_metric
-from bayes_densing.analyses.subsets import all_subsets, run_subsets, text, write
+from bayes_densing.analyses.subsets import PARENT_STATE, all_subsets, run_subsets, text, write
 from bayes_densing.cli import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
 from bayes_densing.model import build_model
 from bayes_densing.plots import forest
+from bayes_densing.sampling import conditional_metric
+from bayes_densing.sampling.families import load_state
 from bayes_densing.simulate import simulate, write as write_sim
 
 
@@ -50,15 +51,17 @@ def test_subsets_of_a_cut_fit_the_cut_and_the_full_set_is_the_cut_run(synth3, sm
                                                                          tmp_path):
     """Under the cut a subset's curves come from the references' scores on its benchmarks and
     its targets from theirs: the subset of every benchmark, weighted 1, is the plain cut fit of
-    those benchmarks to the digit (same seed, same compiled family), and a single-benchmark
-    subset moves the answer."""
+    those benchmarks to the digit (at the subset's seed, ``variant_seed`` of its name), and a
+    single-benchmark subset moves the answer."""
     from bayes_densing.run import fit
+    from bayes_densing.sampling.families import variant_seed
 
     csv, benchmarks = synth3
     cfg = small_config()
     cfg.set("model.curves", "cut")
     table = run_subsets(cfg, benchmarks[:2], csv)
     assert list(table.n_benchmarks) == [2, 1, 1]
+    cfg.set("sampler.seed", variant_seed(cfg.sampler.seed, "+".join(benchmarks[:2])))
     direct = fit(cfg, csv, progressbar=False)        # run_subsets set data.benchmarks
     assert direct.config.model.curves == "cut"
     assert table.doubling_median[0] == pytest.approx(direct.doubling["median_months"], rel=1e-9)
@@ -217,19 +220,21 @@ def test_a_warm_start_draws_the_parameters_without_data_from_their_standard_norm
 
 
 @pytest.fixture(scope="module")
-def sweeps(synth3, small_config):
-    """The sweep as it runs by default (warm-started from the all-benchmark fit) and from
-    scratch, and the default's progress lines."""
+def sweeps(synth3, small_config, tmp_path_factory):
+    """The sweep as the command runs it (warm-started from the all-benchmark fit's state,
+    persisted in a directory) and from scratch, the default's progress lines and that
+    directory."""
     csv, benchmarks = synth3
-    lines = []
+    lines, state_dir = [], tmp_path_factory.mktemp("state")
     # a third of the cold warm-up, as the default (300 of 1000) is
-    warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append, warm_tune=20)
+    warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append, warm_tune=20,
+                       state_dir=state_dir)
     cold = run_subsets(small_config(), benchmarks, csv, warm_start=False)
-    return warm, cold, lines
+    return warm, cold, lines, state_dir
 
 
 def test_warm_starts_change_the_cost_not_the_answer(sweeps):
-    warm, cold, _ = sweeps
+    warm, cold, _, _ = sweeps
     assert list(warm.subset) == list(cold.subset)
     # the all-benchmark fit is never warm-started: the same draws
     assert warm.doubling_median.iloc[0] == pytest.approx(cold.doubling_median.iloc[0], rel=1e-9)
@@ -240,7 +245,7 @@ def test_warm_starts_change_the_cost_not_the_answer(sweeps):
 def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, small_config,
                                                              tmp_path):
     csv, benchmarks = synth3
-    table, _, lines = sweeps
+    table, _, lines, state_dir = sweeps
     assert len(table) == 7 and len(lines) == 7
     assert table.subset.iloc[0] == "+".join(benchmarks)
     assert table.rank_corr_with_all.iloc[0] == pytest.approx(1.0)
@@ -248,9 +253,12 @@ def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, sma
     assert (table.hdi_low <= table.doubling_median).all()
     assert ((table["p_leq_3.3"] >= 0) & (table["p_leq_3.3"] <= 1)).all()
     assert (table.n_targets <= 12).all()
-    out = write(table, tmp_path / "sweep", small_config())
+    out = write(table, tmp_path / "sweep", small_config(), state_dir=state_dir)
     assert {p.name for p in out.iterdir()} >= {"subsets.csv", "subsets.json", "forest.png",
-                                               "forest.svg", "config.toml"}
+                                               "forest.svg", "config.toml", PARENT_STATE}
+    # the parent's persisted state, named by its subset and listed in the manifest
+    assert load_state(out / PARENT_STATE, "+".join(benchmarks)).step_size > 0
+    assert PARENT_STATE in json.loads((out / "manifest.json").read_text())["files"]
     assert (out / "forest.png").stat().st_size > 10_000
     assert len(json.loads((out / "subsets.json").read_text())["rows"]) == 7
 

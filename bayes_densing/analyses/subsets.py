@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from ..config import Config, ConfigError
 from ..inference import diagnose
 
 MAX_BENCHMARKS = 8   # 255 subsets
+PARENT_STATE = "parent-state.npz"   # the all-benchmark fit's adapted state, the subsets' start
 WARM_TUNE = 300      # warm-up iterations of a warm-started subset (benchmarks/README.md)
 
 
@@ -42,13 +44,16 @@ def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...
 
 def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size: int = 1,
                 progress: Callable[[str], None] | None = None,
-                warm_start: bool = True, warm_tune: int = WARM_TUNE) -> pd.DataFrame:
-    """Fit every benchmark subset with one compiled model; one row per subset.
+                warm_start: bool = True, warm_tune: int = WARM_TUNE,
+                state_dir: Path | None = None) -> pd.DataFrame:
+    """Fit every benchmark subset with one compiled model; one row per subset, each with its
+    own seed from the run's and the subset's name (``families.variant_seed``).
 
     ``warm_start``: each subset's warm-up starts from the fit on all the benchmarks (its
     metric, step size and last positions) rather than from the identity metric, and is
     ``warm_tune`` iterations long (at most ``sampler.tune``; the same schedule of doubling
-    windows, shorter). Cold, every subset has the full ``sampler.tune``."""
+    windows, shorter). Cold, every subset has the full ``sampler.tune``. ``state_dir``: where
+    that parent state is persisted (:data:`PARENT_STATE`), each subset starting from the file."""
     if len(set(benchmarks)) != len(benchmarks) or len(benchmarks) < 2:
         raise ConfigError("--benchmarks: give at least two different benchmarks")
     if len(benchmarks) > MAX_BENCHMARKS:
@@ -65,7 +70,7 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
                                  "usable scores (see the notices of `bayes-densing sample`)")
     say = progress or (lambda _: None)
     start = time.perf_counter()
-    sampler, fit = _fitter(data, config, warm_start, warm_tune)
+    sampler, fit = _fitter(data, config, warm_start, warm_tune, state_dir)
     obs_b = data.obs.bench_idx.to_numpy()
     obs_m = data.obs.model_idx.to_numpy()
     t = data.targets.t.to_numpy(dtype=float)
@@ -76,7 +81,7 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
         obs_w = bench_w[obs_b]
         scored = np.zeros(data.n_target, bool)
         scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        idata = fit(obs_w, bench_w)
+        idata = fit("+".join(subset), obs_w, bench_w)
         targets = data.targets.model.to_numpy()[scored]
         # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
         informed = idata.sel(benchmark=[b for b in data.benchmarks if b in subset],
@@ -111,11 +116,14 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     return table
 
 
-def _fitter(data, config: Config, warm_start: bool, warm_tune: int):
-    """The compiled family of fits and (obs_w, bench_w) → one subset's posterior. Joint: the
-    sweep, each subset after the first warm-started from it (with ``warm_start``) and
-    ``warm_tune`` iterations long. Cut (``CutSampler.fit``): each subset from scratch, its
-    curves from the references' scores on its benchmarks (a warm start is not measured)."""
+def _fitter(data, config: Config, warm_start: bool, warm_tune: int,
+            state_dir: Path | None = None):
+    """The compiled family of fits and (name, obs_w, bench_w) → one subset's posterior, its
+    seed from the subset's name. Joint: the sweep, each subset after the first warm-started
+    from it (with ``warm_start``; persisted in ``state_dir`` when given) and ``warm_tune``
+    iterations long. Cut (``CutSampler.fit``): each subset from scratch, its curves from the
+    references' scores on its benchmarks (a warm start is not measured)."""
+    from ..sampling.families import load_state, save_state, variant_seed
     from ..sweep import compile_sweep
 
     seed = config.sampler.seed
@@ -123,22 +131,28 @@ def _fitter(data, config: Config, warm_start: bool, warm_tune: int):
         from ..cut import CutSampler
 
         sampler = CutSampler(data, config)
-        return sampler, lambda obs_w, bench_w: sampler.fit(seed, weights=(obs_w, bench_w))
+        return sampler, lambda name, obs_w, bench_w: sampler.fit(variant_seed(seed, name),
+                                                                 weights=(obs_w, bench_w))
     sampler = compile_sweep(data, config)
     state = {"warm": None}
 
-    def fit(obs_w, bench_w):
+    def fit(name, obs_w, bench_w):
         warm = state["warm"]
-        idata = sampler.sample(obs_w, bench_w, seed, warm=warm,
+        idata = sampler.sample(obs_w, bench_w, variant_seed(seed, name), warm=warm,
                                tune=None if warm is None else min(warm_tune, config.sampler.tune))
         if warm_start and warm is None:      # the first subset, all the benchmarks
             state["warm"] = sampler.last
+            if state_dir is not None:
+                path = save_state(sampler.last, Path(state_dir) / PARENT_STATE, name)
+                state["warm"] = load_state(path, name)
         return idata
     return sampler, fit
 
 
-def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = False) -> Path:
-    """subsets.csv, subsets.json, config.toml and the forest plot, written atomically to ``out``."""
+def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = False,
+          state_dir: Path | None = None) -> Path:
+    """subsets.csv, subsets.json, config.toml and the forest plot, written atomically to ``out``;
+    with ``state_dir``, the parent fit's persisted state (:data:`PARENT_STATE`) too."""
     from .. import plots
 
     where: list[Path] = []
@@ -147,7 +161,11 @@ def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = Fa
         (tmp / "subsets.json").write_text(json.dumps(
             {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
         (tmp / "config.toml").write_text(config.to_toml())
-        rundir.write_manifest(tmp, "subsets", ["subsets.csv", "subsets.json", "config.toml"])
+        core = ["subsets.csv", "subsets.json", "config.toml"]
+        if state_dir is not None and (Path(state_dir) / PARENT_STATE).exists():
+            shutil.copyfile(Path(state_dir) / PARENT_STATE, tmp / PARENT_STATE)
+            core.append(PARENT_STATE)
+        rundir.write_manifest(tmp, "subsets", core)
         plots.forest(table, tmp / "forest")
         rundir.record_derived(tmp, ["forest.png", "forest.svg"])
     return where[0]
