@@ -40,8 +40,8 @@ def _wait_for(text: bytes, seen: list[bytes], proc, timeout: float) -> None:
                          ids=["SIGINT-new-out", "SIGTERM-force-over-old-run"])
 def test_a_signal_mid_sampling_stops_the_run_and_leaves_nothing(signum, force, tmp_path, synth,
                                                                leftovers):
-    """SIGINT (Ctrl-C) into a fresh --out; SIGTERM (plain `kill`) into --force over an old run,
-    which must survive untouched."""
+    """SIGINT (Ctrl-C) into a fresh --out, the default cut stopped in its curve fit; SIGTERM
+    (plain `kill`) into --force over an old run, which must survive untouched, the joint."""
     exe = cli_executable()
     out = tmp_path / "run"
     if force:
@@ -51,11 +51,11 @@ def test_a_signal_mid_sampling_stops_the_run_and_leaves_nothing(signum, force, t
     # by 2026-11-24 and could end before the signal); chunks of 1,000 iterations, under a second
     args = [exe, "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "20000",
             "--tune", "200000", "--set", "model.data_term=off", "--no-figures", "--out", str(out),
-            *(["--force"] if force else [])]
+            *(["--force", "--curves", "joint"] if force else [])]
     seen: list[bytes] = []
     proc = _start(args, seen)
     try:
-        _wait_for(b"Sampling 2 chains", seen, proc, timeout=120)   # run.fit, just before sample()
+        _wait_for(b"Sampling ", seen, proc, timeout=120)   # run.fit, just before sampling
         # the progress bar's first update (also with $CI set and stderr a pipe): the first
         # chunk of 1,000 warm-up iterations is done, so the chains are running
         _wait_for(b"warm-up]", seen, proc, timeout=120)
