@@ -123,7 +123,8 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         from . import cut
     if progressbar and draws is None:
         s = config.sampler
-        what = f"{s.chains} chains × ({s.tune} warm-up + {s.draws} draws)"
+        what = (f"{s.chains} chain{'s' if s.chains != 1 else ''} × ({s.tune} warm-up + "
+                f"{s.draws} draws)")
         if cut_curves:
             kept = len(cut.kept_draws(s.draws, s.chains, s.curve_draws))
             what = (f"the cut: {what} of the curves, then the targets given each of {kept} of "
