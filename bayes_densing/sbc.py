@@ -31,6 +31,7 @@ from .calibration import central_interval
 from .config import Config
 from .data import ScoreData, assemble
 from .results import posterior_predictive
+from .sampling.families import variant_seed
 from .simulate import simulate
 
 # what is ranked: (label, variable, index into its last axis or None)
@@ -259,7 +260,7 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
                                  "offsets": list(offsets) if offsets is not None else None})
     for i in range(n_datasets):
         t0 = time.perf_counter()
-        idata = fit_one(seed + 1 + i, counts[i])
+        idata = fit_one(variant_seed(seed, f"dataset {i}"), counts[i])
         post = idata.posterior
         for label, var, index in labels:
             true = quantity(truth.posterior.isel(draw=[i]), var, index)[0]
