@@ -190,9 +190,11 @@ def interval_coverage(post, truth) -> dict:
 def coverage_summary(fits: list[dict], false_alarm: float = 0.01) -> dict:
     """Pooled coverage of the targets' ln N̂ (every target of every dataset) and of the slope
     (one per dataset), each against a two-sided binomial tolerance around
-    :data:`COVERAGE` at ``false_alarm``; and the mean interval widths. (A dataset's targets
-    share its curves and trend, so their coverage is correlated: the tolerance for ln N̂ is
-    the binomial one of independent intervals, a lower bound on the real spread.)"""
+    :data:`COVERAGE` at ``false_alarm``; and the mean interval widths. A dataset's targets
+    share its curves and trend, so their intervals miss together: the binomial tolerance of
+    independent intervals is too narrow for ln N̂, and ``eta`` also has ``tolerance_clustered``
+    and ``within_clustered``, at the same false-alarm rate with the datasets as the units
+    (:func:`clustered_tolerance`)."""
     out = {}
     for key, count, n in (("eta", sum(f["eta_covered"] for f in fits),
                            sum(f["eta_n"] for f in fits)),
@@ -203,9 +205,28 @@ def coverage_summary(fits: list[dict], false_alarm: float = 0.01) -> dict:
         out[key] = {"covered": int(count), "n": int(n), "rate": rate, "tolerance": [lo, hi],
                     "within": bool(lo <= rate <= hi),
                     "mean_width": float(np.mean([f[f"{key}_width"] for f in fits]))}
+    lo, hi = clustered_tolerance([f["eta_covered"] for f in fits],
+                                 [f["eta_n"] for f in fits], false_alarm)
+    out["eta"].update(tolerance_clustered=[lo, hi],
+                      within_clustered=bool(lo <= out["eta"]["rate"] <= hi))
     if all("eta_bias" in f for f in fits):
         out["eta"]["mean_error"] = float(np.mean([f["eta_bias"] for f in fits]))
     return out
+
+
+def clustered_tolerance(covered, n, false_alarm: float = 0.01) -> tuple[float, float]:
+    """The two-sided tolerance of pooled coverage around :data:`COVERAGE` when the intervals
+    come in clusters (one dataset's targets) that miss together: the normal approximation with
+    the ratio estimator's variance over clusters at the nominal rate,
+    Σ_k (c_k − COVERAGE·n_k)² / (m(m − 1)) / n̄², for m clusters of n_k intervals, c_k covering.
+    With independent intervals it is about the binomial tolerance."""
+    c, n = np.asarray(covered, dtype=float), np.asarray(n, dtype=float)
+    m = len(c)
+    if m < 2:
+        raise ValueError("a clustered tolerance needs at least 2 datasets")
+    se = np.sqrt(np.sum((c - COVERAGE * n) ** 2) / (m * (m - 1))) / n.mean()
+    z = stats.norm.isf(false_alarm / 2)
+    return float(COVERAGE - z * se), float(COVERAGE + z * se)
 
 
 def fitter(data: ScoreData, config: Config):

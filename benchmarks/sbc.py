@@ -84,7 +84,10 @@ def main(argv=None) -> int:
     for key, c in cover.items():
         print(f"90% intervals of {'every ln N̂' if key == 'eta' else 'the slope A'}: "
               f"{c['covered']}/{c['n']} = {c['rate']:.3f} (tolerance at 1% false alarms "
-              f"{c['tolerance'][0]:.3f}–{c['tolerance'][1]:.3f}), mean width {c['mean_width']:.3f}"
+              f"{c['tolerance'][0]:.3f}–{c['tolerance'][1]:.3f}"
+              + (f"; datasets as the units {c['tolerance_clustered'][0]:.3f}–"
+                 f"{c['tolerance_clustered'][1]:.3f}" if "tolerance_clustered" in c else "")
+              + f"), mean width {c['mean_width']:.3f}"
               + (f", mean error {c['mean_error']:+.3f}" if "mean_error" in c else ""))
     print(f"wrote {args.out} and {figure}")
     return 0
