@@ -64,6 +64,7 @@ class PriorConfig:
     data_coef: float = 0.5            # b (with a = 1) ~ LogNormal(ln data_coef, 0.5)
     beta: float = 0.28                # β ~ LogNormal(ln beta, 0.3) (Chinchilla's 0.28)
     outlier_rate: float = 0.05        # robust likelihood: π ~ Beta with this mean
+    offset_sd: float = 1.0            # target offsets: σ_δ ~ HalfNormal(offset_sd), ln-size units
 
 
 @dataclass
@@ -77,6 +78,7 @@ class ModelSpec:
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
     curves: str = "cut"               # "cut": curves from the references alone (cut.py); "joint"
+    target_offsets: str = "off"       # "on": the targets' ln size shifted per benchmark (δ_j)
 
     def months(self, dates):
         """The model's time t: months from ``date_origin`` of a date or an array of dates."""
@@ -129,6 +131,7 @@ class Config:
         _one_of("model.likelihood", m.likelihood, LIKELIHOODS)
         _one_of("model.data_term", m.data_term, ("auto", "on", "off"))
         _one_of("model.ceiling", m.ceiling, ("fixed", "free"))
+        _one_of("model.target_offsets", m.target_offsets, ("off", "on"))
         _one_of("model.reparam", m.reparam, ("shear", "affine", "centred"))
         _one_of("model.curves", m.curves, ("cut", "joint"))
         _one_of("sampler.sampler", s.sampler, SAMPLERS)

@@ -109,7 +109,10 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
         return v[..., bj] if getattr(v, "ndim", 0) >= 1 else v
 
     at_obs = {k: (v if k in GLOBAL_LOSS_COEFS else per_obs(v)) for k, v in loss_coefs.items()}
-    L = laws.loss_law(xp.exp(x_all[..., mi]), d_all[mi], **at_obs)
+    x = x_all[..., mi]
+    if "target_offset" in params:       # a target scores on benchmark j as one of size η + δ_j
+        x = x + (mi >= data.n_ref) * per_obs(params["target_offset"])
+    L = laws.loss_law(xp.exp(x), d_all[mi], **at_obs)
     p = laws.performance(L, per_obs(c), per_obs(gamma), per_obs(l), data.chance[bj])
     return xp.clip(p, P_EPS, 1.0 - P_EPS), L
 
@@ -340,6 +343,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         # --- loss law --------------------------------------------------------------------
         params.update({"log_effective_size": eta,
                        "alpha": exponents(P, len(data.benchmarks))})
+        if M.target_offsets == "on" and len(data.benchmarks) > 1:
+            params["target_offset"] = target_offsets(P, weights)
         if data_term_on(data, config):
             params["b"] = pm.LogNormal("b", math.log(P.data_coef), 0.5)
             params["beta"] = pm.LogNormal("beta", math.log(P.beta), 0.3)
@@ -420,6 +425,19 @@ def exponents(P, n_benchmarks: int):
     kappa = P.alpha_tau / (tau + P.alpha_tau)
     x = pm.Normal("alpha_x", pt.log(mu) / P.alpha_tau, 1.0 / kappa, dims="benchmark")
     return pm.Deterministic("alpha", pt.exp(kappa * (pt.log(mu) + tau * x)), dims="benchmark")
+
+
+def target_offsets(P, weights: tuple | None = None):
+    """δ_j: how far the targets sit off the reference curve of benchmark j, in ln size,
+    centred over the benchmarks in use (weighted by ``weights[1]``), so that a target's η is
+    its equal-weight reference-relative size on them, as the paper's pipeline averages it:
+    δ = σ_δ (r − Σ w r / Σ w), r ~ N(0, 1). The mean of r has no data; its posterior is the
+    prior's."""
+    raw = pm.Normal("target_offset_raw", 0.0, 1.0, dims="benchmark")
+    scale = pm.HalfNormal("target_offset_sd", P.offset_sd)
+    w = 1.0 if weights is None else weights[1]
+    centre = pt.sum(w * raw) / pt.sum(w * pt.ones_like(raw))
+    return pm.Deterministic("target_offset", scale * (raw - centre), dims="benchmark")
 
 
 def _std_normal_logp(x):

@@ -228,7 +228,7 @@ def extrapolation_summary(models: pd.DataFrame) -> dict:
 
 
 CURVE_PARAMS = ("log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_frac", "b", "beta",
-                "a", "E")
+                "a", "E", "target_offset")
 
 
 def curve_draws(idata: xr.DataTree, thin: int = 1) -> dict[str, np.ndarray]:

@@ -90,6 +90,10 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
     stratum's draws; 1 for a run's own). ``grid_at``: each target's grid centre and scale
     (default: its draws' mean and sd of ln ρ; a fit that leaves a target out has draws of it
     that say nothing). Shape (samples, target)."""
+    if "target_offset" in idata.posterior:
+        # the offsets belong to ψ and vary within a stratum; the grid takes θ's only
+        raise ConfigError("influence and power-scaling do not yet integrate runs with "
+                          "model.target_offsets = on")
     obs = data.obs
     is_target = obs.model_idx.to_numpy() >= data.n_ref
     ti = obs.model_idx.to_numpy()[is_target] - data.n_ref
