@@ -55,13 +55,26 @@ def _one_draw(data):
     return xr.DataTree.from_dict({"posterior": post})
 
 
-def test_a_cut_run_with_offsets_samples_them_and_influence_says_it_cannot_yet(synth, tmp_path):
+def test_the_offsets_belong_to_the_targets_module(synth):
+    """Under the cut the offsets see the target scores, given the curves: they are ψ, not θ."""
+    from bayes_densing.cut import target_parameters
+    from bayes_densing.model import build_model
+
+    cfg = Config()
+    cfg.set("model.target_offsets", "on")
+    psi = target_parameters(build_model(load(cfg, synth.csv), cfg))
+    assert {"target_offset_raw", "target_offset_sd_log__"} <= set(psi)
+
+
+def test_a_run_with_offsets_samples_them_and_influence_says_it_cannot_yet(synth, tmp_path):
+    """Through the command line (the joint: one compiled program instead of the cut's three;
+    the refusal is the same for both)."""
     out = tmp_path / "offsets"
     runner = CliRunner()
     result = runner.invoke(app, [
-        "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "150", "--tune", "150",
+        "sample", "--data", str(synth.csv), "--chains", "2", "--draws", "100", "--tune", "100",
         "--quiet", "--set", "model.data_term=off", "--set", "model.target_offsets=on",
-        "--no-figures", "--allow-warnings", "--out", str(out)])
+        "--curves", "joint", "--no-figures", "--allow-warnings", "--out", str(out)])
     assert result.exit_code == 0, result.output
     run = load_run(out)
     assert run.config.model.target_offsets == "on"
