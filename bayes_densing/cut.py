@@ -84,7 +84,9 @@ SECONDS_PER_SCORE_STEP, STEPS_PER_TRANSITION = 2.2e-7, 16
 
 
 def inner_tune(s) -> int:
-    """:meth:`CutSampler.inner_tune` of sampler settings ``s``."""
+    """The targets' warm-up under sampler settings ``s``: half the curves' (given θ their
+    posterior is simpler: at 500 of 1000 iterations, 17 instead of 15 leapfrog steps per
+    transition on the bundled data, benchmarks/README.md, "Cut inference")."""
     return max(MIN_INNER_TUNE, s.tune // 2)
 
 
@@ -99,7 +101,7 @@ def expected_seconds(n_scores: int, s) -> dict[str, float]:
     per_transition = STEPS_PER_TRANSITION * SECONDS_PER_SCORE_STEP * n_scores
     rounds = s.chains / min(s.chains, os.cpu_count() or 1)
     curves = s.tune + s.draws
-    targets = (inner_tune(s) + len(kept_draws(s.draws, s.chains, s.curve_draws)) * s.inner_steps)
+    targets = inner_tune(s) + len(kept(s)) * s.inner_steps
     return {"cut": (curves + targets) * per_transition * rounds,
             "joint": curves * per_transition * rounds}
 
@@ -121,6 +123,11 @@ def curve_ess(curve: dense_nuts.Draws, names: list[str]) -> float:
 def curve_steps(curve: dense_nuts.Draws) -> int:
     """The curve fit's draws per chain."""
     return next(iter(curve.z.values())).shape[1]
+
+
+def kept(s) -> np.ndarray:
+    """:func:`kept_draws` of a fit under sampler settings ``s``."""
+    return kept_draws(s.draws, s.chains, s.curve_draws)
 
 
 def kept_draws(steps: int, chains: int, fixed: int = 0) -> np.ndarray:
@@ -194,7 +201,7 @@ class CutSampler:
                                       start=self.sweep.sampler.initial_point)
         warm = self.inner.run([{n: p[n] for n in self.psi} for p in points], args,
                               seed=seed + 1, progressbar=progressbar, warmup_only=True,
-                              tune=self.inner_tune() if tune is None else tune)
+                              tune=inner_tune(self.config.sampler) if tune is None else tune)
         warm = dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
         return self.probe(curve, warm, seed, counts, weights)
 
@@ -263,15 +270,9 @@ class CutSampler:
         s = self.config.sampler
         curve = self.curves(seed, counts=counts, weights=weights)
         warm = self.warm_up(curve, seed, counts=counts, weights=weights)
-        keep = kept_draws(s.draws, s.chains, s.curve_draws)
+        keep = kept(s)
         return self.conditional(curve, warm, keep, s.inner_steps, seed, counts=counts,
                                 weights=weights)
-
-    def inner_tune(self) -> int:
-        """The targets' warm-up: half the curves' (given θ their posterior is simpler: at 500
-        of 1000 iterations, 17 instead of 15 leapfrog steps per transition on the bundled
-        data, benchmarks/README.md, "Cut inference")."""
-        return inner_tune(self.config.sampler)
 
     def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
                     inner_steps: int, seed: int, progressbar: bool = False,
@@ -343,9 +344,9 @@ def sample(data: ScoreData, config: Config, *, progressbar: bool = True) -> Samp
     curve = cut.curves(s.seed, progressbar)
     say("Cut 2/3: warm-up of the targets given the curves (at their posterior median)")
     warm = cut.warm_up(curve, s.seed, progressbar)
-    keep = kept_draws(s.draws, s.chains, s.curve_draws)
+    keep = kept(s)
     # the warm-up's seconds per transition, times the runs' transitions: the phase's time
-    expect = warm.seconds * len(keep) * s.inner_steps / cut.inner_tune()
+    expect = warm.seconds * len(keep) * s.inner_steps / inner_tune(s)
     say(f"Cut 3/3: the targets given each of {len(keep)} curve draws per chain "
         f"({s.inner_steps} transitions each; expect about {expect:.0f} s after a few s "
         "of compiling)")

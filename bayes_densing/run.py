@@ -126,15 +126,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         what = (f"{s.chains} chain{'s' if s.chains != 1 else ''} × ({s.tune} warm-up + "
                 f"{s.draws} draws)")
         if cut_curves:
-            kept = len(cut.kept_draws(s.draws, s.chains, s.curve_draws))
+            kept = len(cut.kept(s))
             what = (f"the cut: {what} of the curves, then the targets given each of {kept} of "
                     "their draws per chain")
         print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
               "nothing", file=sys.stderr, flush=True)
         if cut_curves and s.device == "cpu":
-            from .cut import expected_seconds
-
-            expect = expected_seconds(len(data.obs), s)
+            expect = cut.expected_seconds(len(data.obs), s)
             print(f"  expect roughly {_rounded(expect['cut'])} of sampling after compiling "
                   f"(--curves joint, the faster estimand: {_rounded(expect['joint'])})",
                   file=sys.stderr, flush=True)

@@ -215,7 +215,7 @@ def refit_without_target(strata: Strata, name: str) -> dict:
     data, s = strata.data, strata.config.sampler
     i = data.models.model.tolist().index(name)
     obs_w = (data.obs.model_idx.to_numpy() != i).astype(float)
-    keep = cut.kept_draws(s.draws, s.chains, s.curve_draws)
+    keep = cut.kept(s)
     idata = strata.sampler.conditional(strata.curve, strata.warm, keep, s.inner_steps,
                                        s.seed, weights=(obs_w, np.ones(len(data.benchmarks))))
     t = data.targets.t.to_numpy(dtype=float)
