@@ -267,16 +267,15 @@ def score_loglik(idata: xr.DataTree, data: ScoreData, config: Config,
     """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
     (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs).
     ``p_phi``: :func:`likelihood_draws`' result, where the caller has it already."""
-    from scipy.stats import betabinom
-
-    from .model import log_binomial, robust_logp
+    from .model import betabinomial_logp, log_binomial, robust_logp
 
     p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
+    binomln = log_binomial(n, k)
     if config.model.likelihood == "robust":
-        ll = robust_logp(k, n, p, phi, log_binomial(n, k), outlier_draws(idata, data))
+        ll = robust_logp(k, n, p, phi, binomln, outlier_draws(idata, data))
     else:
-        ll = betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
+        ll = betabinomial_logp(k, n, p, phi, binomln)
     post = idata.posterior
     return ll.reshape(post.sizes["chain"], post.sizes["draw"], ll.shape[-1])
 
