@@ -78,8 +78,8 @@ MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
 CONDITIONAL_STEP = 0.9
 PROBE_SHRINK, PROBE_TRIES = 0.7, 6   # the probe at the warm-up's end (CutSampler.probe)
 # the time to expect, before anything is compiled: seconds per score and leapfrog step on one
-# core, and leapfrog steps per transition, both of the bundled data on the 2-core machine
-# (benchmarks/README.md, "Cut inference": 0.22 µs; 15 and 17 steps)
+# core, and leapfrog steps per transition, both as the bundled data measured them
+# (benchmarks/README.md, "Cut inference")
 SECONDS_PER_SCORE_STEP, STEPS_PER_TRANSITION = 2.2e-7, 16
 
 

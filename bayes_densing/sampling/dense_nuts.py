@@ -175,7 +175,6 @@ class Sampler:
         from numpyro.infer.hmc import hmc
         from numpyro.infer.hmc_util import dual_averaging
 
-        self.density = density
         self.ess = ess or conditional_metric.numpyro_ess
         self.names = names = list(density.names)
         self.initial_point = dict(density.initial_point)   # (the starting points' centre)
