@@ -93,6 +93,26 @@ def _rounded(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def _announce(config: Config, n_scores: int) -> None:
+    """The line before sampling (on stderr): what runs, how to stop it and, for the cut on the
+    CPU, the time to expect (``cut.expected_seconds``)."""
+    s = config.sampler
+    what = (f"{s.chains} chain{'s' if s.chains != 1 else ''} × ({s.tune} warm-up + "
+            f"{s.draws} draws)")
+    if config.model.curves == "cut":
+        from . import cut
+
+        what = (f"the cut: {what} of the curves, then the targets given each of "
+                f"{len(cut.kept(s))} of their draws per chain")
+    print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
+          "nothing", file=sys.stderr, flush=True)
+    if config.model.curves == "cut" and s.device == "cpu":
+        expect = cut.expected_seconds(n_scores, s)
+        print(f"  expect roughly {_rounded(expect['cut'])} of sampling after compiling "
+              f"(--curves joint, the faster estimand: {_rounded(expect['joint'])})",
+              file=sys.stderr, flush=True)
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
         figures: bool = False, command: str | None = None,
@@ -118,27 +138,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
     model = build_model(data, config)
-    cut_curves = config.model.curves == "cut"
-    if cut_curves:
-        from . import cut
     if progressbar and draws is None:
-        s = config.sampler
-        what = (f"{s.chains} chain{'s' if s.chains != 1 else ''} × ({s.tune} warm-up + "
-                f"{s.draws} draws)")
-        if cut_curves:
-            kept = len(cut.kept(s))
-            what = (f"the cut: {what} of the curves, then the targets given each of {kept} of "
-                    "their draws per chain")
-        print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
-              "nothing", file=sys.stderr, flush=True)
-        if cut_curves and s.device == "cpu":
-            expect = cut.expected_seconds(len(data.obs), s)
-            print(f"  expect roughly {_rounded(expect['cut'])} of sampling after compiling "
-                  f"(--curves joint, the faster estimand: {_rounded(expect['joint'])})",
-                  file=sys.stderr, flush=True)
+        _announce(config, len(data.obs))
     if draws is not None:
         sampled = draws
-    elif cut_curves:
+    elif config.model.curves == "cut":
+        from . import cut
+
         sampled = cut.sample(data, config, progressbar=progressbar)
     else:
         sampled = sample(model, config.sampler, progressbar=progressbar)
