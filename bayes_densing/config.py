@@ -64,7 +64,7 @@ class PriorConfig:
     data_coef: float = 0.5            # b (with a = 1) ~ LogNormal(ln data_coef, 0.5)
     beta: float = 0.28                # β ~ LogNormal(ln beta, 0.3) (Chinchilla's 0.28)
     outlier_rate: float = 0.05        # robust likelihood: π ~ Beta with this mean
-    offset_sd: float = 1.0            # target offsets: σ_δ ~ HalfNormal(offset_sd), ln-size units
+    offset_sd: float = 1.0            # target offsets: δ_j ~ N(0, offset_sd²) centred, ln-size units
 
 
 @dataclass

@@ -87,13 +87,12 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
     beta-binomial, or the robust mixture) times the trend prior of its ln ρ_i, integrated over
     ln ρ_i on a grid (the model's formulas: ``model.score_probability``, ``model.betabinomial_logp``,
     ``results.trend_prior_logpdf``). ``per``: how many consecutive draws share their θ (a
-    stratum's draws; 1 for a run's own). ``grid_at``: each target's grid centre and scale
+    stratum's draws; 1 for a run's own; target offsets δ vary within a stratum, so with them
+    each draw is its own). ``grid_at``: each target's grid centre and scale
     (default: its draws' mean and sd of ln ρ; a fit that leaves a target out has draws of it
     that say nothing). Shape (samples, target)."""
     if "target_offset" in idata.posterior:
-        # the offsets belong to ψ and vary within a stratum; the grid takes θ's only
-        raise ConfigError("influence and power-scaling do not yet integrate runs with "
-                          "model.target_offsets = on")
+        per = 1
     obs = data.obs
     is_target = obs.model_idx.to_numpy() >= data.n_ref
     ti = obs.model_idx.to_numpy()[is_target] - data.n_ref
