@@ -78,7 +78,7 @@ class ModelSpec:
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
     curves: str = "cut"               # "cut": curves from the references alone (cut.py); "joint"
-    target_offsets: str = "off"       # "on": the targets' ln size shifted per benchmark (δ_j)
+    target_offsets: str = "on"        # the targets' ln size shifted per benchmark (δ_j); "off"
 
     def months(self, dates):
         """The model's time t: months from ``date_origin`` of a date or an array of dates."""
@@ -292,7 +292,9 @@ def load_config(preset_or_file: str | None = None) -> Config:
 def upgraded(raw: dict) -> dict:
     """A config as read from TOML, with what older versions left implicit made explicit: a
     whole config written before ``model.curves`` existed (a run's ``config.toml``, every
-    section present) ran the joint model."""
+    section present) ran the joint model, and one written before ``model.target_offsets``
+    existed ran without offsets."""
     if {f.name for f in fields(Config)} <= set(raw):
         raw.setdefault("model", {}).setdefault("curves", "joint")
+        raw["model"].setdefault("target_offsets", "off")
     return raw

@@ -6,7 +6,7 @@ the PyMC → JAX route costs.
     python benchmarks/floor.py --sample         # 4 chains × (1000 + 1000), NumPyro NUTS
 
 Only the default configuration (frontier trend, sheared targets, beta-binomial, fixed ceiling,
-score-only, data term off or on) is written here. The curves, the loss law and the likelihood
+score-only, data term off or on, target offsets on or off) is written here. The curves, the loss law and the likelihood
 come from ``bayes_densing.model``/``laws`` with ``xp = jax.numpy``, so the formulas are still
 written once; the priors are restated from ``model.build_model`` and ``--check`` verifies that
 the two log densities agree on the unconstrained scale.
@@ -77,6 +77,9 @@ def floor_model(data, config):
         params = {"z_centre": z_centre, "z_gain": z_gain,
                   "alpha": jnp.exp(kappa * (jnp.log(alpha_mu) + alpha_tau * alpha_x)),
                   "log_effective_size": log_rho + log_n_target}
+        if M.target_offsets == "on" and nb > 1:
+            raw = numpyro.sample("target_offset_raw", dist.Normal(0.0, 1.0).expand([nb]))
+            params["target_offset"] = P.offset_sd * (raw - raw.mean())
         if with_data_term:
             params["b"] = numpyro.sample("b", dist.LogNormal(math.log(P.data_coef), 0.5))
             params["beta"] = numpyro.sample("beta", dist.LogNormal(math.log(P.beta), 0.3))

@@ -26,6 +26,9 @@ def _config() -> Config:
     cfg = Config()
     cfg.set("model.data_term", "off")
     cfg.set("model.curves", "cut")
+    # the cut's machinery, on the model it was built with; offsets: test_target_offsets.py and
+    # the SBC (on this 3-benchmark design they cost 1 divergence in 4,000 transitions)
+    cfg.set("model.target_offsets", "off")
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 400, 300
     return cfg.validate()
 
@@ -245,11 +248,16 @@ def test_other_samplers_fall_back_to_the_joint_unless_the_cut_is_asked_for(tmp_p
                     encoding="utf-8")
     with pytest.raises(ConfigError, match="runs on the default sampler"):
         load_config(str(mine))
-    # a whole config written before model.curves existed (a 0.1 run's config.toml) ran the joint
+    # a whole config written before model.curves existed (a 0.1 run's config.toml) ran the
+    # joint without target offsets; a partial one of the user's takes today's defaults
     old = Config().to_dict()
-    del old["model"]["curves"]
+    del old["model"]["curves"], old["model"]["target_offsets"]
     mine.write_text(tomli_w.dumps(old), encoding="utf-8")
-    assert load_config(str(mine)).model.curves == "joint"
+    then = load_config(str(mine)).model
+    assert (then.curves, then.target_offsets) == ("joint", "off")
+    mine.write_text('[model]\ntrend = "envelope"\n', encoding="utf-8")
+    now = load_config(str(mine)).model
+    assert (now.curves, now.target_offsets) == ("cut", "on")
 
 
 def test_a_run_written_before_model_curves_reads_back_as_joint(lib_run, tmp_path):
