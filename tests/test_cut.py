@@ -311,3 +311,7 @@ def test_the_time_to_expect_counts_every_phase(monkeypatch):
     assert cut.expected_seconds(675, s)["joint"] == pytest.approx(2 * expect["joint"])
     s.curve_draws = 800
     assert cut.expected_seconds(675, s)["cut"] > 2 * expect["cut"]
+    # a single chain's curve fit runs twice as long (cut.curve_length); the joint's does not
+    s.curve_draws, s.chains = 0, 1
+    assert cut.curve_length(s) == 2 * s.draws
+    assert cut.expected_seconds(675, s)["joint"] == pytest.approx(expect["joint"] / 2)
