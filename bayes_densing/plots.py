@@ -494,11 +494,17 @@ def scaling_figure(run: Run, path_stem=None) -> Figure:
     fig = new_figure(3.6 * ncols, 3.0 * rows * (2 if has_loss else 1) + 0.6)
     axes = _grid_of_panels(fig, n * (2 if has_loss else 1), ncols)
     chance = cd["chance"].values
+    post = idata.posterior
+    # a target of size N scores on benchmark j as a reference model of size N·e^δ_j would
+    offset = (np.median(post["target_offset"].values.reshape(-1, n), axis=0)
+              if "target_offset" in post else None)
     for j, b in enumerate(benches):
         ax = axes[j]
         lo, med, hi = _band(p[:, :, j])
         ax.fill_between(sizes, lo, hi, color=TREND, alpha=0.2, lw=0)
         ax.plot(sizes, med, color=TREND, lw=1.5)
+        if offset is not None:
+            ax.plot(sizes * np.exp(-offset[j]), med, color=TARGET, ls="--", lw=1.1)
         if p_ref is not None:
             ax.plot(sizes, np.median(p_ref[:, :, j], axis=0), color="0.3", ls="--", lw=1)
         tgt = (bench_of == j) & (role == "target")
@@ -509,7 +515,9 @@ def scaling_figure(run: Run, path_stem=None) -> Figure:
         ax.axhline(chance[j], color="0.5", ls=":", lw=1)
         _reference_fit_note(ax, run.diagnostics.get("reference_fit", {}).get(b))
         ax.set_xscale("log")
-        ax.set_title(b, fontsize=10)
+        ax.set_xlim(min(lo_n, finite.min() / 1.2), max(hi_n, finite.max() * 1.2))
+        ax.set_title(b if offset is None else f"{b} (targets' offset δ = {offset[j]:+.2f})",
+                     fontsize=10)
         ax.set_xlabel("parameters (billions)", fontsize=8)
         ax.set_ylabel("score", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -537,6 +545,9 @@ def scaling_figure(run: Run, path_stem=None) -> Figure:
                Line2D([], [], marker="o", color=TARGET, alpha=0.45, lw=0, ms=4,
                       label="target models (median effective size)"),
                Line2D([], [], color="0.5", ls=":", label="chance")]
+    if offset is not None:
+        handles.insert(2, Line2D([], [], color=TARGET, ls="--", lw=1.1,
+                                 label="the targets' curve: shifted by their offset δ (median)"))
     if p_ref is not None:
         handles.insert(2, Line2D([], [], color="0.3", ls="--", lw=1,
                                  label=f"the same at the references' data size ({d_ref:.2g}T)"))

@@ -99,8 +99,13 @@ def test_scaling_figure_has_one_panel_per_benchmark(run):
     fig = plots.scaling_figure(run)
     benches = list(run.idata.constant_data["benchmark"].values)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in visible] == benches
+    # with target offsets each panel names its δ_j and draws the targets' shifted curve
+    delta = np.median(run.idata.posterior["target_offset"].values.reshape(-1, len(benches)), 0)
+    assert [ax.get_title() for ax in visible] == [
+        f"{b} (targets' offset δ = {d:+.2f})" for b, d in zip(benches, delta)]
     for ax in visible:
+        assert any(line.get_linestyle() == "--" and line.get_color() == plots.TARGET
+                   for line in ax.get_lines())
         assert ax.get_xscale() == "log" and ax.get_ylabel() == "score"
         assert ax.collections, "no band or points"
     assert any("performance map" in t for t in legend_texts(fig))
