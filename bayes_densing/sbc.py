@@ -333,8 +333,10 @@ def rank_figure(result: SBCResult):
     fig.suptitle(f"Simulation-based calibration: {n} datasets from the prior "
                  f"({s.get('n_targets')} targets, {len(s.get('benchmarks', []))} benchmarks), "
                  f"{s.get('chains')}×{s.get('draws')} draws each"
-                 + (", cut (curves from the references alone)"
-                    if s.get("model", {}).get("curves") == "cut" else "")
+                 + ("\nthe cut (curves from the references alone)"
+                    if s.get("model", {}).get("curves") == "cut" else "\nthe joint model")
+                 + (", with target offsets"
+                    if s.get("model", {}).get("target_offsets") == "on" else "")
                  + (f"\ntargets off the reference curves: ln-size offsets per benchmark "
                     f"~ N({off[0]:g}, {off[1]:g}); their truths the reference-relative sizes"
                     if off else ""), fontsize=10)
