@@ -80,9 +80,10 @@ MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
 CONDITIONAL_STEP = 0.8
 PROBE_SHRINK, PROBE_TRIES = 0.7, 6   # the probe at the warm-up's end (CutSampler.probe)
 # the time to expect, before anything is compiled: seconds per score and leapfrog step on one
-# core, and leapfrog steps per transition, both as the bundled data measured them
-# (benchmarks/README.md, "Cut inference")
-SECONDS_PER_SCORE_STEP, STEPS_PER_TRANSITION = 2.2e-7, 16
+# core, and each fit's leapfrog steps per transition, as the bundled data measured them with
+# target offsets (benchmarks/README.md, "Cut inference" and "Target offsets")
+SECONDS_PER_SCORE_STEP = 2.2e-7
+STEPS_PER_TRANSITION = {"curves": 16, "targets": 31, "joint": 18}
 
 
 def inner_tune(s) -> int:
@@ -94,18 +95,18 @@ def inner_tune(s) -> int:
 
 def expected_seconds(n_scores: int, s) -> dict[str, float]:
     """Rough sampling seconds (compiling excluded) of the cut and of the joint fit for
-    ``n_scores`` scores under sampler settings ``s``, on the CPU: the transitions each runs
-    × :data:`STEPS_PER_TRANSITION` × :data:`SECONDS_PER_SCORE_STEP` per score, the chains
+    ``n_scores`` scores under sampler settings ``s``, on the CPU: the transitions of each fit
+    × its :data:`STEPS_PER_TRANSITION` × :data:`SECONDS_PER_SCORE_STEP` per score, the chains
     spread over the cores. Only the order of magnitude: the steps per transition are known
     once sampling runs."""
     import os
 
-    per_transition = STEPS_PER_TRANSITION * SECONDS_PER_SCORE_STEP * n_scores
-    rounds = s.chains / min(s.chains, os.cpu_count() or 1)
-    curves = s.tune + curve_length(s)
-    targets = inner_tune(s) + len(kept(s)) * s.inner_steps
-    return {"cut": (curves + targets) * per_transition * rounds,
-            "joint": (s.tune + s.draws) * per_transition * rounds}
+    steps = {"curves": s.tune + curve_length(s),
+             "targets": inner_tune(s) + len(kept(s)) * s.inner_steps,
+             "joint": s.tune + s.draws}
+    per_step = SECONDS_PER_SCORE_STEP * n_scores * s.chains / min(s.chains, os.cpu_count() or 1)
+    seconds = {fit: n * STEPS_PER_TRANSITION[fit] * per_step for fit, n in steps.items()}
+    return {"cut": seconds["curves"] + seconds["targets"], "joint": seconds["joint"]}
 
 
 def thinned(steps: int, keep: int) -> np.ndarray:
