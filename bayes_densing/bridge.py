@@ -13,14 +13,16 @@ from .sampling import dense_nuts
 from .sampling.density import LogDensity
 
 
-def log_density(model, inputs=(), parameters: list[str] | None = None) -> LogDensity:
+def log_density(model, inputs=(), parameters: list[str] | None = None,
+                initial_point: dict | None = None) -> LogDensity:
     """``model``'s joint log density as a :class:`LogDensity` of its value variables (only
     those named in ``parameters``, when given: the others must be among ``inputs``, as the
-    cut's target module moves given the curves) and of the PyTensor variables ``inputs``."""
+    cut's target module moves given the curves) and of the PyTensor variables ``inputs``.
+    ``initial_point``: the model's, where PyMC cannot compute it (priors that are inputs)."""
     from pymc.sampling.jax import get_jaxified_graph
 
     moved = [v for v in model.value_vars if parameters is None or v.name in parameters]
-    point = model.initial_point()
+    point = model.initial_point() if initial_point is None else initial_point
     graph = get_jaxified_graph(inputs=moved + list(inputs), outputs=[model.logp()])
     latent = frozenset(
         v.name for v in moved
@@ -36,11 +38,11 @@ def bulk_ess(chains: np.ndarray) -> np.ndarray:
 
 
 def sampler(model, cfg, *, inputs=(), parameters: list[str] | None = None,
-            parallel: bool = True) -> dense_nuts.Sampler:
+            parallel: bool = True, initial_point: dict | None = None) -> dense_nuts.Sampler:
     """The default sampler (:class:`dense_nuts.Sampler`) of ``model``'s :func:`log_density`,
     its conditional metric weighing windows by ArviZ's bulk ESS."""
-    return dense_nuts.Sampler(log_density(model, inputs, parameters), cfg, parallel=parallel,
-                              ess=bulk_ess)
+    return dense_nuts.Sampler(log_density(model, inputs, parameters, initial_point), cfg,
+                              parallel=parallel, ess=bulk_ess)
 
 
 def run(model, sampler: dense_nuts.Sampler, starts: list[dict], *,

@@ -158,7 +158,7 @@ class CutSampler:
     from one curve fit) or other counts of the same design (the SBC, ``sbc.fitter``) without
     compiling again."""
 
-    def __init__(self, data: ScoreData, config: Config):
+    def __init__(self, data: ScoreData, config: Config, setting_inputs: bool = False):
         from .sweep import compile_sweep
 
         config.validate()      # where the cut's settings are checked (config.py)
@@ -166,33 +166,40 @@ class CutSampler:
         s = config.sampler
         lengthened = copy.deepcopy(config)
         lengthened.sampler.draws = curve_length(s)
-        self.sweep = compile_sweep(data, lengthened)
+        self.sweep = compile_sweep(data, lengthened, setting_inputs=setting_inputs)
         self.model = model = self.sweep.model
         self.psi = target_parameters(model)
         self.theta = [v for v in model.value_vars if v.name not in self.psi]
         parallel = chain_method(s, select_device(s.device, s.host_devices)) == "parallel"
         self.chain_method = "parallel" if parallel else "sequential"
         self.inner = bridge.sampler(model, s, inputs=self.theta + list(self.sweep.inputs),
-                                        parameters=self.psi, parallel=parallel)
+                                    parameters=self.psi, parallel=parallel,
+                                    initial_point=self.sweep.sampler.initial_point)
 
     def _counts(self, counts) -> tuple[np.ndarray, np.ndarray]:
         k = (self.sweep.counts if counts is None else np.asarray(counts)).astype(float)
         return k, log_binomial(self.sweep.n, k)
 
-    def target_args(self, counts=None, weights: tuple | None = None) -> tuple:
+    def target_args(self, counts=None, weights: tuple | None = None,
+                    settings: Config | None = None) -> tuple:
         """The target module's inputs other than θ: the weights ``(obs_w, bench_w)`` (default
         every score and benchmark weighted 1; a target whose scores are all weighted 0 is
-        left out, as is a benchmark weighted 0), the counts."""
+        left out, as is a benchmark weighted 0), the counts, and (compiled with
+        ``setting_inputs``) the priors and D0 of ``settings`` (default the config's)."""
         if weights is None:
             weights = (np.ones(len(self.sweep.n)), np.ones(len(self.data.benchmarks)))
-        return (*(np.asarray(w, dtype=float) for w in weights), *self._counts(counts))
+        return (*(np.asarray(w, dtype=float) for w in weights), *self._counts(counts),
+                *self.sweep.setting_args(settings))
 
     def curves(self, seed: int, progressbar: bool = False, counts=None,
-               weights: tuple | None = None) -> dense_nuts.Draws:
+               weights: tuple | None = None, settings: Config | None = None
+               ) -> dense_nuts.Draws:
         """The curve module's draws, p(θ | reference scores); ``counts``: other correct
         counts of the same design (default the data's); ``weights``: the scores and
-        benchmarks used (a benchmark subset, ``analyses/subsets.py``)."""
-        args = (*reference_weights(self.data, weights), *self._counts(counts))
+        benchmarks used (a benchmark subset, ``analyses/subsets.py``); ``settings``: a config
+        whose priors and D0 to use (compiled with ``setting_inputs``)."""
+        args = (*reference_weights(self.data, weights), *self._counts(counts),
+                *self.sweep.setting_args(settings))
         starts = self.sweep.initial_points(self.config.sampler.chains, seed, args)
         return self.sweep.sampler.run(starts, args, seed=seed, progressbar=progressbar)
 
@@ -202,12 +209,13 @@ class CutSampler:
 
     def warm_up(self, curve: dense_nuts.Draws, seed: int, progressbar: bool = False,
                 tune: int | None = None, counts=None,
-                weights: tuple | None = None) -> dense_nuts.Draws:
+                weights: tuple | None = None, settings: Config | None = None
+                ) -> dense_nuts.Draws:
         """The target module's metric and step size, adapted given the curve posterior's
         median θ (coordinate-wise, unconstrained)."""
         values = self.values(curve, np.arange(curve_steps(curve)))
         centre = tuple(np.median(v.reshape((-1,) + v.shape[2:]), axis=0) for v in values)
-        args = centre + self.target_args(counts, weights)
+        args = centre + self.target_args(counts, weights, settings)
         points = unconstrained_starts(self.model, self.config.sampler.chains, seed,
                                       finite=lambda point: self.inner.finite(point, args),
                                       start=self.sweep.sampler.initial_point)
@@ -215,10 +223,11 @@ class CutSampler:
                               seed=seed + 1, progressbar=progressbar, warmup_only=True,
                               tune=inner_tune(self.config.sampler) if tune is None else tune)
         warm = dataclasses.replace(warm, step_size=warm.step_size * CONDITIONAL_STEP)
-        return self.probe(curve, warm, seed, counts, weights)
+        return self.probe(curve, warm, seed, counts, weights, settings)
 
     def probe(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, seed: int,
-              counts=None, weights: tuple | None = None) -> dense_nuts.Draws:
+              counts=None, weights: tuple | None = None,
+              settings: Config | None = None) -> dense_nuts.Draws:
         """The end of the warm-up: conditional runs over one chunk of curve draws per chain (the
         main runs' chunk length), spread over the curve posterior, at the adapted step size;
         while any transition diverges, the step size shrinks by :data:`PROBE_SHRINK` and the
@@ -234,7 +243,7 @@ class CutSampler:
         probe = thinned(steps, length)
         if len(probe) < length:             # fewer curve draws than a chunk: repeat them
             probe = np.resize(probe, length)
-        values, fixed = self.values(curve, probe), self.target_args(counts, weights)
+        values, fixed = self.values(curve, probe), self.target_args(counts, weights, settings)
         for _ in range(PROBE_TRIES):
             runs = self.inner.conditional_runs(warm, values, s.inner_steps, seed=seed + 3,
                                                fixed=fixed, progressbar=False, length=length)
@@ -266,7 +275,8 @@ class CutSampler:
              **{n: by_stratum(x) for n, x in draws.z.items()}}
         stats = {k: by_stratum(draws.stats[k]) for k in ("diverging", "n_steps", "lp")}
         idata = bridge.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
-                                            args=fixed[:2], observed=False)
+                                            args=self.sweep.posterior_args(fixed),
+                                            observed=False)
         _drop_unused(idata)
         chains = np.asarray(draws.stats["diverging"]).shape[0]
         idata["posterior"] = idata["posterior"].to_dataset().assign_coords(
@@ -276,25 +286,27 @@ class CutSampler:
                                       "burn": burn})
         return idata
 
-    def fit(self, seed: int, counts=None, weights: tuple | None = None) -> xr.DataTree:
+    def fit(self, seed: int, counts=None, weights: tuple | None = None,
+            settings: Config | None = None) -> xr.DataTree:
         """One whole cut fit, quietly: the curves, the targets' warm-up and the nested runs,
-        for other counts of the design (the SBC) or other weights (a benchmark subset)."""
+        for other counts of the design (the SBC), other weights (a benchmark subset) or
+        another config's priors and D0 (compiled with ``setting_inputs``)."""
         s = self.config.sampler
-        curve = self.curves(seed, counts=counts, weights=weights)
-        warm = self.warm_up(curve, seed, counts=counts, weights=weights)
-        keep = kept(s)
-        return self.conditional(curve, warm, keep, s.inner_steps, seed, counts=counts,
-                                weights=weights)
+        variant = {"counts": counts, "weights": weights, "settings": settings}
+        curve = self.curves(seed, **variant)
+        warm = self.warm_up(curve, seed, **variant)
+        return self.conditional(curve, warm, kept(s), s.inner_steps, seed, **variant)
 
     def conditional(self, curve: dense_nuts.Draws, warm: dense_nuts.Draws, keep: np.ndarray,
                     inner_steps: int, seed: int, progressbar: bool = False,
-                    counts=None, weights: tuple | None = None) -> xr.DataTree:
+                    counts=None, weights: tuple | None = None,
+                    settings: Config | None = None) -> xr.DataTree:
         """The nested runs given the kept curve draws, as the cut posterior's DataTree.
         ``weights``: the scores' and benchmarks' (:meth:`target_args`); a target or a
         benchmark they leave out starts from its exact posterior, a standard normal
         (``SweepSampler.warm_start``)."""
         values = self.values(curve, keep)
-        fixed = self.target_args(counts, weights)
+        fixed = self.target_args(counts, weights, settings)
         if weights is not None:
             warm = self.sweep.warm_start(warm, fixed[0], fixed[1], seed, sampler=self.inner)
         draws = self.inner.conditional_runs(warm, values, inner_steps, seed=seed + 2,
@@ -304,7 +316,8 @@ class CutSampler:
         stats["tree_depth"] = np.log2(np.maximum(draws.stats["n_steps"] / inner_steps, 1)
                                       ).astype(int) + 1
         idata = bridge.to_inferencedata(self.model, z, stats, posterior=self.sweep.posterior,
-                                            args=fixed[:2], observed=False)
+                                            args=self.sweep.posterior_args(fixed),
+                                            observed=False)
         idata["sample_stats"]["inner_energy"] = xr.Variable(
             ("chain", "draw", "inner_step"), draws.stats["inner_energy"])
         _drop_unused(idata)

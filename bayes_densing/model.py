@@ -76,7 +76,7 @@ def curve_parameters(params, ref_params, chance, d0: float, xp=pt):
     # MMLU's z_centre ESS 154 → 1021 on the paper preset, benchmarks/README.md)
     n_ref = np.exp(log_n_ref)
     n_anchor = np.array([n_ref.min(), n_ref.max(), math.exp(float(np.mean(log_n_ref)))])[:, None]
-    d_anchor = np.full((3, 1), d0)
+    d_anchor = d0 * np.ones((3, 1))       # d0 a number, or an input (setting_inputs)
     at_anchor = {k: (v[..., None, :] if np.ndim(v) >= 1 or getattr(v, "ndim", 0) >= 1 else v)
                  for k, v in loss_coefs.items()}
     L_anchor = laws.loss_law(n_anchor, d_anchor, **at_anchor)
@@ -100,9 +100,12 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     eta = params["log_effective_size"]
     lead = eta.shape[:-1] if xp is np else ()
     x_all = xp.concatenate([np.broadcast_to(log_n_ref, tuple(lead) + log_n_ref.shape), eta], axis=-1)
-    d0 = config.model.d0
-    d_ref = refs.tokens.fillna(d0).to_numpy(dtype=float)
-    d_all = np.concatenate([d_ref, np.full(data.n_target, d0)])
+    d0 = params.get("d0", config.model.d0)
+    tokens = refs.tokens.to_numpy(dtype=float)
+    known = np.isfinite(tokens)
+    d_all = xp.concatenate([xp.where(known, np.where(known, tokens, 1.0), d0),
+                            d0 * np.ones(data.n_target)]) if "d0" in params else \
+        np.concatenate([np.where(known, tokens, d0), np.full(data.n_target, d0)])
     loss_coefs, l, gamma, c = curve_parameters(params, np.exp(log_n_ref), data.chance, d0, xp)
 
     def per_obs(v):
@@ -220,7 +223,7 @@ def _stirling(z):
 
 
 def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
-                counts: tuple | None = None) -> pm.Model:
+                counts: tuple | None = None, settings: tuple | None = None) -> pm.Model:
     """The PyMC model for ``data`` under ``config`` (trend form, likelihood, priors).
 
     ``weights = (obs_weight, bench_weight)``, two symbolic vectors (``pt.vector``), turns the
@@ -238,8 +241,12 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
     ``counts = (k, binomln)``, two more symbolic vectors (with ``weights`` only), makes the
     correct counts an input too, with their log binomial coefficients: then datasets of the
     same design share one compiled log density (simulation-based calibration, ``sbc.py``).
+
+    ``settings = (priors, d0)``, the symbolic ones of :func:`setting_inputs`, makes the prior
+    settings and D0 inputs as well, instead of ``config.priors`` and ``config.model.d0``
+    (fits under other priors or another D0 share one program).
     """
-    P, M = config.priors, config.model
+    P, M = (config.priors if settings is None else settings[0]), config.model
     refs, targets = data.references, data.targets
     obs = data.obs
     bj = obs.bench_idx.to_numpy()
@@ -285,7 +292,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             mu = laws.trend_mean(t - t_mean, A, B_centre)
             pm.Deterministic("B", B_centre - A * t_mean)
         if M.trend in ("frontier", "changepoint"):
-            sigma_v = pm.LogNormal("sigma_v", math.log(P.sigma_v), 0.5)
+            sigma_v = pm.LogNormal("sigma_v", _log(P.sigma_v), 0.5)
             sigma_u = pm.HalfNormal("sigma_u", P.sigma_u)
             omega, shape = laws.frontier_skewnormal(sigma_v, sigma_u)
             prior = pm.SkewNormal.dist(mu=mu, sigma=omega, alpha=shape)
@@ -346,8 +353,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         if M.target_offsets == "on" and len(data.benchmarks) > 1:
             params["target_offset"] = target_offsets(P, weights)
         if data_term_on(data, config):
-            params["b"] = pm.LogNormal("b", math.log(P.data_coef), 0.5)
-            params["beta"] = pm.LogNormal("beta", math.log(P.beta), 0.3)
+            params["b"] = pm.LogNormal("b", _log(P.data_coef), 0.5)
+            params["beta"] = pm.LogNormal("beta", _log(P.beta), 0.3)
         if loss_mode:
             params["a"] = pm.LogNormal("a", 0.0, 1.0, dims="benchmark")
             params["E"] = pm.HalfNormal("E", 2.0, dims="benchmark")
@@ -355,12 +362,14 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         # overdispersion: the reference family (one recipe, a smooth series in size) sits
         # much closer to its curves than the heterogeneous targets do; one shared φ would let
         # the targets' spread loosen the curves that define every effective size
-        phi_ref = pm.LogNormal("phi_reference", math.log(P.phi_reference), 1.0, dims="benchmark")
-        phi_tgt = pm.LogNormal("phi_target", math.log(P.phi), 1.0, dims="benchmark")
+        phi_ref = pm.LogNormal("phi_reference", _log(P.phi_reference), 1.0, dims="benchmark")
+        phi_tgt = pm.LogNormal("phi_target", _log(P.phi), 1.0, dims="benchmark")
         phi_obs = obs_concentration(phi_ref, phi_tgt, data)
         phi_term = concentration_term(phi_ref, phi_tgt, data, obs.n.to_numpy())
 
         # --- likelihood ------------------------------------------------------------------
+        if settings is not None:
+            params["d0"] = settings[1]
         p, L = score_probability(params, data, config, xp=pt)
         k, n = obs.k.to_numpy(), obs.n.to_numpy()
         robust = M.likelihood == "robust"
@@ -420,7 +429,7 @@ def exponents(P, n_benchmarks: int):
     0.1–0.5 at τ_α ≈ 0.5 on the bundled data) set the step size of every fit and made the
     sweep's small subsets take 63 leapfrog steps per draw (benchmarks/README.md). The map is
     linear in x_j given (α_μ, τ_α), so x_j's normal is its own density: no Jacobian term."""
-    mu = pm.LogNormal("alpha_mu", math.log(P.alpha), 0.5)
+    mu = pm.LogNormal("alpha_mu", _log(P.alpha), 0.5)
     tau = pm.HalfNormal("alpha_tau", P.alpha_tau)
     kappa = P.alpha_tau / (tau + P.alpha_tau)
     x = pm.Normal("alpha_x", pt.log(mu) / P.alpha_tau, 1.0 / kappa, dims="benchmark")
@@ -439,6 +448,33 @@ def target_offsets(P, weights: tuple | None = None):
     w = 1.0 if weights is None else weights[1]
     centre = pt.sum(w * raw) / pt.sum(w * pt.ones_like(raw))
     return pm.Deterministic("target_offset", P.offset_sd * (raw - centre), dims="benchmark")
+
+
+def setting_inputs(config: Config) -> tuple:
+    """A vector input holding every prior setting (the fields of ``config.priors``, in order)
+    and then D0, with ``(priors, d0)`` built from its elements for ``build_model(...,
+    settings=...)``: fits under other priors or another D0 then share one compiled program
+    (``sweep.compile_sweep(..., setting_inputs=True)``); :func:`setting_values` gives the
+    vector's values. Returns ``(vector, (priors, d0))``."""
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    vector = pt.vector("settings")
+    names = [f.name for f in fields(config.priors)]
+    priors = SimpleNamespace(**{name: vector[i] for i, name in enumerate(names)})
+    return vector, (priors, vector[len(names)])
+
+
+def setting_values(config: Config) -> np.ndarray:
+    """The values of :func:`setting_inputs`' vector under ``config``."""
+    from dataclasses import astuple
+
+    return np.asarray(astuple(config.priors) + (config.model.d0,), dtype=float)
+
+
+def _log(x):
+    # a prior setting is a number, or an element of prior_inputs' vector
+    return math.log(x) if isinstance(x, (int, float)) else pt.log(x)
 
 
 def _std_normal_logp(x):

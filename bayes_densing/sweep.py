@@ -29,7 +29,8 @@ from . import bridge
 from .config import Config
 from .data import ScoreData
 from .inference import chain_method, select_device, unconstrained_starts
-from .model import build_model, log_binomial
+from .model import build_model, log_binomial, setting_values
+from .model import setting_inputs as model_setting_inputs
 from .sampling import dense_nuts
 
 
@@ -46,7 +47,25 @@ class SweepSampler:
     n: np.ndarray              # and items n, per observation
     obs_target: np.ndarray     # each observation's target (index), negative for a reference
     inputs: tuple = ()         # the model's symbolic inputs: weights, counts, log binomials
+    settings: np.ndarray | None = None      # priors and D0, when they are an input too
     last: dense_nuts.Draws | None = None    # the latest fit's draws and adapted state
+
+    def setting_args(self, settings: Config | None = None) -> tuple:
+        """The input value of the priors and D0: those of ``settings`` (a variant's config)
+        or of the family's; empty when they were compiled in as constants."""
+        if self.settings is None:
+            if settings is not None:
+                raise ValueError("this family was compiled with its priors and D0 as "
+                                 "constants: compile_sweep(..., setting_inputs=True) to vary "
+                                 "them")
+            return ()
+        return (self.settings if settings is None else setting_values(settings),)
+
+    @staticmethod
+    def posterior_args(args: tuple) -> tuple:
+        """Of the log density's input values (weights, counts, log binomials, [priors]), the
+        ones the draws' deterministics and prior terms depend on: weights, priors and D0."""
+        return tuple(args[:2]) + tuple(args[4:])
 
     def initial_points(self, chains: int, seed: int, args: tuple) -> list[dict]:
         """``inference.unconstrained_starts`` of the model, its finiteness checked at the
@@ -57,15 +76,16 @@ class SweepSampler:
 
     def sample(self, obs_w: np.ndarray, bench_w: np.ndarray, seed: int,
                counts: np.ndarray | None = None, warm: dense_nuts.Draws | None = None,
-               tune: int | None = None) -> xr.DataTree:
+               tune: int | None = None, settings: Config | None = None) -> xr.DataTree:
         """Draws for one weight vector: ``config.sampler.chains`` chains, as a DataTree;
         ``counts``: other correct counts for the same observations (default: the data's);
         ``warm``: an earlier fit's ``last`` to start from (:meth:`warm_start`); ``tune``:
-        warm-up iterations (default ``sampler.tune``)."""
+        warm-up iterations (default ``sampler.tune``); ``settings``: a config whose priors and
+        D0 to use (a family compiled with ``setting_inputs``)."""
         k = (self.counts if counts is None else np.asarray(counts)).astype(float)
         if k.shape != self.n.shape or np.any(k < 0) or np.any(k > self.n):
             raise ValueError(f"counts must be {len(self.n)} whole numbers in 0..n")
-        args = (obs_w, bench_w, k, log_binomial(self.n, k))
+        args = (obs_w, bench_w, k, log_binomial(self.n, k), *self.setting_args(settings))
         if warm is not None:
             warm = self.warm_start(warm, obs_w, bench_w, seed)
         starts = (warm.last if warm is not None
@@ -73,7 +93,8 @@ class SweepSampler:
         self.last = self.sampler.run(starts, args, seed=seed, warm=warm, tune=tune,
                                      progressbar=False)
         return bridge.to_inferencedata(self.model, self.last.z, self.last.stats,
-                                           posterior=self.posterior, args=(obs_w, bench_w),
+                                           posterior=self.posterior,
+                                           args=self.posterior_args(args),
                                            observed=False)
 
     def without_data(self, obs_w: np.ndarray, bench_w: np.ndarray,
@@ -116,18 +137,31 @@ class SweepSampler:
                                    last=last)
 
 
-def compile_sweep(data: ScoreData, config: Config) -> SweepSampler:
-    """Build the weighted model for ``data`` and its sampler (compiled on the first fit)."""
+def compile_sweep(data: ScoreData, config: Config,
+                  setting_inputs: bool = False) -> SweepSampler:
+    """Build the weighted model for ``data`` and its sampler (compiled on the first fit);
+    ``setting_inputs``: the priors and D0 inputs too (``model.setting_inputs``), so that fits
+    under other priors or another D0 share the program (off by default: as constants they
+    are folded into it)."""
     s = config.sampler
     # before JAX creates its backends
     n_devices = select_device(s.device, s.host_devices)
     obs_w, bench_w = pt.vector("obs_weight"), pt.vector("bench_weight")
     k, binomln = pt.vector("correct"), pt.vector("log_binomial")
     model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln))
-    inputs = (obs_w, bench_w, k, binomln)
-    sampler = bridge.sampler(model, s, inputs=inputs,
-                                 parallel=chain_method(s, n_devices) == "parallel")
+    inputs, start = (obs_w, bench_w, k, binomln), None
+    if setting_inputs:
+        # PyMC's initial point depends on the priors: the one at the config's
+        start = model.initial_point()
+        vector, symbolic = model_setting_inputs(config)
+        model = build_model(data, config, weights=(obs_w, bench_w), counts=(k, binomln),
+                            settings=symbolic)
+        inputs = (*inputs, vector)
+    sampler = bridge.sampler(model, s, inputs=inputs, initial_point=start,
+                             parallel=chain_method(s, n_devices) == "parallel")
     return SweepSampler(model=model, sampler=sampler,
-                        posterior=bridge.posterior_function(model, (obs_w, bench_w)),
+                        posterior=bridge.posterior_function(
+                            model, SweepSampler.posterior_args(inputs)),
                         config=config, counts=data.obs.k.to_numpy(), n=data.obs.n.to_numpy(),
-                        obs_target=data.obs.model_idx.to_numpy() - data.n_ref, inputs=inputs)
+                        obs_target=data.obs.model_idx.to_numpy() - data.n_ref, inputs=inputs,
+                        settings=setting_values(config) if setting_inputs else None)

@@ -126,10 +126,11 @@ def test_coverage_when_the_model_holds_cut_and_joint(small_sbc, small_cut_sbc):
 OFFSETS = (0.7, 0.3)     # benchmarks/sbc.py --offsets 0.7,0.3 is the 100-dataset study
 
 
-def _offcurve(curves: str):
+def _offcurve(curves: str, target_offsets: str = "on"):
     cfg = Config()
     cfg.set("model.data_term", "off")
     cfg.set("model.curves", curves)
+    cfg.set("model.target_offsets", target_offsets)
     cfg.sampler.chains, cfg.sampler.draws, cfg.sampler.tune = 2, 150, 150
     return sbc.run(20, n_targets=12, n_benchmarks=2, config=cfg, seed=0, n_ranks=N_RANKS,
                    bins=4, offsets=OFFSETS)
@@ -137,8 +138,9 @@ def _offcurve(curves: str):
 
 @pytest.fixture(scope="module")
 def offcurve_joint():
-    """The same 20 designs with the targets off the reference curves, fitted jointly."""
-    return _offcurve("joint")
+    """The same 20 designs with the targets off the reference curves, fitted jointly without
+    target offsets (the model of 0.1, which absorbs the departure into its curves)."""
+    return _offcurve("joint", target_offsets="off")
 
 
 @pytest.fixture(scope="module")
@@ -161,16 +163,17 @@ def test_off_curve_counts_are_the_prior_draws_at_no_offset():
     assert moved[:, ~at_ref].mean() > counts[:, ~at_ref].mean()   # targets score higher
 
 
-def test_off_the_reference_curves_the_cut_covers_and_the_joint_does_not(offcurve_joint,
-                                                                          offcurve_cut):
+def test_off_the_reference_curves_the_cut_covers_and_the_plain_joint_does_not(offcurve_joint,
+                                                                                offcurve_cut):
     """Targets that score on every benchmark as a reference model about twice their size would
     (ln offsets ~ N(0.7, 0.3) per benchmark): the truth is that reference-relative size. The
     cut's curves see the references only: their ranks stay uniform, and the targets' intervals
     cover the truth (at least the lower tolerance at 1% false alarms, 240 intervals in 20
     datasets, the datasets as the units).
-    The joint lets the off-curve targets inform the curves: its intervals are narrower and
-    cover less (100 datasets: 0.839 against the cut's 0.899, benchmarks/README.md,
-    "Calibration off the reference curves")."""
+    The joint without target offsets lets the off-curve targets inform the curves: its
+    intervals are narrower and cover less (100 datasets: 0.839 against the default cut's
+    0.932; with offsets the joint covers 0.911: benchmarks/README.md, "Target offsets as the
+    default")."""
     joint, cut = (sbc.coverage_summary(r.fits) for r in (offcurve_joint, offcurve_cut))
     assert offcurve_cut.settings["offsets"] == list(OFFSETS)
     assert cut["eta"]["rate"] >= cut["eta"]["tolerance_clustered"][0], cut
