@@ -164,6 +164,10 @@ def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataF
     for name, x in rows.items():
         finite = x[np.isfinite(x)]
         lo, hi = hdi(finite)
+        if name == "growth_per_year":
+            # the slope's interval carried over: the growth factor's own HDI, on a scale
+            # skewed to the right, reached ×0.0 while A's stayed above 0
+            lo, hi = np.exp(12 * np.asarray(hdi(A[np.isfinite(A)])))
         out.append({"parameter": name, "median": float(np.median(x)), "hdi_low": lo,
                     "hdi_high": hi, "mean": float(finite.mean()) if finite.size else math.nan,
                     "sd": float(finite.std()) if finite.size else math.nan})

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_densing import laws
+from bayes_densing import laws, results
 from bayes_densing.analyses.claim import claim
 from bayes_densing.cli import app
 from bayes_densing.config import Config
@@ -44,6 +44,10 @@ def test_probabilities_and_intervals_match_the_draws():
     (l50, h50), (l90, h90), (l95, h95) = (c.hdi_months[k] for k in ("0.5", "0.9", "0.95"))
     assert l95 < l90 < l50 < c.median_months < h50 < h90 < h95
     assert c.growth_per_year["median"] == pytest.approx(math.exp(12 * np.median(A)))
+    # the growth factor's interval is the slope's carried over (monotone), not its own HDI
+    lo, hi = results.hdi(A)
+    assert (c.growth_per_year["low"], c.growth_per_year["high"]) == pytest.approx(
+        (math.exp(12 * lo), math.exp(12 * hi)))
     assert c.A_per_day["median"] == pytest.approx(np.median(A) / laws.DAYS_PER_MONTH)
     assert c.ratio is None
     assert "no growth" in c.text() and f"{n_none} of 20000 draws" in c.notes[0]
