@@ -63,7 +63,7 @@ class SweepSampler:
 
     @staticmethod
     def posterior_args(args: tuple) -> tuple:
-        """Of the log density's input values (weights, counts, log binomials, [priors]), the
+        """Of the log density's input values (weights, counts, log binomials, [settings]), the
         ones the draws' deterministics and prior terms depend on: weights, priors and D0."""
         return tuple(args[:2]) + tuple(args[4:])
 
