@@ -184,28 +184,6 @@ def test_each_target_matches_a_quadrature_mixture_over_the_same_curve_draws(desi
     assert max(worst) < 1.0, worst
 
 
-def test_the_robust_likelihood_gives_each_module_its_own_outlier_rate(design):
-    """Under the robust likelihood the references' outlier rate is a curve parameter and the
-    targets' a target one; the cut samples with it (curve fit, warm-up, nested runs)."""
-    cfg = _config()
-    cfg.set("model.likelihood", "robust")
-    cfg.sampler.draws, cfg.sampler.tune = 150, 150
-    sampler = cut.CutSampler(design, cfg.validate())
-    assert "outlier_rate_target_logodds__" in sampler.psi
-    assert "outlier_rate_reference_logodds__" in [v.name for v in sampler.theta]
-    curve = sampler.curves(SEED)
-    warm = sampler.warm_up(curve, SEED)
-    keep = cut.kept_draws(150, 2, 100)
-    idata = sampler.conditional(curve, warm, keep, 5, SEED)
-    rates = idata.posterior.to_dataset()[["outlier_rate_reference", "outlier_rate_target"]]
-    assert all(((v > 0) & (v < 1)).all() for v in rates.data_vars.values())
-    # the references' rate is the curve fit's own draws, whatever the targets' runs did
-    from scipy.special import expit
-    np.testing.assert_allclose(rates["outlier_rate_reference"].values,
-                               expit(curve.z["outlier_rate_reference_logodds__"][:, keep]),
-                               rtol=1e-6)
-
-
 def test_the_default_command_runs_the_cut_and_says_so(synth, tmp_path):
     """``bayes-densing sample`` without --curves fits the cut; the run reads back as one."""
     from typer.testing import CliRunner
