@@ -131,6 +131,11 @@ def doubling_time(A):
     return LN2 / A
 
 
+def growth_per_year(A):
+    """The factor by which density grows in a year, e^{12 A} (A per month)."""
+    return np.exp(12.0 * A)
+
+
 def frontier_skewnormal(sigma_v, sigma_u):
     """Composed error v − u (v ~ N(0, σ_v), u ~ HalfNormal(σ_u)) as a skew-normal (ω, α).
 

@@ -100,12 +100,12 @@ def score_probability(params, data: ScoreData, config: Config, xp=pt):
     eta = params["log_effective_size"]
     lead = eta.shape[:-1] if xp is np else ()
     x_all = xp.concatenate([np.broadcast_to(log_n_ref, tuple(lead) + log_n_ref.shape), eta], axis=-1)
-    d0 = params.get("d0", config.model.d0)
+    d0 = params.get("d0", config.model.d0)    # a number, or an input (setting_inputs)
     tokens = refs.tokens.to_numpy(dtype=float)
     known = np.isfinite(tokens)
-    d_all = xp.concatenate([xp.where(known, np.where(known, tokens, 1.0), d0),
-                            d0 * np.ones(data.n_target)]) if "d0" in params else \
-        np.concatenate([np.where(known, tokens, d0), np.full(data.n_target, d0)])
+    xd = xp if "d0" in params else np         # a number stays a constant array
+    d_all = xd.concatenate([xd.where(known, np.where(known, tokens, 1.0), d0),
+                            d0 * np.ones(data.n_target)])
     loss_coefs, l, gamma, c = curve_parameters(params, np.exp(log_n_ref), data.chance, d0, xp)
 
     def per_obs(v):
@@ -473,7 +473,7 @@ def setting_values(config: Config) -> np.ndarray:
 
 
 def _log(x):
-    # a prior setting is a number, or an element of prior_inputs' vector
+    # a prior setting is a number, or an element of setting_inputs' vector
     return math.log(x) if isinstance(x, (int, float)) else pt.log(x)
 
 

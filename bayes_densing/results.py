@@ -153,7 +153,7 @@ def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataF
     T = doubling_months(A)
     rows = {"A_per_month": A, "A_per_day": A / laws.DAYS_PER_MONTH,
             "doubling_months": T, "doubling_days": T * laws.DAYS_PER_MONTH,
-            "growth_per_year": np.exp(12 * A)}
+            "growth_per_year": laws.growth_per_year(A)}
     post = idata.posterior
     if config.model.trend == "envelope":  # the model's own (mean) trend, for comparison
         rows["A_mean_trend_per_month"] = draws(idata, "A")
@@ -163,11 +163,12 @@ def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataF
     out = []
     for name, x in rows.items():
         finite = x[np.isfinite(x)]
-        lo, hi = hdi(finite)
         if name == "growth_per_year":
             # the slope's interval carried over: the growth factor's own HDI, on a scale
             # skewed to the right, reached ×0.0 while A's stayed above 0
-            lo, hi = np.exp(12 * np.asarray(hdi(A[np.isfinite(A)])))
+            lo, hi = laws.growth_per_year(np.asarray(hdi(A[np.isfinite(A)])))
+        else:
+            lo, hi = hdi(finite)
         out.append({"parameter": name, "median": float(np.median(x)), "hdi_low": lo,
                     "hdi_high": hi, "mean": float(finite.mean()) if finite.size else math.nan,
                     "sd": float(finite.std()) if finite.size else math.nan})

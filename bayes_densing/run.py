@@ -97,13 +97,15 @@ def _announce(config: Config, n_scores: int) -> None:
     """The line before sampling (on stderr): what runs, how to stop it and, for the cut on the
     CPU, the time to expect (``cut.expected_seconds``)."""
     s = config.sampler
-    what = (f"{s.chains} chain{'s' if s.chains != 1 else ''} × ({s.tune} warm-up + "
-            f"{s.draws} draws)")
+    chains = f"{s.chains} chain{'s' if s.chains != 1 else ''}"
+    what = f"{chains} × ({s.tune} warm-up + {s.draws} draws)"
     if config.model.curves == "cut":
         from . import cut
 
-        what = (f"the cut: {what} of the curves, then the targets given each of "
-                f"{len(cut.kept(s))} of their draws per chain")
+        # a single chain's curve fit is longer (cut.curve_length)
+        what = (f"the cut: {chains} × ({s.tune} warm-up + {cut.curve_length(s)} draws) of the "
+                f"curves, then the targets given each of {len(cut.kept(s))} of their draws "
+                "per chain")
     print(f"Sampling {what} with {s.sampler} on {s.device}; Ctrl-C stops it and leaves "
           "nothing", file=sys.stderr, flush=True)
     if config.model.curves == "cut" and s.device == "cpu":

@@ -100,7 +100,7 @@ def claim(run: str | Path | results.Run, months=results.CLAIMS, ratio: float = 1
         p_leq={f"{m:g}": float(np.mean(T <= m)) for m in months},
         p_no_growth=float(np.mean(A <= 0)),
         A_per_day=_interval(A / laws.DAYS_PER_MONTH),
-        growth_per_year={k: float(np.exp(12.0 * v)) for k, v in _interval(A).items()},
+        growth_per_year={k: float(laws.growth_per_year(v)) for k, v in _interval(A).items()},
         notes=notes, estimand=config.model.curves)
     post = idata.posterior
     if "A_before" in post and "A_after" in post:
