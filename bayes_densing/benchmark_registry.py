@@ -35,8 +35,21 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("musr", 0.3, 756, "MuSR multistep soft reasoning, 2–5-way choice"),
     Benchmark("ifeval", 0.0, 541, "IFEval instruction following, strict accuracy"),
     Benchmark("xwinograd", 0.5, 2325, "XWinograd (English), 2-way coreference"),
+    Benchmark("openbookqa", 0.25, 500, "OpenBookQA (test), 4-way multiple choice"),
+    Benchmark("triviaqa", 0.0, 17944, "TriviaQA (unfiltered validation), exact match"),
+    # half of SQuAD 2.0's questions have no answer: always abstaining scores 0.50
+    Benchmark("squad2", 0.5, 11873, "SQuAD 2.0 (dev), exact match"),
 ]}
 
 
+TASK_SEP = "@"        # a task is a benchmark from one source: "bbh@swallow-v1"
+
+
+def base_benchmark(task: str) -> str:
+    """The benchmark a task scores (``"bbh@swallow-v1"`` → ``"bbh"``)."""
+    return task.strip().lower().split(TASK_SEP, 1)[0]
+
+
 def lookup(name: str) -> Benchmark | None:
-    return REGISTRY.get(name.strip().lower())
+    """The registry's entry of a benchmark, or of a task's benchmark."""
+    return REGISTRY.get(base_benchmark(name))

@@ -34,7 +34,8 @@ ALIASES = {"params_b": "params", "tokens_t": "tokens", "date": "release_date",
            "params_active_b": "params_active", "name": "model"}
 METADATA = ("model", "family", "params", "params_active", "tokens", "release_date",
             "date_precision", "role", "suite", "is_base", "specialist", "in_densing_paper",
-            "note", "n_items", "chance", "loss", "benchmark", "score")
+            "note", "n_items", "chance", "loss", "benchmark", "score", "source", "tokens_upper",
+            "date_source", "continued_pretraining", "provenance", "shots")
 MODEL_LEVEL = ("family", "params", "params_active", "tokens", "release_date", "role")
 RAW_COUNT = 1e5        # params above this many "billions" are raw counts
 MAX_NAME = 200
@@ -214,6 +215,7 @@ def read_scores(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         if df[col].dtype == object:
             df[col] = df[col].str.strip()
     _check_text(df, path)
+    _name_tasks(df)
     formula = df[df.model.str.match(FORMULA_START)]
     if len(formula):
         notices.append(f"{path.name}: {_lines(formula.line)}, column 'model': names such as "
@@ -440,6 +442,32 @@ def _check_text(df: pd.DataFrame, path: Path) -> None:
         if len(bad):
             raise _fail(path, f"{_lines(bad.line)}, column 'role': {_show(bad.role.iloc[0])} is not "
                               "'reference' or 'target'; write one of those (or leave it empty)")
+
+
+def _name_tasks(df: pd.DataFrame) -> None:
+    """A benchmark from a named source is its own task, ``benchmark@source``: two harnesses (or
+    two versions of one) score the same benchmark differently, so their scores never share a
+    curve. A blank source leaves the benchmark's name as it is."""
+    if "source" not in df.columns:
+        return
+    source = df["source"].str.strip().str.lower()
+    named = source != ""
+    df.loc[named, "benchmark"] = df.benchmark[named] + benchmark_registry.TASK_SEP + source[named]
+
+
+def select_tasks(wanted, present, source) -> list[str]:
+    """The tasks ``wanted`` names, in its order: a task by its full name, or a benchmark by its
+    base name (every source's task of it). Unknown names are an error naming what exists."""
+    def matches(name):
+        return [name] if name in present else [
+            t for t in present if benchmark_registry.base_benchmark(t) == name]
+
+    wanted = [w.strip().lower() for w in wanted]
+    unknown = [w for w in wanted if not matches(w)]
+    if unknown:
+        raise _fail(source, f"column 'benchmark': {', '.join(unknown)} not in the data; "
+                            f"available: {', '.join(present)}")
+    return list(dict.fromkeys(t for w in wanted for t in matches(w)))
 
 
 def _to_float(df: pd.DataFrame, col: str, path: Path, *, required: bool) -> pd.Series:
@@ -686,10 +714,7 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
 
     present = sorted(df.benchmark.unique())
     if benchmarks:
-        unknown = [b for b in benchmarks if b not in present]
-        if unknown:
-            raise _fail(source, f"column 'benchmark': {', '.join(unknown)} not in the data; "
-                                f"available: {', '.join(present)}")
+        benchmarks = select_tasks(benchmarks, present, source)
         df = df[df.benchmark.isin(benchmarks)]
     else:
         benchmarks = present
