@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,68 @@ def test_build_refuses_a_changed_input(tmp_path):
     assert run.stderr.startswith("error: SakanaAI/TinySwallow-1.5B: family is 'Qwen'")
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+# --- tools/build_reported_local.py: the local, never-shipped harness-vs-reported table ----------
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> pd.DataFrame:
+    if not HAVE_SHARED:
+        pytest.skip(NO_SHARED)
+    out = tmp_path_factory.mktemp("local") / "harness_vs_reported.csv"
+    run = subprocess.run([sys.executable, str(LOCAL_SCRIPT), "--source", str(SHARED_DATA),
+                          "--out", str(out)], capture_output=True, text=True, check=True)
+    assert run.stdout.startswith(f"wrote {out}")
+    return pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+
+def test_local_table_format(local, df):
+    assert list(local.columns) == COLUMNS + ["rerun_by"]
+    assert not local.duplicated(["model", "benchmark", "source"]).any()
+    assert (local.groupby("model")[MODEL_LEVEL].nunique(dropna=False) <= 1).all().all()
+    # the Swallow part is the shipped dataset, row for row
+    sw_rows = local[local["source"].str.startswith("swallow")][COLUMNS].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sw_rows, df[COLUMNS].reset_index(drop=True))
+    assert {"qwen3-report", "qwen2.5-blog", "olmes", "gemma3-card", "deepseek-v3",
+            "llama3.2-card", "llama4-card", "hunyuan"} < set(local["source"])
+
+
+def test_local_table_labels_a_makers_rerun(local):
+    qwen3 = local[local["source"] == "qwen3-report"]
+    gemma = qwen3[qwen3["model"].str.startswith("google/gemma-3")]
+    assert len(gemma) and (gemma["rerun_by"] == "Qwen").all()
+    assert (qwen3.loc[qwen3["model"].str.startswith("Qwen/"), "rerun_by"].isna()).all()
+    own = local[(local["source"] == "gemma3-card")]
+    assert len(own) and own["rerun_by"].isna().all()
+    olmes = local[local["source"] == "olmes"]
+    assert (olmes.loc[~olmes["model"].str.startswith("allenai/"), "rerun_by"] == "Ai2").all()
+    assert local.loc[local["source"].str.startswith("swallow"), "rerun_by"].isna().all()
+
+
+def test_local_table_one_benchmark_several_tasks(local):
+    rows = local[(local["model"] == "Qwen/Qwen2.5-7B") & (local["benchmark"] == "hellaswag")]
+    tasks = set(rows["benchmark"] + "@" + rows["source"])
+    assert len(tasks) >= 2 and "hellaswag@swallow" in tasks
+    assert rows["score"].max() - rows["score"].min() > 0.1    # harnesses disagree: never pooled
+
+
+def test_local_table_reads_with_the_package(local, tmp_path):
+    complete = local[local["params"].notna() & local["release_date"].notna()]
+    path = tmp_path / "complete.csv"
+    complete.to_csv(path, index=False)
+    table, _ = read_scores(path)
+    assert "hellaswag@qwen2.5-blog" in set(table["benchmark"])
+    assert table["model"].nunique() == complete["model"].nunique()
+
+
+def test_local_output_is_git_ignored():
+    spec = importlib.util.spec_from_file_location("build_reported_local", LOCAL_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    default = module.DEFAULT_OUT.relative_to(REPO_ROOT)
+    assert default.parts[0] == "runs"
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    run = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=REPO_ROOT,
+                         capture_output=True)
+    assert run.returncode == 0, f"the local table's default output {default} must be git-ignored"
