@@ -549,6 +549,57 @@ def report(
 
 
 @app.command()
+def benchmarks(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`); default open-base-llms."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide) instead of a bundled dataset."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference family (a `family` value); default: the dataset's, or the file's `role` column."),
+    since: Optional[str] = typer.Option(None, "--since", help="Targets released on/after this date (YYYY-MM-DD); default: the dataset's."),
+    chains: Optional[int] = typer.Option(None, "--chains", help=CHAINS_HELP),
+    draws: Optional[int] = typer.Option(None, "--draws", help=DRAWS_HELP),
+    tune: Optional[int] = typer.Option(None, "--tune", help=TUNE_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Which benchmarks enter the default set? The rule of docs/analyses.md on every benchmark
+    with reference scores: (1) the reference family identifies its curve, (2) the targets'
+    scores rise with size, (3) the references are monotone up to noise. Fits the curves to the
+    reference models' scores alone (the cut's curve module, one fit for all benchmarks) and
+    prints one row per benchmark with its statistics, each criterion and the verdict.
+
+    **Example:**
+
+        bayes-densing benchmarks --dataset open-base-llms
+
+    Your own file, its reference family named:
+
+        bayes-densing benchmarks --data scores.csv --reference Qwen1.5 --json
+    """
+    import json
+
+    if dataset is not None and data is not None:
+        _fail("give --dataset or --data, not both")
+    _import_stack()
+    from .analyses.benchmark_rule import run as run_rule, text, to_dict
+    from .config import ConfigError
+    from .data import DataError
+    from .inference import SamplerError
+    from .model import ModelError
+
+    try:
+        cfg = _config("default", {
+            "data.dataset": dataset, "data.reference": reference, "data.since": since,
+            "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
+            "sampler.seed": seed}, [])
+        table, scores = run_rule(cfg, data, progress=lambda line: typer.echo(line, err=True))
+    except (ConfigError, DataError, ModelError, SamplerError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(to_dict(table, scores), indent=2, allow_nan=False))
+    else:
+        typer.echo(text(table, title=f"Benchmark rule: {scores.describe()}"))
+
+
+@app.command()
 def datasets() -> None:
     """List the bundled datasets: size, date range, benchmarks, default reference, source."""
     from .data import DATASETS, dataset_path, read_scores
