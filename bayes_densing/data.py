@@ -44,6 +44,9 @@ SEPARATORS = {",": "comma", ";": "';'", "\t": "tab"}    # the separators read, b
 NUMERIC = ("params", "params_active", "tokens", "score", "n_items", "chance", "loss")
 
 
+MIN_SHARED_MODELS, MIN_SHARED_SPAN = 5, 10.0   # what anchors a task without reference scores
+
+
 class DataError(ValueError):
     """Input data that cannot be used; the message names file, rows and column."""
 
@@ -67,6 +70,18 @@ DATASETS: dict[str, BundledDataset] = {d.name: d for d in [
         source="ObsScaling (Ruan et al. 2024, Apache-2.0); dates from model cards; Epoch AI (MIT)",
         reference="Qwen1.5",
         benchmarks=("mmlu", "arc_challenge", "hellaswag", "winogrande", "truthfulqa", "gsm8k"),
+        since="2023-01-01",
+    ),
+    BundledDataset(
+        name="swallow-2025",
+        filename="swallow_2025.csv",
+        description="75 open base LLMs (2023-12 … 2025-11), one independent harness (Swallow "
+                    "LLM Leaderboard); reference family: the seven Qwen2.5 base models",
+        source="Swallow LLM Leaderboard (swallow-llm/leaderboard, CC BY 4.0); sizes, tokens and "
+               "dates from model cards (datasets/README-swallow_2025.md)",
+        reference="Qwen2.5",
+        benchmarks=("mmlu@swallow", "bbh@swallow-v2", "hellaswag@swallow", "openbookqa@swallow",
+                    "triviaqa@swallow", "squad2@swallow", "xwinograd@swallow"),
         since="2023-01-01",
     ),
 ]}
@@ -93,6 +108,8 @@ class ScoreData:
     date_origin: str
     since: str = ""
     reference: str = ""           # the reference family chosen by name ("" when from a role column)
+    # tasks without reference scores: their scores, anchored after the fit (sequential.py)
+    unanchored: pd.DataFrame = field(default_factory=pd.DataFrame)
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -121,7 +138,10 @@ class ScoreData:
         return (f"{self.n_target} target models ({t.min():%Y-%m-%d} … {t.max():%Y-%m-%d}), "
                 f"{self.n_ref} reference models ({', '.join(sorted(set(self.references.family)))}), "
                 f"{len(self.benchmarks)} benchmarks ({', '.join(self.benchmarks)}), "
-                f"{len(self.obs)} scores")
+                f"{len(self.obs)} scores"
+                + (f"; {self.unanchored.benchmark.nunique()} task(s) without reference scores "
+                   f"({', '.join(sorted(self.unanchored.benchmark.unique()))}), "
+                   f"{len(self.unanchored)} scores" if not self.unanchored.empty else ""))
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -675,6 +695,36 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     return merged
 
 
+def _items_and_chance(df: pd.DataFrame, benchmarks, source) -> tuple[list[int], list[float]]:
+    """Each task's item count and chance level: the file's n_items/chance columns, else the
+    registry's entry of its benchmark."""
+    chance, n_items = [], []
+    for b in benchmarks:
+        rows = df[df.benchmark == b]
+        if rows.model.nunique() < 2:
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {_show(b)} has scores for "
+                                f"{rows.model.nunique()} model only; drop it or add models")
+        known = benchmark_registry.lookup(b)
+        given_n = rows.n_items.dropna().unique() if "n_items" in rows.columns else []
+        given_c = rows.chance.dropna().unique() if "chance" in rows.columns else []
+        for col, given in (("n_items", given_n), ("chance", given_c)):
+            if len(given) > 1:
+                raise _fail(source, f"{_lines(rows.line)}, column {col!r}: benchmark {_show(b)} has "
+                                    f"{len(given)} different values ({', '.join(f'{g:g}' for g in given)}); "
+                                    "give one value per benchmark")
+        if len(given_n):
+            n_items.append(int(given_n[0]))
+        elif known:
+            n_items.append(known.n_items)
+        else:
+            raise _fail(source, f"{_lines(rows.line)}, column 'n_items': benchmark {_show(b)} is not in "
+                                "the registry; add an n_items column with its number of questions "
+                                "(and optionally a chance column with its random-guess score)")
+        chance.append(float(given_c[0]) if len(given_c) else (known.chance if known else 0.0))
+
+    return n_items, chance
+
+
 def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
              benchmarks=None, since=None, reference=None, notices=None) -> ScoreData:
     """Select, check and index a validated long table (from :func:`read_scores`)."""
@@ -759,34 +809,17 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
                             f"release date ({tg.release_date.iloc[0]:%Y-%m-%d}); the trend over time "
                             "needs at least two dates")
 
-    # benchmarks: item counts and chance
-    chance, n_items = [], []
-    for b in benchmarks:
-        rows = df[df.benchmark == b]
-        if rows.model.nunique() < 2:
-            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {_show(b)} has scores for "
-                                f"{rows.model.nunique()} model only; drop it or add models")
-        if not (rows.role == "reference").any():
-            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': {_show(b)} has no score from a "
-                                "reference model, so it cannot be mapped to effective sizes; drop it "
-                                "(--benchmarks) or add reference scores")
-        known = benchmark_registry.lookup(b)
-        given_n = rows.n_items.dropna().unique() if "n_items" in rows.columns else []
-        given_c = rows.chance.dropna().unique() if "chance" in rows.columns else []
-        for col, given in (("n_items", given_n), ("chance", given_c)):
-            if len(given) > 1:
-                raise _fail(source, f"{_lines(rows.line)}, column {col!r}: benchmark {_show(b)} has "
-                                    f"{len(given)} different values ({', '.join(f'{g:g}' for g in given)}); "
-                                    "give one value per benchmark")
-        if len(given_n):
-            n_items.append(int(given_n[0]))
-        elif known:
-            n_items.append(known.n_items)
-        else:
-            raise _fail(source, f"{_lines(rows.line)}, column 'n_items': benchmark {_show(b)} is not in "
-                                "the registry; add an n_items column with its number of questions "
-                                "(and optionally a chance column with its random-guess score)")
-        chance.append(float(given_c[0]) if len(given_c) else (known.chance if known else 0.0))
+    # tasks without a reference score are anchored later, by the shared models (sequential.py)
+    anchored = [b for b in benchmarks if (df[df.benchmark == b].role == "reference").any()]
+    if not anchored:
+        raise _fail(source, f"column 'benchmark': no benchmark has a score from a reference "
+                            f"model ({', '.join(benchmarks)}), so none can be mapped to effective "
+                            "sizes; add reference scores, or choose another reference family")
+    unanchored_tasks = [b for b in benchmarks if b not in anchored]
+    loose = df[df.benchmark.isin(unanchored_tasks)].copy()
+    df = df[df.benchmark.isin(anchored)]
+    benchmarks = anchored
+    n_items, chance = _items_and_chance(df, benchmarks, source)
 
     # parameter size used for density
     df["params_total"] = df.params
@@ -828,5 +861,45 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
     return ScoreData(models=models, benchmarks=benchmarks, chance=np.asarray(chance, dtype=float),
                      n_items=np.asarray(n_items, dtype=int), obs=obs, source=source, sha256=sha256,
                      date_origin=config.model.date_origin, since=since or "", reference=reference or "",
-                     notices=notices,
-                     warnings=warnings)
+                     notices=notices, warnings=warnings,
+                     unanchored=_unanchored(loose, models, config, source, notices))
+
+
+def _unanchored(loose: pd.DataFrame, models: pd.DataFrame, config: Config, source,
+                notices: list[str]) -> pd.DataFrame:
+    """The scores of the tasks without reference scores, one row per score (model, task,
+    score, k, n, chance, params, t, shared: whether the model has an effective size from the
+    anchored tasks). Each task needs :data:`MIN_SHARED_MODELS` shared models whose sizes span
+    :data:`MIN_SHARED_SPAN`: its curve is fitted to their effective sizes (sequential.py)."""
+    columns = ["model", "family", "benchmark", "score", "k", "n", "chance", "params",
+               "release_date", "t", "shared"]
+    if loose.empty:
+        return pd.DataFrame(columns=columns)
+    tasks = sorted(loose.benchmark.unique())
+    n_items, chance = _items_and_chance(loose, tasks, source)
+    out = loose.copy()
+    if config.data.params == "active" and "params_active" in out.columns:
+        out["params"] = out.params_active.fillna(out.params)
+    out["n"] = out.benchmark.map(dict(zip(tasks, n_items))).astype(int)
+    out["chance"] = out.benchmark.map(dict(zip(tasks, chance))).astype(float)
+    out["k"] = np.rint(out.score * out.n).astype(int)
+    out["t"] = config.model.months(out.release_date)
+    targets = set(models.model[models.role == "target"])
+    out["shared"] = out.model.isin(targets)
+    for task in tasks:
+        rows = out[out.benchmark == task]
+        shared = rows[rows.shared]
+        span = shared.params.max() / shared.params.min() if len(shared) else 0.0
+        if len(shared) < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
+            raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': task {_show(task)} has no "
+                                f"reference scores, and {len(shared)} of its models have effective "
+                                f"sizes from the other tasks (sizes spanning {span:.1f}×); anchoring "
+                                f"its curve needs at least {MIN_SHARED_MODELS} such models spanning "
+                                f"{MIN_SHARED_SPAN:g}× in size; drop it (--benchmarks) or add "
+                                "reference scores")
+    only = sorted(set(out.model[~out.shared]))
+    notices.append(f"{len(tasks)} task(s) without reference scores ({', '.join(tasks)}) are "
+                   f"anchored by the models they share with the other tasks (a sequential cut)"
+                   + (f"; {len(only)} model(s) seen only there get effective sizes from them "
+                      "and stay out of the trend" if only else ""))
+    return out[columns].sort_values(["benchmark", "model"], ignore_index=True)

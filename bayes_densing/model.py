@@ -146,9 +146,13 @@ def outlier_rates(P):
     """The robust likelihood's outlier rates, the reference family's and the targets' (so each
     module of the cut has its own, cut.py), each π ~ Beta(2, 2(1 − π̄)/π̄), π̄ =
     ``priors.outlier_rate``."""
+    return outlier_rate(P, "outlier_rate_reference"), outlier_rate(P, "outlier_rate_target")
+
+
+def outlier_rate(P, name: str):
+    """One outlier rate π ~ Beta(2, 2(1 − π̄)/π̄) (:func:`outlier_rates`)."""
     a = 2.0
-    b = a * (1.0 - P.outlier_rate) / P.outlier_rate
-    return pm.Beta("outlier_rate_reference", a, b), pm.Beta("outlier_rate_target", a, b)
+    return pm.Beta(name, a, a * (1.0 - P.outlier_rate) / P.outlier_rate)
 
 
 def obs_outlier_rate(pi_reference, pi_target, data: ScoreData, xp=pt):

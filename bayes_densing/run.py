@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from . import __version__, classic, data as data_mod, results
+from . import __version__, classic, data as data_mod, results, sequential
 from .config import Config
 from .inference import SampleResult, diagnose, sample
 from .model import build_model
@@ -152,6 +152,13 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         sampled = sample(model, config.sampler, progressbar=progressbar)
     # a new tree of the sampler's groups: those added below are this fit's own
     idata = sampled.idata.copy()
+    unanchored = None
+    if sequential.has_unanchored(data):
+        if progressbar:
+            print(f"Anchoring the tasks without reference scores ({', '.join(sequential.tasks(data))}) "
+                  "by the models they share with the others", file=sys.stderr, flush=True)
+        unanchored = sequential.anchor(idata, data, config)
+        idata["posterior"] = xr.merge([idata.posterior.to_dataset(), unanchored.posterior])
     p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
     idata["posterior_predictive"] = results.posterior_predictive(idata, data, config,
                                                                  config.sampler.seed, p_phi)
@@ -177,8 +184,14 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
             results.reference_fit(idata, config.sampler.seed)),
         "command": command or "bayes_densing.run.fit (Python)",
     })
+    if unanchored is not None:
+        table = sequential.table(idata.posterior, data)
+        diagnostics["unanchored"] = {**unanchored.diagnostics,
+                                     "table": table.to_dict(orient="records")}
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),
                                    data.notices, data.warnings, classic_point)
+    if unanchored is not None:
+        summary += "\n\n" + "\n".join(sequential.summary_lines(table, unanchored.diagnostics))
     written = None
     if out is not None:
         where: list[Path] = []

@@ -139,3 +139,25 @@ def write(df: pd.DataFrame, truth: dict, out: str | Path) -> tuple[Path, Path]:
         out.unlink(missing_ok=True)     # a CSV without its truth would be half the output
         raise
     return out, truth_path
+
+
+def two_sources(seed: int = 0, *, n_models: int = 30, n_shared: int = 8, n_only: int = 6,
+                config: Config | None = None) -> tuple[pd.DataFrame, dict]:
+    """A dataset of two sources (``source`` column): source ``h1`` (three benchmarks, with
+    reference scores) and source ``h2`` (one more benchmark, without reference scores: its
+    task has to be anchored by the models it shares with ``h1``, ``sequential.py``).
+    ``n_shared`` targets, spread evenly in size, are scored by both sources, ``n_only`` others
+    by ``h2`` alone. Returns the table and the truth of :func:`simulate`, with ``shared`` and
+    ``only`` (the models' names) added."""
+    df, truth = simulate(n_models=n_models, n_benchmarks=4, seed=seed, config=config)
+    second = DEFAULT_BENCHMARKS[3]
+    rng = np.random.default_rng([seed, 2])
+    order = (df[df.role == "target"].drop_duplicates("model").sort_values("params")
+             .model.to_numpy())
+    shared = list(order[np.linspace(0, len(order) - 1, n_shared).round().astype(int)])
+    only = sorted(rng.permutation([m for m in order if m not in shared])[:n_only])
+    on_second = df.benchmark == second
+    keep = np.where(on_second, df.model.isin(shared + only), ~df.model.isin(only))
+    df = df[keep].copy()
+    df["source"] = np.where(df.benchmark == second, "h2", "h1")
+    return df.reset_index(drop=True), {**truth, "shared": shared, "only": list(only)}
