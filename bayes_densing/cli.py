@@ -549,6 +549,62 @@ def report(
 
 
 @app.command()
+def forecast(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `bayes-densing sample`."),
+    at: list[str] = typer.Option([], "--at", help="A date (YYYY-MM-DD) to forecast the frontier and a new model's density at; repeat for several."),
+    params: Optional[float] = typer.Option(None, "--params", help="A new model's size N in billions: with --match or --score, when it gets there; with --at, its effective size on the frontier."),
+    match: Optional[str] = typer.Option(None, "--match", help="A model of the run (its name, with or without the organisation): when does a frontier model of --params match its effective size?"),
+    score: Optional[float] = typer.Option(None, "--score", help="A score S in (0, 1) on --benchmark: when does a frontier model of --params reach it?"),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="The benchmark of --score."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the new-model (predictive) draws."),
+    figure: bool = typer.Option(True, "--figure/--no-figure", help="Draw RUN_DIR/figures/forecast.png (and .svg)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Where will the trend be at a future date, and when will a model of N parameters match
+    a given model or reach a given score? Reads a run; nothing is re-sampled.
+
+    For each --at date: the frontier μ(t) = A·t + B (log density; the last segment of a
+    changepoint trend) and a new model's posterior predictive density, medians with 90% HDIs.
+    With --params N --match MODEL or --params N --score S --benchmark B: the date at which
+    ln N + μ(t) reaches the model's (or the score's) log effective size, with P(reachable);
+    extrapolations past the data or the reference sizes are flagged.
+
+    **Example:**
+
+        bayes-densing forecast runs/demo --at 2025-06-01 --at 2026-06-01 --params 7 --match google/gemma-2-9b
+
+        bayes-densing forecast runs/demo --params 7 --score 0.8 --benchmark mmlu --json
+    """
+    import json
+
+    from .rundir import RunDirError, verify
+
+    if not at and match is None and score is None:
+        _fail("give --at YYYY-MM-DD, or --params N with --match MODEL or --score S --benchmark B")
+    if score is not None and not 0.0 < score < 1.0:
+        _fail(f"--score must lie in (0, 1); got {score:g}")
+    try:
+        verify(run_dir)     # a damaged run is refused before the modelling stack loads
+    except RunDirError as exc:
+        _fail(exc)
+    from .analyses.forecast import ForecastError, forecast as run_forecast, write_figure
+    from .results import load_run
+
+    try:
+        run = load_run(run_dir)
+        result = run_forecast(run, at=at, params=params, match=match, score=score,
+                              benchmark=benchmark, seed=seed)
+        written = write_figure(run, result) if figure else None
+    except (RunDirError, ForecastError) as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(_io_error(exc, run_dir / "figures"))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.text())
+    if written is not None:
+        typer.echo(f"\nwrote {written} (and .svg)", err=as_json)
+
+
+@app.command()
 def benchmarks(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Bundled dataset name (see `bayes-densing datasets`); default open-base-llms."),
     data: Optional[Path] = typer.Option(None, "--data", help="Scores CSV (long or wide) instead of a bundled dataset."),

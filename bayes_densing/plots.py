@@ -922,3 +922,79 @@ def plot_directory(directory: str | Path, progress=None) -> list[Path]:
         raise results.RunDirError(f"{directory}: no such directory")
     raise results.RunDirError(f"{directory}: not a run, subsets or sensitivity directory "
                               "(no posterior.nc, subsets.csv or sensitivity.csv)")
+
+
+# --- the forecast (analyses/forecast.py) ---------------------------------------------------------
+
+PREDICTIVE = "#55a868"
+
+
+def forecast_figure(run: Run, fc, path_stem=None, seed: int = 0) -> Figure:
+    """The forecast (``analyses.forecast.forecast``'s result ``fc``): every target's posterior
+    median density over its release date, the trend line's median and 90% HDI band over the
+    data and on to the latest forecast date, a new model's 90% predictive band, the last
+    target's release, and each forecast date marked with its two intervals."""
+    from . import results
+    from .analyses import forecast as fcast
+
+    idata, config = run.idata, run.config
+    cd = idata.constant_data
+    target = cd["role"].values == "target"
+    t = cd["t_months"].values[target].astype(float)
+    y = np.exp(np.median(results.draws(idata, "log_density"), axis=0))
+    t_last = float(t.max())
+    ends = [a.t_months for a in fc.at] + [
+        r.t_months["median"] for r in fc.reach
+        if math.isfinite(r.t_months["median"]) and r.t_months["median"] <= t_last + 3 * fc.window_months]
+    grid = np.linspace(float(t.min()), max([t_last] + ends), 160)
+    mu = fcast.frontier_draws(idata, config, grid)
+    new = fcast.predictive_at(idata, config, grid, seed)     # as fc's dates: one band
+    bands = [np.array([[fcast.interval(x[:, k])[q] for k in range(grid.size)]
+                       for q in ("low", "median", "high")]) for x in (mu, new)]
+    dates = _to_dates(config, grid)
+    fig = new_figure(10.0, 6.0)
+    ax = fig.add_subplot()
+    lo, _, hi = bands[1]
+    ax.fill_between(dates, np.exp(lo), np.exp(hi), color=PREDICTIVE, alpha=0.14, lw=0, zorder=1,
+                    label="a new model's density: 90% predictive HDI"
+                          + (" (with a new release group's shift)" if fc.release_group else ""))
+    lo, med, hi = bands[0]
+    name = TREND_NAMES.get(config.model.trend, config.model.trend)
+    ax.fill_between(dates, np.exp(lo), np.exp(hi), color=TREND, alpha=0.22, lw=0, zorder=2,
+                    label=f"{name} μ(t): 90% HDI")
+    ax.plot(dates, np.exp(med), color=TREND, lw=1.8, zorder=3, label=f"{name} μ(t): median")
+    ax.scatter(_to_dates(config, t), y, s=12, color=TARGET, alpha=0.8, lw=0, zorder=4,
+               label=f"target models ({int(target.sum())}): posterior median density")
+    ax.axvline(_to_dates(config, [t_last])[0], color="0.45", ls=":", lw=1, zorder=0,
+               label=f"last target's release ({fc.data_end})")
+    for k, a in enumerate(fc.at):
+        when = _to_dates(config, [a.t_months])[0]
+        ax.axvline(when, color=REFERENCE, ls="--", lw=0.9, zorder=0,
+                   label="forecast date" if k == 0 else None)
+        for d, colour, dx in ((a.frontier_density, TREND, -2), (a.new_model_density, PREDICTIVE, 2)):
+            at = when + pd.Timedelta(days=dx * 4)
+            ax.errorbar([at], [d["median"]], yerr=[[d["median"] - d["low"]], [d["high"] - d["median"]]],
+                        fmt="o", ms=4, color=colour, capsize=3, lw=1.2, zorder=5)
+        f = a.frontier_density
+        ax.annotate(f"{a.date}\nμ: ρ {f['median']:.3g} [{f['low']:.3g}, {f['high']:.3g}]"
+                    + (" (extrapolated)" if a.extrapolated else ""),
+                    (mdates_num(when), f["high"]), xytext=(-4, 6), textcoords="offset points",
+                    ha="right", va="bottom", fontsize=7, color="0.15", zorder=6)
+    for r in fc.reach:
+        m = r.t_months["median"]
+        if math.isfinite(m) and m <= grid[-1]:
+            ax.axvline(_to_dates(config, [m])[0], color="#8172b3", ls="-.", lw=1, zorder=0,
+                       label=f"{r.params:g}B model reaches {_short(r.what, 30)}: median "
+                             f"{r.date['median']} (P(reachable) {r.p_reachable:.2f})")
+    ax.set_yscale("log")
+    ax.set_xlabel("release date")
+    ax.set_ylabel("capability density ρ = effective ÷ actual size")
+    ax.grid(which="major", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
+    ax.set_title("Forecast of capability density: the trend carried past the data")
+    if path_stem is not None:
+        save(fig, path_stem)
+    return fig
