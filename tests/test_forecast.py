@@ -126,6 +126,13 @@ def test_a_score_is_read_off_the_run_curves_and_one_above_the_ceiling_is_unreach
     assert r.needed_size["median"] == pytest.approx(10.0, rel=1e-6)
     assert r.t_months["median"] == pytest.approx((math.log(5.0) + 1.0) / 0.1, rel=1e-6)
     assert r.p_reachable == 1.0 and not r.offset_included
+    assert r.curve_size["median"] == pytest.approx(10.0, rel=1e-6)
+    # with target offsets a target scores S from N̂ = N·e^(−δ): δ = −0.5 needs e^0.5 more
+    off = _run({**_frontier(0.1, -1.0), **_curves(ceiling_frac=0.8),
+                "target_offset": np.full((400, 1), -0.5)}, ceiling="free")
+    r = fc.forecast(off, params=2.0, score=S, benchmark="mmlu").reach[0]
+    assert r.offset_included and r.curve_size["median"] == pytest.approx(10.0, rel=1e-6)
+    assert r.needed_size["median"] == pytest.approx(10.0 * math.exp(0.5), rel=1e-6)
     ceiling = 0.25 + 0.75 * 0.8
     above = fc.forecast(run, params=2.0, score=ceiling + 0.01, benchmark="mmlu")
     r = above.reach[0]

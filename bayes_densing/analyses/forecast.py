@@ -228,6 +228,7 @@ class Reach:
     p_below_smallest_reference: float = 0.0
     extrapolated: list[str] = field(default_factory=list)
     offset_included: bool = False       # score: the targets' offset δ_B subtracted
+    curve_size: dict | None = None      # score: where the reference curve reaches S, billions
 
 
 @dataclass
@@ -269,8 +270,8 @@ class Forecast:
                                  f"{_triple(a.effective_params, '.3g')}B")
             far = [a.date for a in self.at if a.extrapolated]
             if far:
-                lines.append(f"  extrapolated: {', '.join(far)} further past the last target's "
-                             f"release than the data span ({self.window_months:.1f} months)")
+                lines.append(f"  extrapolated: {', '.join(far)}: more than the data span "
+                             f"({self.window_months:.1f} months) past the last target's release")
             lines.append("  the new model's band includes the models' scatter about the trend"
                          + (" and a new release group's shift (σ_group)"
                             if self.release_group else ""))
@@ -286,10 +287,11 @@ def r_text(r: Reach, fc: Forecast) -> list[str]:
     head = (f"When does a {r.params:g}B {on} model match {r.what}?" if r.kind == "match"
             else f"When does a {r.params:g}B {on} model score {r.what}?")
     lines = [head]
-    size = r.needed_size
-    lines.append(f"  needed effective size {_triple(size, '.3g')}B"
-                 + (" (a reference-family model's, less the targets' offset on the benchmark)"
-                    if r.offset_included else ""))
+    if r.curve_size is not None:
+        lines.append(f"  the reference curve reaches it at N = {_triple(r.curve_size, '.3g')}B"
+                     + ("; a target scores there from N̂ = N·e^(−δ), δ the targets' offset on "
+                        "the benchmark" if r.offset_included else ""))
+    lines.append(f"  needed effective size {_triple(r.needed_size, '.3g')}B")
     why = [f"{_share(p)} of draws {text}" for p, text in (
         (r.p_above_ceiling, "at or above the curve's ceiling (chance + c)"),
         (r.p_below_chance, "at or below chance"),
@@ -427,7 +429,7 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
     queries = []
     if match is not None:
         eta, name = _model_log_size(idata, match)
-        queries.append(("match", name, eta, {}))
+        queries.append(("match", name, eta, eta, {}))
     if score is not None:
         benches = [str(b) for b in cd["benchmark"].values]
         if benchmark not in benches:
@@ -441,13 +443,13 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
         extra["p_no_size"] = max(0.0, float(np.mean(np.isnan(size))) - extra["p_above_ceiling"]
                                  - extra["p_below_chance"])
         offset = "target_offset" in idata.posterior
-        if offset:      # a target of size η scores on j as a reference model of η + δ_j
-            size = size - results.draws(idata, "target_offset")[:, j]
+        # a target of size η scores on j as a reference model of η + δ_j: it needs η = size − δ_j
+        needed = size - results.draws(idata, "target_offset")[:, j] if offset else size
         extra["offset_included"] = offset
-        queries.append(("score", f"{score:g} on {benchmark}", size, extra))
+        queries.append(("score", f"{score:g} on {benchmark}", needed, size, extra))
     if queries:
         mu_last = frontier_draws(idata, config, [t_last])[:, 0]
-    for kind, what, needed, extra in queries:
+    for kind, what, needed, read_at, extra in queries:     # read_at: where the curves are read
         t = crossing_time(math.log(params), needed, A, t_last, mu_last)
         ok = np.isfinite(t)
         t_int = interval(t[ok])
@@ -457,15 +459,17 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
                   p_already=float(np.mean(ok & (t <= t_last))), t_months=t_int,
                   date={k: to_date(config, v) for k, v in t_int.items()}, **extra)
         with np.errstate(invalid="ignore"):
-            r.p_above_largest_reference = float(np.mean(needed > math.log(ref_sizes.max())))
-            r.p_below_smallest_reference = float(np.mean(needed < math.log(ref_sizes.min())))
+            r.p_above_largest_reference = float(np.mean(read_at > math.log(ref_sizes.max())))
+            r.p_below_smallest_reference = float(np.mean(read_at < math.log(ref_sizes.min())))
         lo_ref, hi_ref = fc.reference_sizes
         beyond = [f"{where} in {_share(p)} of draws" for p, where in (
             (r.p_above_largest_reference, f"above the largest reference model ({hi_ref:g}B)"),
             (r.p_below_smallest_reference, f"below the smallest ({lo_ref:g}B)")) if p]
         if beyond:
-            r.extrapolated.append("the needed effective size lies " + " and ".join(beyond)
+            r.extrapolated.append("the size on the reference curve lies " + " and ".join(beyond)
                                   + ": there the curves are read where no reference model is")
+        if kind == "score":
+            r.curve_size = _exp(interval(read_at))
         if ok.any() and t_int["median"] - t_last > window:
             r.extrapolated.append(
                 f"the median date lies {t_int['median'] - t_last:.1f} months after the last "
