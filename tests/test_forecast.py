@@ -163,6 +163,22 @@ def test_changepoint_forecasts_follow_the_last_segment():
     assert f.reach[0].t_months["median"] == pytest.approx(t_change + math.log(6.0) / 0.2)
 
 
+def test_envelope_forecasts_use_each_draw_envelope_line_and_the_mean_trend_scatter():
+    """Envelope: μ(t) is each draw's OLS over its running-max envelope; a new model scatters
+    about the model's own (mean) trend with its σ."""
+    n = 300
+    rng = np.random.default_rng(3)
+    log_rho = 0.05 * T_TARGETS + rng.normal(0, 0.3, (n, 4))
+    run = _run({"A": np.full(n, 0.05), "B": np.full(n, 0.0), "sigma": np.full(n, 0.3),
+                "log_density": log_rho}, trend="envelope")
+    A, B = laws.envelope_trend(T_TARGETS, log_rho)
+    mu = fc.frontier_draws(run.idata, run.config, [30.0])[:, 0]
+    np.testing.assert_allclose(mu, A * 30.0 + B)
+    new = fc.predictive_at(run.idata, run.config, [30.0])[:, 0]
+    assert np.mean(new) == pytest.approx(0.05 * 30.0, abs=0.05)
+    assert np.std(new) == pytest.approx(0.3, rel=0.15)
+
+
 def test_the_new_model_draw_is_the_frontier_composed_error():
     """The skew-normal draw against v − u drawn directly (v ~ N(0, σ_v), u ~ HalfNormal(σ_u)),
     two-sample KS at a fixed seed (a 0.1% test), and a normal for the mean trend; a release

@@ -7,6 +7,7 @@ From a run directory (nothing is re-sampled)::
     f = forecast("runs/demo", at=["2026-06-01"], params=7, match="google/gemma-2-9b")
     print(f.text())                       # or f.to_dict() for JSON
     f = forecast("runs/demo", params=7, score=0.8, benchmark="mmlu")
+    write_figure("runs/demo", f)          # RUN_DIR/figures/forecast.png (plots.forecast_figure)
 
 Per posterior draw:
 
