@@ -102,6 +102,7 @@ def test_a_falling_or_flat_trend_never_reaches_and_a_date_already_passed_is_coun
     assert big.p_reachable == 1.0 and big.p_already == 1.0
     assert fc.crossing_time(0.0, np.array([1.0, np.nan]), np.array([0.0, 0.1]), 0.0, 0.0)[0] == np.inf
     assert np.isnan(fc.crossing_time(0.0, np.array([np.nan]), np.array([0.1]), 0.0, 0.0)[0])
+    assert np.isnan(fc.crossing_time(0.0, np.array([1.0]), np.array([np.nan]), 0.0, 0.0)[0])
 
 
 def _curves(n=400, ceiling_frac=None):

@@ -125,12 +125,12 @@ def predictive_at(idata, config, t, seed: int = SEED) -> np.ndarray:
 def crossing_time(log_params, needed, A, t0, mu0) -> np.ndarray:
     """The time t at which ln N + μ(t) = ``needed`` on the line through (t0, μ0) of slope A,
     per draw: t0 + (needed − ln N − μ0) / A; +∞ where A ≤ 0 (the trend never rises to it) and
-    NaN where ``needed`` is NaN (no such size)."""
+    NaN where ``needed`` or A is NaN (no such size; an envelope draw without a slope)."""
     A = np.asarray(A, dtype=float)
     gap = np.asarray(needed, dtype=float) - log_params - np.asarray(mu0, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = t0 + gap / np.where(A > 0, A, 1.0)
-    return np.where(np.isnan(gap), np.nan, np.where(A > 0, t, np.inf))
+    return np.where(np.isnan(gap) | np.isnan(A), np.nan, np.where(A > 0, t, np.inf))
 
 
 def score_log_size(idata, config, score: float, j: int) -> np.ndarray:
