@@ -47,7 +47,8 @@ from .sampling import dense_nuts
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
                            "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target",
-                           "outlier_rate_target", "target_offset_raw"})
+                           "outlier_rate_target", "target_offset_raw", "release_group_raw",
+                           "sigma_group"})
 
 
 def target_parameters(model) -> list[str]:

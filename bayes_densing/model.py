@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
@@ -260,6 +261,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
     loss_mode = data.has_loss
     coords = {"benchmark": data.benchmarks, "target": targets.model.tolist(),
               "reference": refs.model.tolist(), "obs": np.arange(len(obs))}
+    if M.release_groups == "on":
+        coords["release_group"] = release_groups(data)[1]
 
     if weights is not None:
         target_w = scored_targets(weights[0], data)
@@ -295,6 +298,8 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             B_centre = pm.Normal("B_centre", 0.0, P.intercept_sd)
             mu = laws.trend_mean(t - t_mean, A, B_centre)
             pm.Deterministic("B", B_centre - A * t_mean)
+        if M.release_groups == "on":    # one release's models share a shift off the trend
+            mu = mu + release_group_effects(data, P)
         if M.trend in ("frontier", "changepoint"):
             sigma_v = pm.LogNormal("sigma_v", _log(P.sigma_v), 0.5)
             sigma_u = pm.HalfNormal("sigma_u", P.sigma_u)
@@ -452,6 +457,33 @@ def target_offsets(P, weights: tuple | None = None):
     w = 1.0 if weights is None else weights[1]
     centre = pt.sum(w * raw) / pt.sum(w * pt.ones_like(raw))
     return pm.Deterministic("target_offset", P.offset_sd * (raw - centre), dims="benchmark")
+
+
+def release_groups(data: ScoreData) -> tuple[np.ndarray, list[str]]:
+    """The targets' release groups: the targets of one family released on one day (six
+    sizes of one release share its recipe). Returns each target's group (index) and the
+    groups' labels, "FAMILY YYYY-MM-DD", in order of their first target; a target without a
+    family is a group of its own (its label is its model name and date)."""
+    targets = data.targets
+    family = targets.family.where(targets.family.notna() & (targets.family.astype(str) != ""),
+                                  targets.model) if "family" in targets else targets.model
+    days = pd.to_datetime(targets.release_date).dt.strftime("%Y-%m-%d")
+    keys = [f"{f} {d}" for f, d in zip(family.astype(str), days)]
+    labels = list(dict.fromkeys(keys))
+    at = {label: g for g, label in enumerate(labels)}
+    return np.array([at[k] for k in keys], dtype=int), labels
+
+
+def release_group_effects(data: ScoreData, P):
+    """Each target's release-group shift of its trend location, u_g(i) = σ_group·z_g with z_g ~
+    N(0, 1) (non-centred) and σ_group ~ HalfNormal(``priors.group_sd``): the models of one
+    release move off the trend together, so they count as one draw of the frontier's
+    between-release spread, not as independent ones. ``release_group_effect`` records u_g."""
+    index, _ = release_groups(data)
+    raw = pm.Normal("release_group_raw", 0.0, 1.0, dims="release_group")
+    sigma = pm.HalfNormal("sigma_group", P.group_sd)
+    effect = pm.Deterministic("release_group_effect", sigma * raw, dims="release_group")
+    return effect[index]
 
 
 def setting_inputs(config: Config) -> tuple:
