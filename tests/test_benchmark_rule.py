@@ -81,6 +81,17 @@ def test_either_the_gain_or_the_width_identifies():
     assert not rule.identified(gain_q05=0.9, log_size_width=math.inf)
 
 
+def test_borderline_when_the_deciding_statistic_is_within_its_error():
+    # passed by the gain alone, 0.01 past its bound with an error of 0.04: borderline
+    assert rule.near_bound((0.01, 0.04), (-1.6, 0.2))
+    # passed firmly by either route: not borderline, however near the other
+    assert not rule.near_bound((0.01, 0.04), (0.9, 0.2))
+    assert not rule.near_bound((1.5, 0.04), (-0.01, 0.2))
+    # failed, one route near its bound: borderline; both far: not
+    assert rule.near_bound((-0.02, 0.04), (-1.6, 0.2))
+    assert not rule.near_bound((-0.5, 0.04), (-1.6, 0.2))
+
+
 def test_interval_width_is_infinite_when_draws_are():
     x = np.stack([np.linspace(0, 1, 101), np.r_[np.linspace(0, 1, 95), [np.inf] * 6]], axis=1)
     width = rule.interval_width(x)
@@ -115,11 +126,16 @@ def hand_table() -> pd.DataFrame:
     rows = [dict(benchmark="scales", n_refs=8, n_targets=40, refs_spearman=1.0,
                  targets_spearman=0.8, ref_drop=-0.01, ref_drop_se=-1.0, ref_drop_at="7B→14B",
                  gain_q05=3.0, median_target_score=0.5, log_size_width=0.4, identified=True,
-                 targets_rise=True, refs_monotone=True, verdict="in"),
+                 targets_rise=True, refs_monotone=True, verdict="in", borderline=False),
             dict(benchmark="flat", n_refs=8, n_targets=40, refs_spearman=0.2,
                  targets_spearman=0.1, ref_drop=0.07, ref_drop_se=3.5, ref_drop_at="1B→2B",
                  gain_q05=0.02, median_target_score=0.45, log_size_width=math.inf,
-                 identified=False, targets_rise=False, refs_monotone=False, verdict="out")]
+                 identified=False, targets_rise=False, refs_monotone=False, verdict="out",
+                 borderline=False),
+            dict(benchmark="edge", n_refs=8, n_targets=40, refs_spearman=0.8,
+                 targets_spearman=0.7, ref_drop=0.01, ref_drop_se=0.5, ref_drop_at="1B→2B",
+                 gain_q05=1.01, median_target_score=0.3, log_size_width=3.0, identified=True,
+                 targets_rise=True, refs_monotone=True, verdict="borderline", borderline=True)]
     return pd.DataFrame(rows, columns=list(rule.COLUMNS))
 
 
@@ -128,7 +144,9 @@ def test_text_lists_each_criterion_and_the_default_set():
     flat = next(line for line in out.splitlines() if line.startswith("flat"))
     assert flat.split()[-4:] == ["FAIL", "FAIL", "FAIL", "out"]
     assert "—" in flat                                        # the infinite width
-    assert out.splitlines()[-1] == "Default set by the rule: scales"
+    assert out.splitlines()[-2] == "Default set by the rule: scales"
+    assert out.splitlines()[-1].startswith("Borderline, left out")
+    assert out.splitlines()[-1].endswith(": edge")
     assert rule.default_set(hand_table()) == ["scales"]
 
 
@@ -146,6 +164,7 @@ def test_the_rule_keeps_a_scaling_benchmark_and_drops_a_flat_one(tmp_path):
     rows = {r["benchmark"]: r for r in out["benchmarks"]}
     assert out["default_set"] == ["mmlu"] and out["bounds"]["width_max"] == math.log(4)
     assert rows["mmlu"]["verdict"] == "in" and rows["flat"]["verdict"] == "out"
+    assert not rows["mmlu"]["borderline"]
     assert rows["mmlu"]["gain_q05"] > rule.GAIN_MIN
     assert rows["mmlu"]["log_size_width"] < rule.WIDTH_MAX
     assert rows["mmlu"]["targets_spearman"] > 0.5 and rows["mmlu"]["refs_spearman"] > 0.9
