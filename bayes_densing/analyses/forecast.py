@@ -62,11 +62,8 @@ def frontier_draws(idata, config, t) -> np.ndarray:
         A, B = laws.envelope_trend(results.target_times(idata),
                                    results.draws(idata, "log_density"))
         return laws.trend_mean(t, np.asarray(A)[:, None], np.asarray(B)[:, None])
-    if trend == "changepoint":
-        return laws.changepoint_mean(t, results.draws(idata, "A_before")[:, None],
-                                     results.draws(idata, "A_after")[:, None],
-                                     results.draws(idata, "B_change")[:, None],
-                                     float(config.model.months(config.model.changepoint)))
+    if trend == "changepoint":      # laws.changepoint_mean at the run's change date(s)
+        return results.trend_line_draws(idata, config, t[0])
     return laws.trend_mean(t, results.draws(idata, "A")[:, None], results.draws(idata, "B")[:, None])
 
 
