@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 TRENDS = ("frontier", "mean", "envelope", "changepoint")
+MARGINAL = "marginal"   # model.changepoint: the date marginalised over a discrete prior
 LIKELIHOODS = ("betabinomial", "robust")
 SAMPLERS = ("numpyro", "pymc", "blackjax", "nutpie")
 # the shortest warm-up of the default sampler (dense_nuts) whose windows estimate its metric
@@ -70,14 +71,13 @@ class PriorConfig:
     group_sd: float = 0.5
 
 
-
 @dataclass
 class ModelSpec:
     trend: str = "frontier"
     likelihood: str = "betabinomial"
     d0: float = 1.0                   # D0, trillions of tokens at which N̂ is evaluated
     date_origin: str = "2023-02-24"   # t = 0 for the reported intercept (Llama-1's release)
-    changepoint: str = "2022-11-30"   # ChatGPT
+    changepoint: str = "2022-11-30"   # ChatGPT; "marginal": summed over month starts
     data_term: str = "auto"           # "auto", "on", "off": the b·D^-β term of the loss law
     ceiling: str = "fixed"            # "fixed": c_j = 1 − d_j; "free": c_j/(1 − d_j) ~ Beta
     reparam: str = "shear"            # "shear" (targets move with the curves) or "centred"
@@ -168,7 +168,8 @@ class Config:
         if not 0.5 <= s.target_accept < 1:
             raise ConfigError(f"sampler.target_accept must be in [0.5, 1), got {s.target_accept}")
         for key in ("date_origin", "changepoint"):
-            _parse_date(f"model.{key}", getattr(m, key))
+            if not (key == "changepoint" and m.changepoint == MARGINAL):
+                _parse_date(f"model.{key}", getattr(m, key))
         for key in ("since", "until"):
             if getattr(d, key):
                 _parse_date(f"data.{key}", getattr(d, key))

@@ -32,7 +32,7 @@ from pytensor.gradient import disconnected_grad
 from scipy.special import gammaln
 
 from . import laws
-from .config import Config
+from .config import MARGINAL, Config
 from .data import ScoreData
 
 P_EPS = 1e-9
@@ -279,20 +279,28 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                                              dims="benchmark")
 
         # --- trend: the prior of every target's log density -------------------------------
+        marginal = M.trend == "changepoint" and M.changepoint == MARGINAL
         if M.trend == "changepoint":
-            t_change = float(M.months(M.changepoint))
-            n_before = int((t < t_change).sum())
-            if n_before < 3 or len(t) - n_before < 3:
-                raise ModelError(f"changepoint trend needs ≥ 3 target models on each side of "
-                                 f"{M.changepoint}; found {n_before} before and {len(t) - n_before} "
-                                 "after (widen --since)")
+            if marginal:        # the date is a discrete latent, summed out (trend_prior below)
+                t_change, dates = changepoint_candidates(data, config)
+                model.add_coord("changepoint_date", dates)
+                t_change = t_change[:, None]
+            else:
+                t_change = float(M.months(M.changepoint))
+                n_before = int((t < t_change).sum())
+                if n_before < 3 or len(t) - n_before < 3:
+                    raise ModelError(f"changepoint trend needs ≥ 3 target models on each side "
+                                     f"of {M.changepoint}; found {n_before} before and "
+                                     f"{len(t) - n_before} after (widen --since)")
             A_before = pm.Normal("A_before", 0.0, P.slope_sd)
             A_after = pm.Normal("A_after", 0.0, P.slope_sd)
             B_change = pm.Normal("B_change", 0.0, P.intercept_sd)
             mu = laws.changepoint_mean(t, A_before, A_after, B_change, t_change)
             A = pm.Deterministic("A", A_after)
             pm.Deterministic("slope_ratio", A_after / A_before)
-            pm.Deterministic("B", laws.changepoint_mean(0.0, A_before, A_after, B_change, t_change))
+            if not marginal:
+                pm.Deterministic("B", laws.changepoint_mean(0.0, A_before, A_after, B_change,
+                                                            t_change))
         else:
             A = pm.Normal("A", 0.0, P.slope_sd)
             B_centre = pm.Normal("B_centre", 0.0, P.intercept_sd)
@@ -337,6 +345,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 log_rho = pm.Deterministic("log_density", shifted + xi, dims="target")
         elif weights is not None:       # the same as below, with the prior as a Potential
             log_rho = shifted = pm.Flat("log_density", dims="target")
+        elif marginal:
+            raise ModelError("a marginalised changepoint (model.changepoint = 'marginal') "
+                             "needs model.reparam = 'shear' or 'affine'")
         else:
             log_rho = model.register_rv(prior, "log_density", dims="target")
         if M.reparam in ("shear", "affine") or weights is not None:
@@ -352,7 +363,15 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 at = pt.switch(pt.gt(target_w, 0.0), log_rho, safe)
                 trend_lp = (target_w * pm.logp(prior, at)
                             + (1.0 - target_w) * _std_normal_logp(shifted))
-            pm.Potential("trend_prior", trend_lp.sum())
+            if marginal:
+                # p(ln ρ | A's, B) = Σ_k π_k Π_i p(ln ρ_i | date k), π uniform; each draw's
+                # conditional posterior of the date is the softmax of the per-date terms
+                per_date = trend_lp.sum(axis=-1)
+                pm.Potential("trend_prior", pt.logsumexp(per_date) - math.log(len(dates)))
+                pm.Deterministic("changepoint_weight", pt.special.softmax(per_date),
+                                 dims="changepoint_date")
+            else:
+                pm.Potential("trend_prior", trend_lp.sum())
         eta = pm.Deterministic("log_effective_size", log_rho + log_n_target, dims="target")
         pm.Deterministic("doubling_months", laws.doubling_time(A))
 
@@ -422,6 +441,25 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
         if weights is not None:
             unused_parameters(model, 1.0 - weights[1])
     return model
+
+
+CHANGEPOINT_SIDE = 3    # targets each side of a change date, at least
+
+
+def changepoint_candidates(data: ScoreData, config: Config) -> tuple[np.ndarray, list[str]]:
+    """The change dates a marginalised changepoint sums over, with equal prior weight: the
+    first day of every month with at least :data:`CHANGEPOINT_SIDE` targets released before it
+    and as many from it on. Returns their times (months from the date origin) and dates."""
+    released = data.targets.release_date.sort_values()
+    first = (released.iloc[CHANGEPOINT_SIDE - 1].to_period("M") + 1).to_timestamp()
+    last = released.iloc[-CHANGEPOINT_SIDE].to_period("M").to_timestamp()
+    dates = pd.date_range(first, last, freq="MS")
+    if len(dates) == 0:
+        raise ModelError(f"a marginalised changepoint needs a month with ≥ {CHANGEPOINT_SIDE} "
+                         "target models released on each side of its first day; these targets "
+                         "have none (widen --since)")
+    return (np.asarray(config.model.months(dates), dtype=float),
+            [d.strftime("%Y-%m-%d") for d in dates])
 
 
 def exponents(P, n_benchmarks: int):

@@ -637,9 +637,12 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
     fig = new_figure(13.0, 5.2)
     left, right = fig.subplots(1, 2, width_ratios=[1.7, 1])
     density_panel(left, run, n_labels=8)
-    change = pd.Timestamp(config.model.changepoint)
+    label = results.change_label(idata, config)
+    marginal = "changepoint_weight" in idata.posterior
+    change = pd.Timestamp(results.change_date_posterior(idata).idxmax() if marginal
+                          else config.model.changepoint)
     left.axvline(change, color="0.3", ls="--", lw=1)
-    left.text(change, 0.01, f" change date {config.model.changepoint}", fontsize=8,
+    left.text(change, 0.01, f" change date {label}", fontsize=8,
               va="bottom",
               transform=blended_transform_factory(left.transData, left.transAxes))
     left.set_title("Density over release date, two slopes", fontsize=10)
@@ -652,7 +655,7 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
                  else "no doubling (median slope ≤ 0)")
         when = "before" if name == "A_before" else "after"
         _kde_line(right, A * yearly, colour,
-                  f"{when} {config.model.changepoint}: {speed}; "
+                  f"{when} {'the change' if marginal else label}: {speed}; "
                   f"P(no growth) {np.mean(~np.isfinite(T)):.2f}")
     ratio = claim(run).ratio or {}
     if ratio:

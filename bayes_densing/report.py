@@ -125,7 +125,8 @@ def _doubling(run: results.Run) -> Section:
         r = c.ratio
         rows += [[f"Slope after / before {r['change_date']}", f"{num(r['median'])} (90% HDI "
                   f"{num(r['low'])}–{num(r['high'])})"],
-                 [f"P(after ≥ {r['threshold']:g} × before)", num(r["p_at_least"], ".3f")]]
+                 [f"P(after ≥ {r['threshold']:g} × before)", num(r["p_at_least"], ".3f")],
+                 ["P(slower after)", num(r["p_slower_after"], ".3f")]]
     estimand = results.ESTIMAND[run.diagnostics.get("estimand", "joint")]
     blocks = [Para(f"Doubling time T = ln 2 / A of the density ({c.trend} trend, "
                    f"{c.n_draws} posterior draws). Estimand: {estimand}."),

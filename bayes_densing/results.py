@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from . import laws, rundir
-from .config import Config, upgraded
+from .config import MARGINAL, Config, upgraded
 from .data import ScoreData
 from .inference import rhat_text
 from .model import obs_concentration, score_probability
@@ -94,8 +94,38 @@ def trend_line_draws(idata: xr.DataTree, config: Config, t: np.ndarray) -> np.nd
         return laws.changepoint_mean(t, draws(idata, "A_before")[:, None],
                                      draws(idata, "A_after")[:, None],
                                      draws(idata, "B_change")[:, None],
-                                     float(config.model.months(config.model.changepoint)))
+                                     change_times(idata, config)[:, None])
     return laws.trend_mean(t, draws(idata, "A")[:, None], draws(idata, "B")[:, None])
+
+
+def change_times(idata: xr.DataTree, config: Config) -> np.ndarray:
+    """Each draw's change time (months from the date origin) of a ``changepoint`` trend: the
+    configured date, or, with the date marginalised (``model.changepoint = "marginal"``), one
+    draw of the candidate dates from their conditional posterior given the draw's other
+    parameters (``changepoint_weight``), so that each draw is one of the joint posterior."""
+    if config.model.changepoint != MARGINAL:
+        return np.full(draws(idata, "A_after").shape[0],
+                       float(config.model.months(config.model.changepoint)))
+    weights = draws(idata, "changepoint_weight")
+    months = config.model.months(pd.to_datetime(idata.posterior["changepoint_date"].values))
+    rng = np.random.default_rng(0xC4A)        # the same dates every time the run is read
+    pick = (weights.cumsum(axis=1) < rng.uniform(size=(len(weights), 1))).sum(axis=1)
+    return np.asarray(months, dtype=float)[np.minimum(pick, weights.shape[1] - 1)]
+
+
+def change_date_posterior(idata: xr.DataTree) -> pd.Series:
+    """A marginalised changepoint's posterior over its candidate dates (the draws' mean
+    conditional probabilities), indexed by date."""
+    w = idata.posterior["changepoint_weight"].mean(("chain", "draw"))
+    return pd.Series(w.values, index=[str(d) for d in w["changepoint_date"].values])
+
+
+def change_label(idata: xr.DataTree, config: Config) -> str:
+    """The change date as text: the configured one, or the marginalised one's posterior mode."""
+    if config.model.changepoint != MARGINAL:
+        return config.model.changepoint
+    post = change_date_posterior(idata)
+    return f"the change (marginalised; mode {post.idxmax()}, P {post.max():.2f})"
 
 
 def trend_prior_logpdf(idata: xr.DataTree, config: Config, t: np.ndarray,

@@ -65,6 +65,7 @@ class Claim:
             lines.append(f"Slope after / before {r['change_date']}: median {r['median']:.2f} "
                          f"(90% HDI {r['low']:.2f}–{r['high']:.2f})")
             lines.append(f"  P(after ≥ {r['threshold']:g} × before) {_prob(r['p_at_least'])}")
+            lines.append(f"  P(slower after: A_after < A_before) {_prob(r['p_slower_after'])}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -108,11 +109,12 @@ def claim(run: str | Path | results.Run, months=results.CLAIMS, ratio: float = 1
         after = results.draws(idata, "A_after")
         grew = before > 0
         r = after[grew] / before[grew]
-        out.ratio = {"change_date": config.model.changepoint, "threshold": ratio,
+        out.ratio = {"change_date": results.change_label(idata, config), "threshold": ratio,
                      "p_at_least": float(np.mean((after >= ratio * before) & (after > 0))),
+                     "p_slower_after": float(np.mean(after < before)),
                      **(_interval(r) if r.size else {"median": math.nan, "low": math.nan,
                                                       "high": math.nan})}
         if not grew.all():
             notes.append(f"the ratio's median and HDI use the {grew.sum()} draws with growth "
-                         f"before {config.model.changepoint}")
+                         f"before {results.change_label(idata, config)}")
     return out
