@@ -80,9 +80,11 @@ DATASETS: dict[str, BundledDataset] = {d.name: d for d in [
         source="Swallow LLM Leaderboard (swallow-llm/leaderboard, CC BY 4.0); sizes, tokens and "
                "dates from model cards (datasets/README-swallow_2025.md)",
         reference="Qwen2.5",
-        # the benchmark rule's set (analyses/benchmark_rule.py; docs/analyses.md)
-        benchmarks=("bbh@swallow-v2", "hellaswag@swallow", "mmlu@swallow", "squad2@swallow",
-                    "triviaqa@swallow", "xwinograd@swallow"),
+        # the benchmark rule's set (analyses/benchmark_rule.py; docs/analyses.md) less SQuAD 2.0,
+        # whose two smallest references score at its floor (0.501, 0.506 against chance 0.50):
+        # with it the curve fit diverged (5 of 4,000 transitions at seed 0), without it none
+        benchmarks=("bbh@swallow-v2", "hellaswag@swallow", "mmlu@swallow", "triviaqa@swallow",
+                    "xwinograd@swallow"),
         since="2023-01-01",
     ),
 ]}
