@@ -374,13 +374,7 @@ def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
         ax.scatter(pd.to_datetime(refs.release_date), np.ones(len(refs)), marker="s", s=26,
                    facecolor="white", edgecolor=REFERENCE, lw=1.1, zorder=4,
                    label=f"reference models ({family}, {len(refs)}): ρ = 1 by definition")
-    ax.set_yscale("log")
-    ax.set_xlabel("release date")
-    ax.set_ylabel("capability density ρ = effective ÷ actual size")
-    ax.grid(which="major", color="0.92", lw=0.8)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    density_axes(ax)
     legend = ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
     chosen = _label_choice(tg, n_labels)
     pts = [(mdates_num(d), v) for d, v in zip(pd.to_datetime(chosen.release_date), chosen.density)]
@@ -621,6 +615,17 @@ def doubling_figure(run: Run, path_stem=None, claims=None) -> Figure:
     if path_stem is not None:
         save(fig, path_stem)
     return fig
+
+
+def density_axes(ax) -> None:
+    """The axes of a density-over-date panel: log density, labels, a light grid."""
+    ax.set_yscale("log")
+    ax.set_xlabel("release date")
+    ax.set_ylabel("capability density ρ = effective ÷ actual size")
+    ax.grid(which="major", color="0.92", lw=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
 
 
 def changepoint_figure(run: Run, path_stem=None) -> Figure:
@@ -989,13 +994,7 @@ def forecast_figure(run: Run, fc, path_stem=None, seed: int = 0) -> Figure:
             ax.axvline(_to_dates(config, [m])[0], color="#8172b3", ls="-.", lw=1, zorder=0,
                        label=f"{r.params:g}B model reaches {_short(r.what, 30)}: median "
                              f"{r.date['median']} (P(reachable) {r.p_reachable:.2f})")
-    ax.set_yscale("log")
-    ax.set_xlabel("release date")
-    ax.set_ylabel("capability density ρ = effective ÷ actual size")
-    ax.grid(which="major", color="0.92", lw=0.8)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    density_axes(ax)
     ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
     ax.set_title("Forecast of capability density: the trend carried past the data")
     if path_stem is not None:

@@ -556,6 +556,21 @@ def write_run(directory: Path, *, idata: xr.DataTree, models: pd.DataFrame,
     rundir.write_manifest(directory, "run", rundir.RUN_CORE, diagnostics.get("command", ""))
 
 
+def json_safe(x):
+    """A result for JSON: numpy scalars to Python, NaN/∞ to None, recursively."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
 def _json(x):
     if isinstance(x, (np.integer,)):
         return int(x)

@@ -245,7 +245,7 @@ class Forecast:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _clean(asdict(self))
+        return results.json_safe(asdict(self))
 
     def text(self) -> str:
         name = {"frontier": "frontier", "changepoint": "frontier (last segment)",
@@ -314,21 +314,6 @@ def _triple(d: dict, fmt: str = ".2f") -> str:
 
 def _share(p: float) -> str:
     return f"{p:.3f}" if 0 < p < 1 else ("< 0.001" if p == 0 else "> 0.999")
-
-
-def _clean(x):
-    """JSON-safe: NaN/∞ to None, numpy scalars to Python."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 # --- the analysis ---------------------------------------------------------------------------------

@@ -275,7 +275,7 @@ class Influence:
         return self.table.model[self.table.flagged].tolist()
 
     def to_dict(self) -> dict:
-        return _clean({
+        return results.json_safe({
             "k_threshold": self.k_threshold, "elpd_loo": self.elpd_loo, "se": self.se,
             "p_loo": self.p_loo, "n_draws": self.n_draws, "n_models": int(len(self.table)),
             "flagged": self.flagged, "refitted": self.refitted, "skipped": self.skipped,
@@ -340,21 +340,6 @@ class Influence:
             if (directory / rundir.MANIFEST).exists():   # a run directory: list them as derived
                 rundir.record_derived(directory, list(texts))
         return [directory / name for name in texts]
-
-
-def _clean(x):
-    """JSON-safe: numpy scalars to Python, NaN/∞ to None."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,

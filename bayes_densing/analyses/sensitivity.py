@@ -429,18 +429,6 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
     return res
 
 
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def _write(root: Path, res: SensitivityResult, specs: list[str]) -> None:
     res.table.to_csv(root / "sensitivity.csv", index=False)
     doc = {
@@ -453,7 +441,7 @@ def _write(root: Path, res: SensitivityResult, specs: list[str]) -> None:
         "figures": ["tornado.png", "tornado.svg"],
         "notes": "run_dir is relative to this directory; shift_months = median − base median",
     }
-    (root / "sensitivity.json").write_text(json.dumps(_json_safe(doc), indent=2,
+    (root / "sensitivity.json").write_text(json.dumps(results.json_safe(doc), indent=2,
                                                       allow_nan=False, default=str))
     core = ["sensitivity.csv", "sensitivity.json"]
     if res.prior is not None:
