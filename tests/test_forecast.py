@@ -148,6 +148,11 @@ def test_a_score_is_read_off_the_run_curves_and_one_above_the_ceiling_is_unreach
     far = fc.forecast(run, params=2.0, score=high, benchmark="mmlu").reach[0]
     assert far.p_above_largest_reference == 1.0
     assert any("above the largest reference model (32B)" in x for x in far.extrapolated)
+    # a task (benchmark@source) is found by its benchmark's name when the run has one such task
+    task = run.idata.constant_data.to_dataset().assign_coords(benchmark=["mmlu@swallow"])
+    run.idata["constant_data"] = task
+    r = fc.forecast(run, params=2.0, score=S, benchmark="mmlu").reach[0]
+    assert r.needed_size["median"] == pytest.approx(10.0, rel=1e-6)
 
 
 def test_changepoint_forecasts_follow_the_last_segment():

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import laws, results
+from .. import benchmark_registry, laws, results
 
 PROB = 0.9
 SEED = 0
@@ -415,6 +415,9 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
         queries.append(("match", name, eta, eta, {}))
     if score is not None:
         benches = [str(b) for b in cd["benchmark"].values]
+        tasks = [b for b in benches if benchmark_registry.base_benchmark(b) == benchmark]
+        if benchmark not in benches and len(tasks) == 1:     # "mmlu" for the run's mmlu@swallow
+            benchmark = tasks[0]
         if benchmark not in benches:
             raise ForecastError(f"--benchmark {benchmark!r} is not in the run (it has "
                                 f"{', '.join(benches)}); {_closest(benchmark, benches)}")
