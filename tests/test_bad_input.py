@@ -122,7 +122,7 @@ CATALOGUE: dict[str, tuple[bytes | None, list[str], list[str]]] = {
                                        "drop it or add models"]),
     "benchmark without reference scores": (edit(add="t1,A,3,,2023-06-01,arc_challenge,0.5,target\n"
                                                     "t2,B,7,,2023-09-01,arc_challenge,0.6,target\n"), [],
-                                           ["rows 12, 13", "column 'benchmark'", "no score from a reference",
+                                           ["rows 12, 13", "column 'benchmark'", "has no reference scores",
                                             "add reference scores"]),
     "unknown benchmark without n_items": (GOOD.replace("gsm8k", "mybench").encode(), [],
                                           ["column 'n_items'", "'mybench' is not in the registry",

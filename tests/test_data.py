@@ -171,10 +171,10 @@ def test_target_only_file_without_shared_benchmark_is_an_error(tmp_path):
         load(Config(), write(tmp_path, text))
 
 
-def test_benchmark_without_reference_scores_is_an_error(tmp_path):
+def test_benchmark_without_reference_scores_and_too_few_shared_models_is_an_error(tmp_path):
     text = HEADER + REF + TGT + "t1,A,3,,2023-06-01,humaneval,0.1,target\n" \
                                 "t2,B,7,,2023-09-01,humaneval,0.2,target\n"
-    with pytest.raises(DataError, match="no score from a reference model"):
+    with pytest.raises(DataError, match="has no reference scores, and 2 of its models .* at least 5"):
         load(Config(), write(tmp_path, text))
 
 
