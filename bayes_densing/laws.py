@@ -126,6 +126,15 @@ def changepoint_mean(t, A_before, A_after, B, t_change):
     return B + A_before * xp.minimum(dt, 0.0) + A_after * xp.maximum(dt, 0.0)
 
 
+def changepoint_level(t, A_before, A_after, level, t_change, t_level):
+    """The broken line of :func:`changepoint_mean` through ``level`` at ``t_level`` instead of
+    through B at the change: as the change date moves, the line keeps its level at
+    ``t_level``, so a date summed over candidates leaves the other parameters' meaning the same
+    for every candidate."""
+    return (level + changepoint_mean(t, A_before, A_after, 0.0, t_change)
+            - changepoint_mean(t_level, A_before, A_after, 0.0, t_change))
+
+
 def doubling_time(A):
     """Doubling time ln 2 / A, in the time unit of A (months for the model's A)."""
     return LN2 / A

@@ -91,10 +91,12 @@ def trend_line_draws(idata: xr.DataTree, config: Config, t: np.ndarray) -> np.nd
         ok = np.isfinite(A)
         return laws.trend_mean(t, A[ok, None], B[ok, None])
     if trend == "changepoint":
-        return laws.changepoint_mean(t, draws(idata, "A_before")[:, None],
-                                     draws(idata, "A_after")[:, None],
-                                     draws(idata, "B_change")[:, None],
-                                     change_times(idata, config)[:, None])
+        slopes = draws(idata, "A_before")[:, None], draws(idata, "A_after")[:, None]
+        when = change_times(idata, config)[:, None]
+        if config.model.changepoint == MARGINAL:    # its level is at the targets' mean date
+            return laws.changepoint_level(t, *slopes, draws(idata, "B_centre")[:, None], when,
+                                          float(target_times(idata).mean()))
+        return laws.changepoint_mean(t, *slopes, draws(idata, "B_change")[:, None], when)
     return laws.trend_mean(t, draws(idata, "A")[:, None], draws(idata, "B")[:, None])
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
-from bayes_densing import results
+from bayes_densing import laws, results
 from bayes_densing.analyses.claim import claim
 from bayes_densing.config import Config
 from bayes_densing.data import load
@@ -54,9 +54,15 @@ def test_the_trend_prior_is_the_mixture_of_the_fixed_dates(data):
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in point.items()}
     fixed = []
-    for d in dates:
+    t_change, _ = changepoint_candidates(data, _config("marginal"))
+    t_mean = float(data.targets.t.mean())
+    for d, tk in zip(dates, t_change):
         m = build_model(data, _config(d))
-        fixed.append(float(_value(m, "trend_prior", point)))
+        # the same broken line: the fixed model's level at its date, from the marginal's level
+        # at the targets' mean date
+        at = {**point, "B_change": laws.changepoint_level(tk, point["A_before"], point["A_after"],
+                                                          point["B_centre"], tk, t_mean)}
+        fixed.append(float(_value(m, "trend_prior", at)))
     mixed = float(_value(marginal, "trend_prior", point))
     assert mixed == pytest.approx(logsumexp(fixed) - math.log(len(dates)), rel=1e-9)
     weights = _value(marginal, "changepoint_weight", point)
