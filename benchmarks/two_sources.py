@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -72,8 +74,17 @@ def main() -> None:
     s = config.sampler
     s.chains, s.draws, s.tune = args.chains, args.draws, args.tune
     start, rows = time.time(), []
+    if args.out.exists():       # resume: keep the seeds already fitted
+        rows = [r for r in json.loads(args.out.read_text())["runs"]
+                if args.first_seed <= r["seed"] < args.first_seed + args.seeds]
+    done = {r["seed"] for r in rows}
+    # one process per seed: a long run of fits in one process ran out of memory for JIT code
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               max_tasks_per_child=1)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one(seed, config))
+        if seed in done:
+            continue
+        rows.append(pool.submit(one, seed, config).result())
         r = rows[-1]
         print(f"seed {seed}: η covered {r['eta_covered']}/{r['eta_n']}, A covered "
               f"{r['A_covered']}, divergences {r['divergences']}, max R-hat {r['max_rhat']:.3f}",
