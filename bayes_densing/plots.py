@@ -647,7 +647,9 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
     change = pd.Timestamp(results.change_date_posterior(idata).idxmax() if marginal
                           else config.model.changepoint)
     left.axvline(change, color="0.3", ls="--", lw=1)
-    left.text(change, 0.01, f" change date {label}", fontsize=8,
+    where = (f"marginalised, mode {change:%Y-%m-%d} (P "
+             f"{results.change_date_posterior(idata).max():.2f})" if marginal else label)
+    left.text(change, 0.01, f" change date {where}", fontsize=8,
               va="bottom",
               transform=blended_transform_factory(left.transData, left.transAxes))
     left.set_title("Density over release date, two slopes", fontsize=10)

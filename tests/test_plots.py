@@ -148,6 +148,33 @@ def test_changepoint_figure_shows_both_slopes_and_the_ratio(changepoint_fit, tmp
     assert png_size(tmp_path / "cp.png")[0] > 800
 
 
+def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
+    """The figure of a run whose change date is marginalised: its posterior of the date (here
+    made by hand: mostly the fitted run's date, some on the month after) and the line's level
+    at the targets' mean date, as model.changepoint = "marginal" records them."""
+    import numpy as np
+    import xarray as xr
+
+    from bayes_densing import laws
+
+    run = results.load_run(changepoint_fit.out)
+    post = run.idata.posterior.to_dataset()
+    t_mean = float(results.target_times(run.idata).mean())
+    t_c = float(run.config.model.months(run.config.model.changepoint))
+    level = laws.changepoint_mean(t_mean, post.A_before, post.A_after, post.B_change, t_c)
+    weight = np.broadcast_to([0.8, 0.2], post.A_after.shape + (2,))
+    post = post.assign(B_centre=level, changepoint_weight=xr.DataArray(
+        weight, dims=("chain", "draw", "changepoint_date"),
+        coords={"changepoint_date": ["2022-11-01", "2022-12-01"]}))
+    run.idata["posterior"] = post
+    run.config.model.changepoint = "marginal"
+    fig = plots.changepoint_figure(run, tmp_path / "cpm")
+    left, right = fig.axes[:2]
+    assert any("marginalised, mode 2022-11-01 (P 0.80)" in t.get_text() for t in left.texts)
+    assert "before the change" in " ".join(legend_texts(fig))
+    assert png_size(tmp_path / "cpm.png")[0] > 800
+
+
 def test_changepoint_figure_refuses_a_run_without_a_changepoint(run):
     with pytest.raises(ValueError, match="--trend changepoint"):
         plots.changepoint_figure(run)
