@@ -288,9 +288,9 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             else:
                 t_change = float(M.months(M.changepoint))
                 n_before = int((t < t_change).sum())
-                if n_before < 3 or len(t) - n_before < 3:
-                    raise ModelError(f"changepoint trend needs ≥ 3 target models on each side "
-                                     f"of {M.changepoint}; found {n_before} before and "
+                if n_before < CHANGEPOINT_SIDE or len(t) - n_before < CHANGEPOINT_SIDE:
+                    raise ModelError(f"changepoint trend needs ≥ {CHANGEPOINT_SIDE} target models "
+                                     f"on each side of {M.changepoint}; found {n_before} before and "
                                      f"{len(t) - n_before} after (widen --since)")
             A_before = pm.Normal("A_before", 0.0, P.slope_sd)
             A_after = pm.Normal("A_after", 0.0, P.slope_sd)

@@ -31,9 +31,9 @@ import xarray as xr
 from . import bridge, laws, results
 from .config import Config
 from .data import ScoreData
-from .inference import chain_method, select_device, unconstrained_starts
-from .model import (_log, betabinomial_logp, curve_parameters, exponents, log_binomial,
-                    outlier_rate, robust_logp)
+from .inference import chain_method, diagnose, select_device, unconstrained_starts
+from .model import (P_EPS, _log, betabinomial_logp, curve_parameters, exponents,
+                    log_binomial, outlier_rate, robust_logp)
 
 PREFIX = "unanchored_"          # the stage-2 variables' names in the run's posterior
 GRID_POINTS, GRID_HALF_WIDTH = 1601, 10.0   # stage 3: ln N̂ over ln N ± 10 (ρ in e^±10)
@@ -78,7 +78,7 @@ def task_probability(params, x, bj, chance, anchors, d0: float, xp=pt):
         return v[..., bj]
     L = laws.loss_law(xp.exp(x), d0, a=1.0, alpha=per(coefs["alpha"]), b=0.0, beta=1.0)
     p = laws.performance(L, per(c), per(gamma), per(l), np.asarray(chance)[bj])
-    return xp.clip(p, 1e-9, 1.0 - 1e-9)
+    return xp.clip(p, P_EPS, 1.0 - P_EPS)
 
 
 def anchors(idata: xr.DataTree, data: ScoreData) -> np.ndarray:
@@ -148,25 +148,13 @@ def anchor(idata: xr.DataTree, data: ScoreData, config: Config) -> Anchored:
     tree = bridge.to_inferencedata(model, draws.z, draws.stats, observed=False, args=centre,
                                    posterior=bridge.posterior_function(model, [eta_in]))
     stage2 = tree.posterior.to_dataset()
-    free = [rv.name for rv in model.free_RVs]
-    diagnostics = _diagnostics(stage2, free, draws.stats)
+    diagnostics = diagnose(tree, [rv.name for rv in model.free_RVs])
     stage2 = stage2.rename({v: PREFIX + v for v in stage2.data_vars})
     stage2 = stage2.rename({"benchmark": "unanchored_task"})
     stage3 = _only_unanchored_sizes(idata, stage2, data, config, sizes, s.seed)
     post = xr.merge([stage2, stage3]) if stage3 is not None else stage2
     return Anchored(post.assign_coords(chain=idata.posterior.chain, draw=idata.posterior.draw),
                     diagnostics)
-
-
-def _diagnostics(post: xr.Dataset, free: list[str], stats: dict) -> dict:
-    import arviz as az
-
-    kept = post[[v for v in free if v in post]]
-    rhat = az.rhat(kept)
-    ess = az.ess(kept, method="bulk")
-    return {"divergences": int(np.sum(stats["diverging"])),
-            "max_rhat": float(max(float(v.max()) for v in rhat.data_vars.values())),
-            "min_ess_bulk": float(min(float(v.min()) for v in ess.data_vars.values()))}
 
 
 def _only_unanchored_sizes(idata, stage2: xr.Dataset, data: ScoreData, config: Config,
