@@ -69,7 +69,10 @@ DATASETS: dict[str, BundledDataset] = {d.name: d for d in [
         description="148 open base LLMs (2019–2024), Open LLM Leaderboard v1/v2 + HumanEval",
         source="ObsScaling (Ruan et al. 2024, Apache-2.0); dates from model cards; Epoch AI (MIT)",
         reference="Qwen1.5",
-        benchmarks=("mmlu", "arc_challenge", "hellaswag", "winogrande", "truthfulqa", "gsm8k"),
+        # the benchmark rule's set (analyses/benchmark_rule.py; docs/analyses.md): TruthfulQA and
+        # GSM8K, in the earlier default (CHANGELOG), fail it; GPQA is borderline and stays out
+        benchmarks=("arc_challenge", "bbh", "hellaswag", "humaneval", "math_hard", "mmlu",
+                    "mmlu_pro", "winogrande", "xwinograd"),
         since="2023-01-01",
     ),
     BundledDataset(
