@@ -48,7 +48,7 @@ from .sampling import dense_nuts
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
                            "A_after", "B_change", "sigma_v", "sigma_u", "sigma", "phi_target",
                            "outlier_rate_target", "target_offset_raw", "release_group_raw",
-                           "sigma_group"})
+                           "sigma_group", "slope_scaled"})
 
 
 def target_parameters(model) -> list[str]:

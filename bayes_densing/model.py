@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 from pytensor.gradient import disconnected_grad
 from scipy.special import gammaln
 
@@ -292,20 +293,22 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                     raise ModelError(f"changepoint trend needs ≥ {CHANGEPOINT_SIDE} target models "
                                      f"on each side of {M.changepoint}; found {n_before} before and "
                                      f"{len(t) - n_before} after (widen --since)")
-            A_before = pm.Normal("A_before", 0.0, P.slope_sd)
-            A_after = pm.Normal("A_after", 0.0, P.slope_sd)
             if marginal:
+                A_before, A_after, slope_lp = marginal_slopes(P, t, t_change[:, 0], t_mean)
                 # the level at the targets' mean date: at the change date (B_change) it moved
                 # the whole line with the date, and the candidates' modes lay apart (1,126
                 # divergent transitions in 6,400 on swallow-2025)
                 B_centre = pm.Normal("B_centre", 0.0, P.intercept_sd)
-                mu = laws.changepoint_level(t, A_before, A_after, B_centre, t_change, t_mean)
+                mu = laws.changepoint_level(t, A_before[:, None], A_after[:, None], B_centre,
+                                            t_change, t_mean)
+                A = None        # A_before, A_after, A: of each draw's date (resolve_change_date)
             else:
+                A_before = pm.Normal("A_before", 0.0, P.slope_sd)
+                A_after = pm.Normal("A_after", 0.0, P.slope_sd)
                 B_change = pm.Normal("B_change", 0.0, P.intercept_sd)
                 mu = laws.changepoint_mean(t, A_before, A_after, B_change, t_change)
-            A = pm.Deterministic("A", A_after)
-            pm.Deterministic("slope_ratio", A_after / A_before)
-            if not marginal:
+                A = pm.Deterministic("A", A_after)
+                pm.Deterministic("slope_ratio", A_after / A_before)
                 pm.Deterministic("B", laws.changepoint_mean(0.0, A_before, A_after, B_change,
                                                             t_change))
         else:
@@ -371,16 +374,17 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
                 trend_lp = (target_w * pm.logp(prior, at)
                             + (1.0 - target_w) * _std_normal_logp(shifted))
             if marginal:
-                # p(ln ρ | A's, B) = Σ_k π_k Π_i p(ln ρ_i | date k), π uniform; each draw's
-                # conditional posterior of the date is the softmax of the per-date terms
-                per_date = trend_lp.sum(axis=-1)
+                # p(ln ρ, slopes | B) = Σ_k π_k p(slopes_k) Π_i p(ln ρ_i | date k), π uniform;
+                # each draw's conditional posterior of the date is the softmax of these terms
+                per_date = trend_lp.sum(axis=-1) + slope_lp
                 pm.Potential("trend_prior", pt.logsumexp(per_date) - math.log(len(dates)))
                 pm.Deterministic("changepoint_weight", pt.special.softmax(per_date),
                                  dims="changepoint_date")
             else:
                 pm.Potential("trend_prior", trend_lp.sum())
         eta = pm.Deterministic("log_effective_size", log_rho + log_n_target, dims="target")
-        pm.Deterministic("doubling_months", laws.doubling_time(A))
+        if A is not None:
+            pm.Deterministic("doubling_months", laws.doubling_time(A))
 
         # --- loss law --------------------------------------------------------------------
         params.update({"log_effective_size": eta,
@@ -451,6 +455,57 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
 
 
 CHANGEPOINT_SIDE = 3    # targets each side of a change date, at least
+
+
+def slope_scales(t: np.ndarray, t_change: np.ndarray, t_mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate date, how loosely the targets pin each slope, relative to the best-pinned
+    date: (Σ_i d_i²)^(-1/2) rescaled to 1 at its minimum, d_i = ∂μ(t_i)/∂slope of the broken
+    line through its level at ``t_mean`` (the change's lever arm on target i)."""
+    def spread(side):
+        arm = side(t[None, :] - t_change[:, None], 0.0) - side(t_mean - t_change[:, None], 0.0)
+        width = 1.0 / np.sqrt(np.maximum((arm ** 2).sum(axis=1), 1e-12))
+        return width / width.min()
+    return spread(np.minimum), spread(np.maximum)
+
+
+def marginal_slopes(P, t: np.ndarray, t_change: np.ndarray, t_mean: float):
+    """The two slopes of a marginalised changepoint, one pair per candidate date, as a fixed
+    per-date rescaling of one sampled pair: slopes_k = c_k · x (:func:`slope_scales`), with
+    each date's slope prior and its Jacobian ln c_k in that date's term of the sum.
+
+    The sum's value for each date, and so the dates' posterior and each date's slopes, are
+    those of the model with the slopes themselves sampled (∫ p(c_k x) c_k dx = ∫ p(A) dA);
+    but in x every date's slopes have about the same posterior width. Sampled as A directly,
+    a date near an end of the data, whose slope on the short side is loose, made a wide
+    component beside narrow ones, a funnel the sampler crossed with divergent transitions
+    (benchmarks/README.md, "The marginalised change date")."""
+    c_before, c_after = slope_scales(t, t_change, t_mean)
+    x = pm.Flat("slope_scaled", shape=2)        # (before, after), in the best-pinned date's units
+    A_before = pm.Deterministic("A_before_by_date", c_before * x[0], dims="changepoint_date")
+    A_after = pm.Deterministic("A_after_by_date", c_after * x[1], dims="changepoint_date")
+    prior = pm.Normal.dist(0.0, P.slope_sd)
+    slope_lp = (pm.logp(prior, A_before) + pm.logp(prior, A_after)
+                + np.log(c_before) + np.log(c_after))
+    return A_before, A_after, slope_lp
+
+
+def resolve_change_date(posterior: xr.Dataset, seed: int = 0xC4A) -> xr.Dataset:
+    """A marginalised changepoint's posterior with one date per draw, drawn from its
+    conditional weights (``changepoint_weight``; the same dates every time, by ``seed``), and
+    that date's slopes as ``A_before``, ``A_after``, ``A`` (the slope after), ``slope_ratio``
+    and ``doubling_months``, the names every other changepoint run has. Other posteriors are
+    returned as they are."""
+    if "A_before_by_date" not in posterior:
+        return posterior
+    w = posterior["changepoint_weight"].values
+    u = np.random.default_rng(seed).uniform(size=w.shape[:-1] + (1,))
+    pick = np.minimum((w.cumsum(axis=-1) < u).sum(axis=-1), w.shape[-1] - 1)
+    chosen = xr.DataArray(pick, dims=("chain", "draw"))
+    before = posterior["A_before_by_date"].isel(changepoint_date=chosen).drop_vars("changepoint_date")
+    after = posterior["A_after_by_date"].isel(changepoint_date=chosen).drop_vars("changepoint_date")
+    return posterior.assign(changepoint_index=chosen, A_before=before, A_after=after, A=after,
+                            slope_ratio=after / before,
+                            doubling_months=laws.doubling_time(after))
 
 
 def changepoint_candidates(data: ScoreData, config: Config) -> tuple[np.ndarray, list[str]]:

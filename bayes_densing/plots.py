@@ -355,10 +355,12 @@ def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
     d_lo, d_hi = doubling["hdi_months"]
     dates = _to_dates(config, grid)
     ax.fill_between(dates, np.exp(lo), np.exp(hi), color=TREND, alpha=0.18, lw=0, zorder=1)
+    speed = (f"doubling {doubling['median_months']:.2f} months (90% HDI {d_lo:.2f}–{d_hi:.2f})"
+             if math.isfinite(doubling["median_months"])
+             else f"no growth at the median slope (P(no growth) {doubling['p_no_growth']:.2f})")
     ax.plot(dates, np.exp(med), color=TREND, lw=1.8, zorder=2,
             label=f"{TREND_NAMES.get(config.model.trend, config.model.trend)} (median, 90% band):"
-                  f" doubling {doubling['median_months']:.2f} months "
-                  f"(90% HDI {d_lo:.2f}–{d_hi:.2f})")
+                  f" {speed}")
     kind = (tg.extrapolation.astype(str) if "extrapolation" in tg
             else pd.Series("no", index=tg.index))     # a run written before the column
     for which, style, text in ((["below", "above"], "-", "median effective size outside the "
@@ -375,7 +377,7 @@ def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
                    facecolor="white", edgecolor=REFERENCE, lw=1.1, zorder=4,
                    label=f"reference models ({family}, {len(refs)}): ρ = 1 by definition")
     density_axes(ax)
-    legend = ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
+    legend = ax.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)   # clear of the points
     chosen = _label_choice(tg, n_labels)
     pts = [(mdates_num(d), v) for d, v in zip(pd.to_datetime(chosen.release_date), chosen.density)]
     every = [(mdates_num(d), v) for d, v in zip(when, y)]
@@ -642,6 +644,10 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
     fig = new_figure(13.0, 5.2)
     left, right = fig.subplots(1, 2, width_ratios=[1.7, 1])
     density_panel(left, run, n_labels=8)
+    # below the panel, as the slopes' legend: in the panel it hid the frontier's first months
+    handles, texts = left.get_legend_handles_labels()
+    left.legend(handles, texts, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                fontsize=7.5, frameon=False)
     label = results.change_label(idata, config)
     marginal = "changepoint_weight" in idata.posterior
     change = pd.Timestamp(results.change_date_posterior(idata).idxmax() if marginal

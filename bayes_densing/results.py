@@ -104,15 +104,13 @@ def change_times(idata: xr.DataTree, config: Config) -> np.ndarray:
     """Each draw's change time (months from the date origin) of a ``changepoint`` trend: the
     configured date, or, with the date marginalised (``model.changepoint = "marginal"``), one
     draw of the candidate dates from their conditional posterior given the draw's other
-    parameters (``changepoint_weight``), so that each draw is one of the joint posterior."""
+    parameters (``changepoint_weight``; ``model.resolve_change_date`` drew it), so that each
+    draw is one of the joint posterior."""
     if config.model.changepoint != MARGINAL:
         return np.full(draws(idata, "A_after").shape[0],
                        float(config.model.months(config.model.changepoint)))
-    weights = draws(idata, "changepoint_weight")
     months = config.model.months(pd.to_datetime(idata.posterior["changepoint_date"].values))
-    rng = np.random.default_rng(0xC4A)        # the same dates every time the run is read
-    pick = (weights.cumsum(axis=1) < rng.uniform(size=(len(weights), 1))).sum(axis=1)
-    return np.asarray(months, dtype=float)[np.minimum(pick, weights.shape[1] - 1)]
+    return np.asarray(months, dtype=float)[draws(idata, "changepoint_index").astype(int)]
 
 
 def change_date_posterior(idata: xr.DataTree) -> pd.Series:

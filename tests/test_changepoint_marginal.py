@@ -13,7 +13,8 @@ from bayes_densing import laws, results
 from bayes_densing.analyses.claim import claim
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model import ModelError, build_model, changepoint_candidates
+from bayes_densing.model import (ModelError, build_model, changepoint_candidates,
+                                  resolve_change_date, slope_scales)
 from bayes_densing.results import Run
 
 
@@ -48,25 +49,46 @@ def _value(model, name, point):
 
 
 def test_the_trend_prior_is_the_mixture_of_the_fixed_dates(data):
-    marginal = build_model(data, _config("marginal"))
-    _, dates = changepoint_candidates(data, _config("marginal"))
+    """Σ_k π_k p(slopes_k) Π_i p(ln ρ_i | date k), slopes_k = c_k·x with the Jacobian c_k: each
+    date's term is the fixed-date model's trend prior plus its slopes' prior and ln c_k."""
+    from scipy import stats
+
+    config = _config("marginal")
+    marginal = build_model(data, config)
+    t_change, dates = changepoint_candidates(data, config)
+    t_mean = float(data.targets.t.mean())
     point = marginal.initial_point()
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in point.items()}
-    fixed = []
-    t_change, _ = changepoint_candidates(data, _config("marginal"))
-    t_mean = float(data.targets.t.mean())
-    for d, tk in zip(dates, t_change):
+    c_before, c_after = slope_scales(data.targets.t.to_numpy(float), t_change, t_mean)
+    x_before, x_after = point["slope_scaled"]
+    terms = []
+    for d, tk, cb, ca in zip(dates, t_change, c_before, c_after):
         m = build_model(data, _config(d))
+        a_before, a_after = cb * x_before, ca * x_after
         # the same broken line: the fixed model's level at its date, from the marginal's level
         # at the targets' mean date
-        at = {**point, "B_change": laws.changepoint_level(tk, point["A_before"], point["A_after"],
-                                                          point["B_centre"], tk, t_mean)}
-        fixed.append(float(_value(m, "trend_prior", at)))
+        at = {**point, "A_before": a_before, "A_after": a_after,
+              "B_change": laws.changepoint_level(tk, a_before, a_after, point["B_centre"], tk,
+                                                 t_mean)}
+        slope_prior = stats.norm.logpdf([a_before, a_after], 0.0, config.priors.slope_sd).sum()
+        terms.append(float(_value(m, "trend_prior", at)) + slope_prior + math.log(cb * ca))
     mixed = float(_value(marginal, "trend_prior", point))
-    assert mixed == pytest.approx(logsumexp(fixed) - math.log(len(dates)), rel=1e-9)
+    assert mixed == pytest.approx(logsumexp(terms) - math.log(len(dates)), rel=1e-9)
     weights = _value(marginal, "changepoint_weight", point)
-    np.testing.assert_allclose(weights, np.exp(np.array(fixed) - logsumexp(fixed)), rtol=1e-7)
+    np.testing.assert_allclose(weights, np.exp(np.array(terms) - logsumexp(terms)), rtol=1e-7)
+    np.testing.assert_allclose(_value(marginal, "A_after_by_date", point), c_after * x_after)
+
+
+def test_a_slope_pinned_by_few_targets_is_rescaled_by_more(data):
+    """The rescaling follows the lever arm: a change near the end leaves the slope after it
+    to the last few targets, so its scale is the largest; each side's best-pinned date has 1."""
+    t = data.targets.t.to_numpy(float)
+    t_change, _ = changepoint_candidates(data, _config("marginal"))
+    c_before, c_after = slope_scales(t, t_change, float(t.mean()))
+    assert c_before.min() == pytest.approx(1.0) and c_after.min() == pytest.approx(1.0)
+    assert np.argmax(c_after) == len(t_change) - 1 and np.argmax(c_before) == 0
+    assert c_after[-1] > 2 and c_before[0] > 2
 
 
 def test_the_centred_form_is_refused(data):
@@ -80,19 +102,31 @@ def test_each_draw_gets_a_date_from_its_weights_and_the_claim_says_how_likely_sl
     rng = np.random.default_rng(1)
     n, dates = 20000, ["2024-03-01", "2024-07-01", "2024-11-01"]
     w = rng.dirichlet([1.0, 4.0, 1.0], n)
-    before, after = rng.normal(0.2, 0.05, n), rng.normal(0.1, 0.05, n)
-    idata = az.from_dict({"posterior": {"changepoint_weight": w[None], "A_before": before[None],
-                                        "A_after": after[None], "A": after[None]}},
-                         coords={"changepoint_date": dates},
-                         dims={"changepoint_weight": ["changepoint_date"]})
+    before = rng.normal([0.2, 0.3, 0.4], 0.05, (n, 3))     # each date's own slopes
+    after = rng.normal([0.1, 0.0, -0.1], 0.05, (n, 3))
+    by_date = ["chain", "draw", "changepoint_date"]
+    posterior = az.from_dict(
+        {"posterior": {"changepoint_weight": w[None], "A_before_by_date": before[None],
+                       "A_after_by_date": after[None]}},
+        coords={"changepoint_date": dates},
+        dims={k: by_date[2:] for k in ("changepoint_weight", "A_before_by_date",
+                                       "A_after_by_date")})["posterior"].to_dataset()
+    idata = az.from_dict({"posterior": {}})
+    idata["posterior"] = resolve_change_date(posterior)
     config = _config("marginal")
     months = results.change_times(idata, config)
     expected = np.asarray(config.model.months(pd.to_datetime(dates)))
     share = [(months == m).mean() for m in expected]
     np.testing.assert_allclose(share, w.mean(axis=0), atol=0.01)
+    # each draw's slopes are its date's, and the same dates come back on every read
+    k = results.draws(idata, "changepoint_index").astype(int)
+    np.testing.assert_array_equal(results.draws(idata, "A_before"), before[np.arange(n), k])
+    np.testing.assert_array_equal(results.draws(idata, "A"), after[np.arange(n), k])
+    np.testing.assert_array_equal(resolve_change_date(posterior)["changepoint_index"].values.ravel(), k)
     assert results.change_label(idata, config).startswith("the change (marginalised; mode 2024-07-01")
     run = Run(idata=idata, models=pd.DataFrame(), trend=pd.DataFrame(), diagnostics={},
               config=config)
     c = claim(run)
-    assert c.ratio["p_slower_after"] == pytest.approx(np.mean(after < before))
+    chosen_before, chosen_after = before[np.arange(n), k], after[np.arange(n), k]
+    assert c.ratio["p_slower_after"] == pytest.approx(np.mean(chosen_after < chosen_before))
     assert "P(slower after: A_after < A_before)" in c.text()

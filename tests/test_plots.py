@@ -156,6 +156,7 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
     import xarray as xr
 
     from bayes_densing import laws
+    from bayes_densing.model import resolve_change_date
 
     run = results.load_run(changepoint_fit.out)
     post = run.idata.posterior.to_dataset()
@@ -163,10 +164,12 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
     t_c = float(run.config.model.months(run.config.model.changepoint))
     level = laws.changepoint_mean(t_mean, post.A_before, post.A_after, post.B_change, t_c)
     weight = np.broadcast_to([0.8, 0.2], post.A_after.shape + (2,))
+    dates = {"changepoint_date": ["2022-11-01", "2022-12-01"]}
     post = post.assign(B_centre=level, changepoint_weight=xr.DataArray(
-        weight, dims=("chain", "draw", "changepoint_date"),
-        coords={"changepoint_date": ["2022-11-01", "2022-12-01"]}))
-    run.idata["posterior"] = post
+        weight, dims=("chain", "draw", "changepoint_date"), coords=dates),
+        A_before_by_date=post.A_before.expand_dims(dates, axis=-1),
+        A_after_by_date=post.A_after.expand_dims(dates, axis=-1))
+    run.idata["posterior"] = resolve_change_date(post.drop_vars(["A_before", "A_after"]))
     run.config.model.changepoint = "marginal"
     fig = plots.changepoint_figure(run, tmp_path / "cpm")
     left, right = fig.axes[:2]
