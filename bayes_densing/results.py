@@ -177,6 +177,25 @@ def doubling_summary(A: np.ndarray, claims=CLAIMS, prob: float = HDI) -> dict:
     }
 
 
+NO_GROWTH_NOTED = 0.05   # from this share of draws with A ≤ 0 on, an HDI of T covers only the rest
+
+
+def doubling_text(doubling: dict) -> str:
+    """The doubling time's median and 90% HDI as one line; where many draws have no growth
+    (T = ∞), says so and that the HDI is over the draws with growth, which the median (over
+    all draws) may lie outside of."""
+    median, (lo, hi) = doubling["median_months"], doubling["hdi_months"]
+    p = doubling["p_no_growth"]
+    if not math.isfinite(median):
+        return (f"none at the median: no growth in {p:.0%} of draws (slope ≤ 0); "
+                f"where it grows, 90% HDI {lo:.2f}–{hi:.2f} months")
+    days = f"{median * laws.DAYS_PER_MONTH:.0f} days"
+    if p >= NO_GROWTH_NOTED:
+        return (f"{median:.2f} months ({days}); no growth in {p:.0%} of draws, and over the "
+                f"{1 - p:.0%} with growth the 90% HDI is {lo:.2f}–{hi:.2f} months")
+    return f"{median:.2f} months (90% HDI {lo:.2f}–{hi:.2f}; {days})"
+
+
 def trend_table(idata: xr.DataTree, data: ScoreData, config: Config) -> pd.DataFrame:
     """Trend parameters with median and 90% HDI: A per month and day, doubling time, B, σ's."""
     A = slope_draws(idata, config, data.targets.t.to_numpy(dtype=float))
@@ -471,10 +490,8 @@ def summary_text(trend: pd.DataFrame, models: pd.DataFrame, diagnostics: dict,
     lines = [f"Data: {data_desc}"]
     lines += [f"  note: {n}" for n in notices] + [f"  warning: {w}" for w in warnings]
     lines.append(f"Estimand: {ESTIMAND[diagnostics.get('estimand', 'joint')]}")
-    lo, hi = doubling["hdi_months"]
     lines.append("")
-    lines.append(f"Doubling time of density: {doubling['median_months']:.2f} months "
-                 f"(90% HDI {lo:.2f}–{hi:.2f}; {doubling['median_months'] * laws.DAYS_PER_MONTH:.0f} days)")
+    lines.append(f"Doubling time of density: {doubling_text(doubling)}")
     lines.append("  " + ", ".join(f"P(T ≤ {m} months) = {p:.2f}" for m, p in doubling["p_leq"].items())
                  + (f", P(no growth) = {doubling['p_no_growth']:.3f}" if doubling["p_no_growth"] else ""))
     a = t.loc["A_per_day"]

@@ -1,6 +1,7 @@
 """The doubling claim (bayes_densing.analyses.claim and `bayes-densing claim`)."""
 
 import json
+import re
 import math
 
 import arviz as az
@@ -101,3 +102,20 @@ def test_claim_refuses_bad_input(args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize("share_flat, expect", [
+    (0.0, r"^\d+\.\d\d months \(90% HDI \d+\.\d\d–\d+\.\d\d; \d+ days\)$"),
+    (0.3, r"no growth in 30% of draws, and over the 70% with growth the 90% HDI is"),
+    (0.8, r"^none at the median: no growth in 80% of draws \(slope ≤ 0\); where it grows, 90% HDI"),
+])
+def test_the_summary_line_says_when_its_hdi_leaves_out_the_draws_without_growth(share_flat, expect):
+    """With many draws at T = ∞ the HDI is over the draws with growth only, and the median (over
+    all of them) can lie past it: the line must say so rather than print 'inf months'."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    A = np.abs(rng.normal(0.12, 0.03, n))
+    A[: int(share_flat * n)] = -0.01
+    text = results.doubling_text(results.doubling_summary(A))
+    assert re.search(expect, text), text
+    assert "inf" not in text
