@@ -1003,7 +1003,7 @@ def forecast_figure(run: Run, fc, path_stem=None, seed: int = 0) -> Figure:
                        label=f"{r.params:g}B model reaches {_short(r.what, 30)}: median "
                              f"{r.date['median']} (P(reachable) {r.p_reachable:.2f})")
     density_axes(ax)
-    ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9)
+    ax.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)   # clear of the points
     ax.set_title("Forecast of capability density: the trend carried past the data")
     if path_stem is not None:
         save(fig, path_stem)
