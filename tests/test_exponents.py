@@ -15,10 +15,11 @@ from bayes_densing.model import build_model
 
 def test_the_sampled_exponents_have_the_models_prior():
     cfg = Config()
-    model = build_model(load(cfg, None), cfg)
+    data = load(cfg, None)
+    model = build_model(data, cfg)
     alpha, mu, tau = pm.draw([model["alpha"], model["alpha_mu"], model["alpha_tau"]],
                              draws=4000, random_seed=1)
-    assert alpha.shape == (4000, 6)
+    assert alpha.shape == (4000, len(data.benchmarks))
     # given (α_μ, τ_α) the ln α_j are independent normals: standardised, one standard normal
     standardised = ((np.log(alpha) - np.log(mu)[:, None]) / tau[:, None]).ravel()
     assert stats.kstest(standardised, "norm").pvalue > 1e-3
