@@ -682,11 +682,9 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     if clash:
         notices.append(f"{path.name}: {', '.join(sorted(clash))} are in the bundled reference family; "
                        "their rows in the file were dropped")
-    unshared = sorted(set(df.benchmark) - set(shared))
-    if unshared:
-        notices.append(f"{path.name}: benchmarks without reference scores were dropped: "
-                       f"{', '.join(unshared)}")
-    df = df[~df.model.isin(clash) & df.benchmark.isin(shared)].copy()
+    # the file's other tasks have no reference scores: assemble anchors them by the models they
+    # share with these (a sequential cut) or says why it cannot
+    df = df[~df.model.isin(clash)].copy()
     ref = ref[ref.benchmark.isin(shared)].copy()
     ref["line"] = 0
     ref["role"] = "reference"

@@ -31,7 +31,7 @@ import xarray as xr
 from . import bridge, laws, results
 from .config import Config
 from .data import ScoreData
-from .inference import chain_method, diagnose, select_device, unconstrained_starts
+from .inference import chain_method, diagnose, rhat_text, select_device, unconstrained_starts
 from .model import (P_EPS, _log, betabinomial_logp, curve_parameters, exponents,
                     log_binomial, outlier_rate, robust_logp)
 
@@ -234,11 +234,11 @@ def summary_lines(table: pd.DataFrame, diagnostics: dict) -> list[str]:
     """The summary's lines on the unanchored tasks and the models seen only there."""
     lines = [f"Tasks without reference scores, anchored by the models they share with the "
              f"others (a sequential cut: no feedback into the trend; divergences "
-             f"{diagnostics['divergences']}, max R-hat {diagnostics['max_rhat']:.3f}):"]
-    for _, r in table[table.kind == "task"].iterrows():
-        lines.append(f"  {r['name']}: curve from {r.shared_models} shared models, gain "
+             f"{diagnostics['divergences']}, max R-hat {rhat_text(diagnostics)}):"]
+    for _, r in table[table.kind == "task"].iterrows():    # the model rows make counts floats
+        lines.append(f"  {r['name']}: curve from {int(r.shared_models)} shared models, gain "
                      f"{r.gain:.2f} [{r.gain_low:.2f}, {r.gain_high:.2f}]"
-                     + (f"; {r.only_here} model(s) seen only here" if r.only_here else ""))
+                     + (f"; {int(r.only_here)} model(s) seen only here" if r.only_here else ""))
     for _, r in table[table.kind == "model"].iterrows():
         lines.append(f"  {r['name']:<48} N̂ = {r.effective_params:.3g}B "
                      f"[{r.effective_params_low:.3g}, {r.effective_params_high:.3g}]  ρ = "

@@ -49,6 +49,36 @@ def test_a_task_with_too_few_shared_models_is_refused(tmp_path):
         assemble(_read(df, tmp_path), _config(), source="x")
 
 
+def test_a_file_of_targets_only_anchors_its_own_harness_by_the_bundled_reference(tmp_path):
+    """Targets only, scored on two bundled benchmarks and on a task of their own harness: the
+    bundled Qwen1.5 models anchor the first two, and the third is anchored by the shared
+    targets (it was dropped before), or refused when too few of them span its sizes."""
+    from bayes_densing.data import load
+
+    sizes = {"a1": 1.1, "a2": 2.0, "a3": 3.0, "a4": 7.0, "a5": 14.0, "a6": 0.5}
+    rows = []
+    for i, (m, n) in enumerate(sizes.items()):
+        date = f"2024-0{i + 1}-10"
+        rows += [(m, n, date, "mmlu", 0.25 + 0.03 * np.log(n * 10), ""),
+                 (m, n, date, "hellaswag", 0.4 + 0.04 * np.log(n * 10), "")]
+        if m != "a6":
+            rows.append((m, n, date, "triviaqa", 0.1 + 0.05 * np.log(n * 10), "myharness"))
+    rows.append(("b1", 5.0, "2024-06-15", "triviaqa", 0.3, "myharness"))
+    df = pd.DataFrame(rows, columns=["model", "params", "release_date", "benchmark", "score",
+                                     "source"])
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    data = load(Config(), path)
+    assert set(data.benchmarks) == {"mmlu", "hellaswag"}
+    assert set(data.references.family) == {"Qwen1.5"}
+    assert sequential.tasks(data) == ["triviaqa@myharness"]
+    assert list(sequential.only_unanchored(data).model) == ["b1"]
+    df[~((df.benchmark == "triviaqa") & df.model.isin(["a4", "a5"]))].to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"task 'triviaqa@myharness' has no reference scores, "
+                                        r"and 3 of its models"):
+        load(Config(), path)
+
+
 def test_models_seen_only_in_the_second_source_are_recovered(tmp_path):
     df, truth = simulate.two_sources(11)
     path = tmp_path / "scores.csv"
