@@ -101,3 +101,13 @@ def test_models_seen_only_in_the_second_source_are_recovered(tmp_path):
     table = pd.DataFrame(d["table"])
     assert set(table.name[table.kind == "model"]) == set(truth["only"])
     assert np.isfinite(table.effective_params[table.kind == "model"]).all()
+    # a model seen only there can be matched by a forecast, with its own effective size
+    from bayes_densing.analyses.forecast import forecast
+
+    run = results.Run(idata=res.idata, models=res.models, trend=res.trend,
+                      diagnostics=res.diagnostics, config=res.config)
+    only = truth["only"][0]
+    match = forecast(run, params=7, match=only).reach[0]
+    assert match.what == only
+    assert match.needed_log_size["median"] == pytest.approx(
+        float(np.median(eta.sel(unanchored_model=only).values)), rel=1e-6)

@@ -337,12 +337,19 @@ def _model_log_size(idata, name: str) -> tuple[np.ndarray, str]:
     its full name (``name`` may leave out the organisation)."""
     cd = idata.constant_data
     names = [str(n) for n in cd["model_name"].values]
-    if name not in names:
-        short = {n.split("/")[-1]: n for n in names}
+    post = idata.posterior
+    # models seen only in tasks without reference scores (sequential.py) have their own draws
+    only = ([str(n) for n in post["unanchored_model"].values]
+            if "unanchored_log_effective_size" in post else [])
+    if name not in names + only:
+        short = {n.split("/")[-1]: n for n in names + only}
         if name in short:           # the name without its organisation
             name = short[name]
         else:
-            raise ForecastError(f"--match: model {name!r} is not in the run; {_closest(name, names)}")
+            raise ForecastError(f"--match: model {name!r} is not in the run; "
+                                f"{_closest(name, names + only)}")
+    if name in only:
+        return results.draws(idata, "unanchored_log_effective_size")[:, only.index(name)], name
     i = names.index(name)
     role = cd["role"].values
     if role[i] == "reference":      # ρ = 1 by definition: its effective size is its size
