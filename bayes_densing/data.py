@@ -664,11 +664,18 @@ def load(config: Config, data_path: str | Path | None = None) -> ScoreData:
                     reference=reference, notices=notices)
 
 
+def bundled_reference(config: Config) -> pd.DataFrame:
+    """The scores of the bundled dataset's default reference family (``data.dataset``): the
+    reference a file of targets only borrows."""
+    bundled = DATASETS[config.data.dataset]
+    ref, _ = read_scores(dataset_path(bundled.name))
+    return ref[ref.family == bundled.reference]
+
+
 def _add_bundled_reference(df, path, benchmarks, config, notices):
     """A file of targets only: borrow the bundled dataset's default reference family."""
     bundled = DATASETS[config.data.dataset]
-    ref, _ = read_scores(dataset_path(bundled.name))
-    ref = ref[ref.family == bundled.reference]
+    ref = bundled_reference(config)
     shared = sorted(set(df.benchmark) & set(ref.benchmark))
     if benchmarks:
         shared = [b for b in shared if b in benchmarks]

@@ -205,3 +205,18 @@ def test_the_command_prints_the_table_of_the_bundled_dataset():
         assert b in lines
     assert lines["truthfulqa"][-1] == "out" and lines["mmlu"][-1] == "in"
     assert "Default set by the rule:" in result.stdout
+
+
+def test_a_file_of_targets_only_is_judged_against_the_reference_sample_borrows(tmp_path):
+    """As `sample` does, the rule borrows the bundled reference family for a file without
+    reference models, and its candidates are the tasks that family has scores on."""
+    rows = [(f"m{i}", n, f"2024-0{i + 1}-01", b, s)
+            for i, n in enumerate([0.5, 1.5, 3.0, 7.0, 14.0])
+            for b, s in (("mmlu", 0.3 + 0.05 * i), ("hellaswag", 0.5 + 0.05 * i),
+                         ("my_private_eval", 0.2 + 0.1 * i))]
+    path = tmp_path / "mine.csv"
+    pd.DataFrame(rows, columns=["model", "params", "release_date", "benchmark", "score"]
+                 ).to_csv(path, index=False)
+    data = rule.load_all(Config(), path)
+    assert data.benchmarks == ["hellaswag", "mmlu"]
+    assert set(data.references.family) == {"Qwen1.5"} and data.n_target == 5

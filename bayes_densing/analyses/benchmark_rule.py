@@ -57,7 +57,8 @@ from scipy import stats
 
 from .. import laws
 from ..config import Config
-from ..data import DATASETS, DataError, ScoreData, dataset_path, load, read_scores
+from ..data import (DATASETS, DataError, ScoreData, bundled_reference, dataset_path, load,
+                    read_scores)
 
 GAIN_QUANTILE = 0.05          # criterion 1: the quantile of z_gain that must clear GAIN_MIN
 GAIN_MIN = 1.0
@@ -334,7 +335,8 @@ def to_dict(table: pd.DataFrame, data: ScoreData) -> dict:
 def load_all(config: Config, data_path: str | Path | None = None) -> ScoreData:
     """``data_path`` (or the config's bundled dataset) with every benchmark that has a score from
     a reference model: the candidates the rule judges. The reference is ``data.reference``, the
-    bundled dataset's default, or the file's ``role`` column."""
+    bundled dataset's default, the file's ``role`` column or, for a file of targets only, the
+    bundled reference family that ``sample`` borrows."""
     config = copy.deepcopy(config)
     cfg = config.data
     path = Path(data_path) if data_path is not None else dataset_path(cfg.dataset)
@@ -345,11 +347,12 @@ def load_all(config: Config, data_path: str | Path | None = None) -> ScoreData:
             raise DataError(f"{path}: column 'family' is needed to choose the reference family "
                             f"{reference!r}; add it, or mark the reference models in a 'role' column")
         is_ref = df.family == reference
-    elif "role" in df.columns:
+    elif "role" in df.columns and (df.role.str.lower() == "reference").any():
         is_ref = df.role.str.lower() == "reference"
-    else:
-        raise DataError(f"{path}: no reference models: give --reference FAMILY (a family "
-                        "column value) or a 'role' column with 'reference' for them")
+    else:               # targets only: the tasks of the reference family `sample` borrows
+        shared = set(df.benchmark) & set(bundled_reference(config).benchmark)
+        cfg.benchmarks = sorted(shared)
+        return load(config, data_path)     # which says so, where no task is shared
     cfg.benchmarks = sorted(set(df.benchmark[is_ref]))
     if not cfg.benchmarks:
         families = sorted(set(df.family)) if "family" in df.columns else []
