@@ -689,9 +689,22 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     if clash:
         notices.append(f"{path.name}: {', '.join(sorted(clash))} are in the bundled reference family; "
                        "their rows in the file were dropped")
-    # the file's other tasks have no reference scores: assemble anchors them by the models they
-    # share with these (a sequential cut) or says why it cannot
     df = df[~df.model.isin(clash)].copy()
+    # the file's other tasks have no reference scores: those its models can anchor are kept
+    # (a sequential cut, in assemble); a borrowed reference drops the others, with a notice
+    on_shared = set(df.model[df.benchmark.isin(shared)])
+    dropped = {}
+    for task in sorted(set(df.benchmark) - set(shared)):
+        rows = df[(df.benchmark == task) & df.model.isin(on_shared)].drop_duplicates("model")
+        n, span = _shared_span(rows.params)
+        if n < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
+            dropped[task] = f"{task} ({n} model(s) also on them, spanning {span:.1f}×)"
+    if dropped:
+        notices.append(f"{path.name}: tasks without reference scores that too few of the file's "
+                       f"models on the shared benchmarks anchor (at least {MIN_SHARED_MODELS} "
+                       f"spanning {MIN_SHARED_SPAN:g}× in size) were dropped: "
+                       f"{'; '.join(dropped.values())}")
+        df = df[~df.benchmark.isin(list(dropped))]
     ref = ref[ref.benchmark.isin(shared)].copy()
     ref["line"] = 0
     ref["role"] = "reference"
@@ -876,6 +889,11 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
                      unanchored=_unanchored(loose, models, config, source, notices))
 
 
+def _shared_span(sizes: pd.Series) -> tuple[int, float]:
+    """How many models anchor a task without reference scores, and the ratio of their sizes."""
+    return len(sizes), (float(sizes.max() / sizes.min()) if len(sizes) else 0.0)
+
+
 def _unanchored(loose: pd.DataFrame, models: pd.DataFrame, config: Config, source,
                 notices: list[str]) -> pd.DataFrame:
     """The scores of the tasks without reference scores, one row per score (model, task,
@@ -900,10 +918,10 @@ def _unanchored(loose: pd.DataFrame, models: pd.DataFrame, config: Config, sourc
     for task in tasks:
         rows = out[out.benchmark == task]
         shared = rows[rows.shared]
-        span = shared.params.max() / shared.params.min() if len(shared) else 0.0
-        if len(shared) < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
+        n, span = _shared_span(shared.params)
+        if n < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
             raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': task {_show(task)} has no "
-                                f"reference scores, and {len(shared)} of its models have effective "
+                                f"reference scores, and {n} of its models have effective "
                                 f"sizes from the other tasks (sizes spanning {span:.1f}×); anchoring "
                                 f"its curve needs at least {MIN_SHARED_MODELS} such models spanning "
                                 f"{MIN_SHARED_SPAN:g}× in size; drop it (--benchmarks) or add "
