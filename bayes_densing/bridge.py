@@ -103,6 +103,7 @@ def to_inferencedata(model, z: dict, stats: dict, *, posterior=None, args=(),
     if obs:
         groups["observed_data"] = obs
     tree = az.from_dict(groups, coords=coords, dims=dims)
+    # every fit's draws pass here: a marginalised change date gets its per-draw date once
     tree["posterior"] = resolve_change_date(tree["posterior"].to_dataset())
     post = tree["posterior"]    # each term summed over its elements: no dims of the variable's
     tree["log_prior"] = xr.Dataset({k: (("chain", "draw"), v) for k, v in log_prior.items()},

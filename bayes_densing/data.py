@@ -696,9 +696,9 @@ def _add_bundled_reference(df, path, benchmarks, config, notices):
     dropped = {}
     for task in sorted(set(df.benchmark) - set(shared)):
         rows = df[(df.benchmark == task) & df.model.isin(on_shared)].drop_duplicates("model")
-        n, span = _shared_span(rows.params)
-        if n < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
-            dropped[task] = f"{task} ({n} model(s) also on them, spanning {span:.1f}×)"
+        short = _anchor_shortfall(rows.params)
+        if short:
+            dropped[task] = f"{task} ({short[0]} model(s) also on them, spanning {short[1]:.1f}×)"
     if dropped:
         notices.append(f"{path.name}: tasks without reference scores that too few of the file's "
                        f"models on the shared benchmarks anchor (at least {MIN_SHARED_MODELS} "
@@ -889,9 +889,12 @@ def assemble(df: pd.DataFrame, config: Config, *, source: str, sha256: str = "",
                      unanchored=_unanchored(loose, models, config, source, notices))
 
 
-def _shared_span(sizes: pd.Series) -> tuple[int, float]:
-    """How many models anchor a task without reference scores, and the ratio of their sizes."""
-    return len(sizes), (float(sizes.max() / sizes.min()) if len(sizes) else 0.0)
+def _anchor_shortfall(sizes: pd.Series) -> tuple[int, float] | None:
+    """None when the models of ``sizes`` can anchor a task without reference scores
+    (:data:`MIN_SHARED_MODELS` of them spanning :data:`MIN_SHARED_SPAN`); else how many there
+    are and the ratio of their sizes."""
+    n, span = len(sizes), (float(sizes.max() / sizes.min()) if len(sizes) else 0.0)
+    return None if n >= MIN_SHARED_MODELS and span >= MIN_SHARED_SPAN else (n, span)
 
 
 def _unanchored(loose: pd.DataFrame, models: pd.DataFrame, config: Config, source,
@@ -918,8 +921,9 @@ def _unanchored(loose: pd.DataFrame, models: pd.DataFrame, config: Config, sourc
     for task in tasks:
         rows = out[out.benchmark == task]
         shared = rows[rows.shared]
-        n, span = _shared_span(shared.params)
-        if n < MIN_SHARED_MODELS or span < MIN_SHARED_SPAN:
+        short = _anchor_shortfall(shared.params)
+        if short:
+            n, span = short
             raise _fail(source, f"{_lines(rows.line)}, column 'benchmark': task {_show(task)} has no "
                                 f"reference scores, and {n} of its models have effective "
                                 f"sizes from the other tasks (sizes spanning {span:.1f}×); anchoring "

@@ -296,8 +296,7 @@ def build_model(data: ScoreData, config: Config, weights: tuple | None = None,
             if marginal:
                 A_before, A_after, slope_lp = marginal_slopes(P, t, t_change[:, 0], t_mean)
                 # the level at the targets' mean date: at the change date (B_change) it moved
-                # the whole line with the date, and the candidates' modes lay apart (1,126
-                # divergent transitions in 6,400 on swallow-2025)
+                # the whole line with the date, and the candidates' modes lay apart (model.md §4)
                 B_centre = pm.Normal("B_centre", 0.0, P.intercept_sd)
                 mu = laws.changepoint_level(t, A_before[:, None], A_after[:, None], B_centre,
                                             t_change, t_mean)

@@ -335,8 +335,9 @@ TREND_NAMES = {"frontier": "frontier", "mean": "mean trend", "envelope": "envelo
                "changepoint": "changepoint frontier"}
 
 
-def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
-    """Draw the density-over-date picture on ``ax``."""
+def density_panel(ax, run: Run, n_labels: int = MAX_LABELS, legend: dict | None = None) -> None:
+    """Draw the density-over-date picture on ``ax``; ``legend``: ``ax.legend``'s placement and
+    style instead of a framed box inside the axes, clear of the points."""
     from . import results
 
     idata, config, models = run.idata, run.config, run.models
@@ -377,7 +378,8 @@ def density_panel(ax, run: Run, n_labels: int = MAX_LABELS) -> None:
                    facecolor="white", edgecolor=REFERENCE, lw=1.1, zorder=4,
                    label=f"reference models ({family}, {len(refs)}): ρ = 1 by definition")
     density_axes(ax)
-    legend = ax.legend(loc="best", fontsize=8, frameon=True, framealpha=0.9)   # clear of the points
+    legend = ax.legend(**(legend or {"loc": "best", "fontsize": 8, "frameon": True,
+                                     "framealpha": 0.9}))
     chosen = _label_choice(tg, n_labels)
     pts = [(mdates_num(d), v) for d, v in zip(pd.to_datetime(chosen.release_date), chosen.density)]
     every = [(mdates_num(d), v) for d, v in zip(when, y)]
@@ -643,18 +645,17 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
                          "needs a run with --trend changepoint (or --model changepoint)")
     fig = new_figure(13.0, 5.2)
     left, right = fig.subplots(1, 2, width_ratios=[1.7, 1])
-    density_panel(left, run, n_labels=8)
     # below the panel, as the slopes' legend: in the panel it hid the frontier's first months
-    handles, texts = left.get_legend_handles_labels()
-    left.legend(handles, texts, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
-                fontsize=7.5, frameon=False)
-    label = results.change_label(idata, config)
+    density_panel(left, run, n_labels=8,
+                  legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "ncol": 2,
+                          "fontsize": 7.5, "frameon": False})
+    label = config.model.changepoint
     marginal = "changepoint_weight" in idata.posterior
-    change = pd.Timestamp(results.change_date_posterior(idata).idxmax() if marginal
-                          else config.model.changepoint)
+    dates = results.change_date_posterior(idata) if marginal else None
+    change = pd.Timestamp(dates.idxmax() if marginal else label)
     left.axvline(change, color="0.3", ls="--", lw=1)
-    where = (f"marginalised, mode {change:%Y-%m-%d} (P "
-             f"{results.change_date_posterior(idata).max():.2f})" if marginal else label)
+    where = (f"marginalised, mode {change:%Y-%m-%d} (P {dates.max():.2f})" if marginal
+             else label)
     left.text(change, 0.01, f" change date {where}", fontsize=8,
               va="bottom",
               transform=blended_transform_factory(left.transData, left.transAxes))
