@@ -32,16 +32,45 @@ CACHE_ENV = "BAYES_DENSING_JAX_CACHE"    # a directory, or "off"
 CACHE_MAX_BYTES = 2 ** 30                # least recently used entries go beyond 1 GiB
 
 
+def cpu_fingerprint() -> str:
+    """12 hex digits naming this machine's CPU features: XLA:CPU builds for the features of
+    the CPU it compiles on and rejects a cached program built for others, so workers of a
+    cluster with mixed CPUs keep separate caches (the architecture and the feature flags of
+    /proc/cpuinfo; elsewhere the processor's name)."""
+    import hashlib
+    import platform
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    flags = " ".join(sorted(value.split()))
+                    break
+    except OSError:
+        flags = platform.processor()
+    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
+
+
+def cache_key() -> str:
+    """The persistent cache's subdirectory: jaxlib's version and :func:`cpu_fingerprint`."""
+    import jaxlib
+
+    return f"jaxlib-{jaxlib.__version__}-cpu-{cpu_fingerprint()}"
+
+
 def enable_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache, so that a model of the same shapes and
     sampler settings is compiled once per machine, not once per run: the second tiny fit of
     a dataset took 20 s instead of 40 s of sampling wall time (benchmarks/README.md).
 
     The cache lives in ``$BAYES_DENSING_JAX_CACHE`` (``off`` turns it off), else
-    ``$XDG_CACHE_HOME/bayes-densing/jax`` or ``~/.cache/bayes-densing/jax``; a directory the
-    user already gave JAX (``JAX_COMPILATION_CACHE_DIR``) is kept. JAX keys each entry on the
-    program, the compile options, its own version and the device, so a hit runs the same code.
-    Returns the directory, or None when off.
+    ``$XDG_CACHE_HOME/bayes-densing/jax`` or ``~/.cache/bayes-densing/jax``, in a subdirectory
+    of jaxlib's version and the CPU's features (:func:`cache_key`: workers of a cluster may
+    share the directory); a directory the user already gave JAX (``JAX_COMPILATION_CACHE_DIR``)
+    is kept. JAX keys each entry on the program, the compile options, its own version and the
+    device, so a hit runs the same code. Returns the directory, or None when off.
     """
     import jax
 
@@ -53,6 +82,7 @@ def enable_compilation_cache() -> str | None:
     if where is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         where = os.path.join(base, "bayes-densing", "jax")
+    where = os.path.join(where, cache_key())
     jax.config.update("jax_compilation_cache_dir", where)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
