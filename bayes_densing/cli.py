@@ -9,7 +9,7 @@ written); 130/143 interrupted (nothing written).
 
 from __future__ import annotations
 
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -63,6 +63,24 @@ def _import_stack() -> None:
     finally:
         gc.freeze()
         gc.enable()
+
+
+REFIT_DIR = "influence-refits"   # the refits' sweep directory, inside the run (or --out)
+WORKERS_HELP = ("Fit on a local Dask cluster of N worker processes, started and stopped by the "
+                "command (each with the cores shared out as XLA host devices); default: in this "
+                "process.")
+SCHEDULER_HELP = ("Fit on a running Dask cluster: its scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                  "(docs/sweeps.md: dask-jobqueue on SLURM).")
+
+
+@contextmanager
+def _sweep_place(workers: Optional[int], scheduler: Optional[str], quiet: bool = False):
+    """Where a sweep's fits run (``distributed.runner.executor``)."""
+    from .distributed import runner
+
+    with runner.executor(scheduler, workers,
+                         say=(lambda _: None) if quiet else typer.echo) as place:
+        yield place
 
 
 def _config(model: str, overrides: dict, set_: list[str]):
@@ -318,14 +336,18 @@ def sensitivity(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="numpyro | pymc | blackjax | nutpie"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any base config key, e.g. --set priors.slope_sd=0.5"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory to write (default runs/sensitivity-YYYYMMDD-HHMMSS)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/sensitivity-YYYYMMDD-HHMMSS); an unfinished sweep of the same settings there is resumed."),
+    force: bool = typer.Option(False, "--force", help="Discard an existing --out and start afresh."),
     prior_scaling: bool = typer.Option(True, "--prior-scaling/--no-prior-scaling", help="Also check the base run's prior sensitivity by power-scaling."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """How far does the doubling time move with each modelling choice? Fits the base model and
     every `--vary` value one at a time, then writes a table (sensitivity.csv/.json), a tornado
-    plot (tornado.png/.svg) and every variant's run directory under `--out`. A variant that
+    plot (tornado.png/.svg) and every variant's run directory under `--out`/variants/, each as
+    it finishes (the same command resumes an interrupted sweep; --workers N or --scheduler
+    ADDRESS fit the variants on a Dask cluster, docs/sweeps.md). A variant that
     cannot be fitted (e.g. too few models in a date window) is recorded with its error. With
     `--prior-scaling` (default) the base run's prior is power-scaled (Kallioinen et al. 2023)
     and each key quantity is called prior-driven or likelihood-dominated.
@@ -335,7 +357,8 @@ def sensitivity(
         bayes-densing sensitivity --vary reference=Qwen1.5,Llama-2,Pythia --vary d0=0.3,1,3 --vary trend=frontier,envelope,mean --out runs/sens
 
     Each variant is a full fit (the mean and envelope trends share one, as they read one
-    posterior): use `--chains/--draws/--tune` to keep a wide sweep affordable.
+    posterior; variants of other priors, D0 or seed share one compiled program): use
+    `--chains/--draws/--tune` to keep a wide sweep affordable.
     """
     from datetime import datetime
 
@@ -343,6 +366,7 @@ def sensitivity(
     from .analyses.sensitivity import sensitivity as run_sensitivity
     from .config import ConfigError
     from .data import DataError
+    from .distributed import runner
     from .inference import SamplerError
     from .model import ModelError
     from .results import RunDirError
@@ -357,12 +381,16 @@ def sensitivity(
             "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
             "sampler.seed": seed, "sampler.sampler": sampler, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("sensitivity-%Y%m%d-%H%M%S")
-        result = run_sensitivity(cfg, vary, data, out=out, force=force,
-                                 prior_scaling=prior_scaling, quiet=quiet,
-                                 echo=lambda line: typer.echo(line, err=True))
+        with _sweep_place(workers, scheduler, quiet) as place:
+            result = run_sensitivity(cfg, vary, data, out=out, force=force,
+                                     prior_scaling=prior_scaling, quiet=quiet,
+                                     echo=lambda line: typer.echo(line, err=True), place=place)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(exc)
+    except runner.SweepIncomplete as exc:
+        _fail(exc, exc.exit_code)
     typer.echo(result.text())
+    typer.echo(runner.compile_line(out))
 
 
 @app.command()
@@ -374,6 +402,8 @@ def influence(
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for influence.csv and influence.json (default: the run directory)."),
     data: Optional[Path] = typer.Option(None, "--data", help="The run's scores CSV, for refits of a run with observed losses (otherwise the run directory suffices)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines for the refits."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Which models drive the answer? Leave-one-model-out PSIS-LOO (ArviZ) for a run.
 
@@ -383,7 +413,9 @@ def influence(
     settings and seed) to show the doubling time they leave behind. On a cut run
     (--curves cut) a target's LOO is computed within each curve draw, its own latent
     integrated out, and its refits reuse the curves (seconds each; docs/model.md, section 6).
-    Writes influence.csv and influence.json into the run directory (or --out).
+    Writes influence.csv and influence.json into the run directory (or --out); the refits
+    are kept in its influence-refits/ as they finish (a re-run resumes them) and run on a
+    Dask cluster with --workers N or --scheduler ADDRESS (docs/sweeps.md).
 
     **Example:**
 
@@ -401,15 +433,21 @@ def influence(
     from .analyses.influence import influence as run_influence
     from .config import ConfigError
     from .data import DataError
+    from .distributed import runner
+    from .inference import SamplerError
 
     def progress(message: str) -> None:
         typer.echo(message, err=True)
 
     try:
-        result = run_influence(run_dir, refit=refit, max_refits=max_refits, data_path=data,
-                               progress=None if quiet else progress)
-    except (RunDirError, DataError, ConfigError) as exc:
+        with _sweep_place(workers, scheduler, quiet) as place:
+            result = run_influence(run_dir, refit=refit, max_refits=max_refits, data_path=data,
+                                   progress=None if quiet else progress, place=place,
+                                   refit_dir=(out or run_dir) / REFIT_DIR)
+    except (RunDirError, DataError, ConfigError, SamplerError) as exc:
         _fail(exc)
+    except runner.SweepIncomplete as exc:
+        _fail(exc, exc.exit_code)
     try:
         written = result.write(out or run_dir)
     except RunDirError as exc:
@@ -438,11 +476,13 @@ def subsets(
     seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | gpu"),
     set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set priors.slope_sd=0.5"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for subsets.csv/json and forest.png (default runs/subsets-YYYYMMDD-HHMMSS)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/subsets-YYYYMMDD-HHMMSS); an unfinished sweep of the same settings there is resumed."),
+    force: bool = typer.Option(False, "--force", help="Discard an existing --out and start afresh."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-subset progress lines."),
     warm_start: bool = typer.Option(True, "--warm-start/--no-warm-start", help="Start each subset's warm-up from the all-benchmark fit's metric, step size and positions (default), or from scratch as a single fit does."),
     warm_tune: Optional[int] = typer.Option(None, "--warm-tune", help="Warm-up iterations of each warm-started subset, at most --tune (default 300); the all-benchmark fit and --no-warm-start use --tune."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Fit every subset of the benchmarks and compare their doubling times (one compiled model).
 
@@ -453,9 +493,14 @@ def subsets(
     cost: benchmarks/README.md. With --curves cut each subset is a cut fit (the curves from
     the references' scores on its benchmarks), fitted from scratch.
 
-    **Example** (31 fits):
+    Each finished subset is written into OUT/variants/ as it arrives; an interrupted sweep is
+    resumed by the same command (only the missing subsets are fitted). --workers N fits them
+    on a local Dask cluster of N processes, --scheduler ADDRESS on a running one
+    (docs/sweeps.md).
 
-        bayes-densing subsets --benchmarks mmlu,bbh,math_hard,humaneval,gsm8k --out runs/subsets
+    **Example** (31 fits, on two local worker processes):
+
+        bayes-densing subsets --benchmarks mmlu,bbh,math_hard,humaneval,gsm8k --out runs/subsets --workers 2
     """
     from datetime import datetime
 
@@ -463,9 +508,10 @@ def subsets(
     from .analyses.subsets import WARM_TUNE, run_subsets, text, write
     from .config import ConfigError
     from .data import DataError
+    from .distributed import runner
     from .inference import SamplerError
     from .model import ModelError
-    from .results import RunDirError, check_out_dir
+    from .results import RunDirError
 
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
     try:
@@ -475,17 +521,96 @@ def subsets(
             "sampler.chains": chains, "sampler.draws": draws, "sampler.tune": tune,
             "sampler.seed": seed, "sampler.device": device}, set_)
         out = out or Path("runs") / datetime.now().strftime("subsets-%Y%m%d-%H%M%S")
-        check_out_dir(out, force)
-        with tempfile.TemporaryDirectory() as state_dir:    # the parent's state, then in out
+        with _sweep_place(workers, scheduler, quiet) as place:
             table = run_subsets(cfg, names, data, min_size=min_size,
                                 progress=None if quiet else typer.echo, warm_start=warm_start,
                                 warm_tune=WARM_TUNE if warm_tune is None else warm_tune,
-                                state_dir=Path(state_dir))
-            write(table, out, cfg, force=force, state_dir=Path(state_dir))
+                                out=out, force=force, place=place)
+        write(table, out, cfg)
     except (ConfigError, DataError, ModelError, RunDirError, SamplerError) as exc:
         _fail(exc)
+    except runner.SweepIncomplete as exc:
+        _fail(exc, exc.exit_code)
     typer.echo(text(table))
-    typer.echo(f"\nWritten to {out}/ (subsets.csv, subsets.json, forest.png)")
+    typer.echo(runner.compile_line(out))
+    typer.echo(f"\nWritten to {out}/ (subsets.csv, subsets.json, forest.png; variants/)")
+
+
+@app.command()
+def sbc(
+    datasets: int = typer.Option(100, "--datasets", help="Simulated datasets, each fitted once."),
+    targets: int = typer.Option(20, "--targets", help="Target models per dataset."),
+    benchmarks: int = typer.Option(3, "--benchmarks", help="Benchmarks per dataset."),
+    model: str = typer.Option("default", "--model", "--preset", help="Preset name or a TOML file."),
+    curves: Optional[str] = typer.Option(None, "--curves", help="cut | joint: the estimand fitted to each dataset."),
+    chains: int = typer.Option(2, "--chains", help="Chains per fit."),
+    draws: int = typer.Option(500, "--draws", help="Draws per chain (at least --ranks - 1 in all)."),
+    tune: int = typer.Option(500, "--tune", help="Warm-up iterations per chain."),
+    ranks: int = typer.Option(100, "--ranks", help="Rank values 0..RANKS-1 (RANKS-1 thinned draws)."),
+    bins: int = typer.Option(10, "--bins", help="Histogram bins of the chi-square test (divides --ranks)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the design, the prior draws and every fit."),
+    offsets: Optional[str] = typer.Option(None, "--offsets", help="MEAN,SD: targets off the reference curves by N(MEAN, SD) in ln size per benchmark (docs/model.md)."),
+    set_: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set sampler.mass_matrix=diag"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/sbc-YYYYMMDD-HHMMSS); an unfinished SBC of the same settings there is resumed."),
+    force: bool = typer.Option(False, "--force", help="Discard an existing --out and start afresh."),
+    quiet: bool = typer.Option(False, "--quiet", help="No per-dataset progress lines."),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+) -> None:
+    """Simulation-based calibration: draw datasets from the model's prior, fit each, and rank
+    every truth among its posterior draws (Talts et al. 2018). Uniform ranks mean the whole
+    chain (priors, likelihood, sampler) is calibrated; a hump, a U or a slope mean intervals
+    too wide, too narrow, or biased. Also records each fit's 90% interval coverage.
+
+    Every dataset is fitted on one compiled program; each finished dataset's ranks are written
+    into OUT/variants/ as they arrive, and the same command resumes an interrupted run.
+    Writes OUT/sbc.json and the rank histograms OUT/sbc.png.
+
+    **Example** (100 datasets on two local worker processes):
+
+        bayes-densing sbc --datasets 100 --out runs/sbc --workers 2
+    """
+    from datetime import datetime
+
+    _import_stack()
+    from . import sbc as sbc_mod
+    from .config import ConfigError
+    from .distributed import runner
+    from .inference import SamplerError
+    from .results import RunDirError
+
+    try:
+        if datasets < 2:
+            raise ConfigError(f"--datasets must be at least 2, got {datasets}")
+        if ranks < 2 or bins < 1 or ranks % bins:
+            raise ConfigError(f"--ranks {ranks} must split into --bins {bins} equal bins")
+        if chains * draws < ranks - 1:
+            raise ConfigError(f"--chains × --draws ({chains * draws}) must be at least "
+                              f"--ranks - 1 ({ranks - 1})")
+        shift = None
+        if offsets:
+            try:
+                mean, sd = (float(x) for x in offsets.split(","))
+            except ValueError:
+                raise ConfigError(f"--offsets {offsets!r}: write MEAN,SD, e.g. 0.7,0.3") from None
+            shift = (mean, sd)
+        cfg = _config(model, {"model.curves": curves, "sampler.chains": chains,
+                              "sampler.draws": draws, "sampler.tune": tune,
+                              "sampler.seed": seed}, ["model.data_term=off", *set_])
+        out = out or Path("runs") / datetime.now().strftime("sbc-%Y%m%d-%H%M%S")
+        with _sweep_place(workers, scheduler, quiet) as place:
+            result = sbc_mod.run(datasets, n_targets=targets, n_benchmarks=benchmarks,
+                                 config=cfg, seed=seed, n_ranks=ranks, bins=bins,
+                                 offsets=shift, out=out, force=force, place=place,
+                                 progress=None if quiet else typer.echo)
+        sbc_mod.write(result, out)
+    except (ConfigError, RunDirError, SamplerError) as exc:
+        _fail(exc)
+    except runner.SweepIncomplete as exc:
+        _fail(exc, exc.exit_code)
+    typer.echo(sbc_mod.summary_text(result))
+    typer.echo(runner.compile_line(out))
+    typer.echo(f"\nWritten to {out}/ (sbc.json, sbc.png; variants/)")
 
 
 @app.command()

@@ -96,6 +96,9 @@ class ModelSpec:
         return np.asarray(days, dtype=float) / DAYS_PER_MONTH
 
 
+CPU_DEVICES_ENV = "BAYES_DENSING_CPU_DEVICES"
+
+
 @dataclass
 class SamplerConfig:
     sampler: str = "numpyro"
@@ -118,8 +121,13 @@ class SamplerConfig:
 
     @property
     def host_devices(self) -> int:
-        """The XLA host devices to make on the CPU: ``cpu_devices``, or one per chain."""
-        return self.cpu_devices or self.chains
+        """The XLA host devices to make on the CPU: ``cpu_devices``, else the process's share
+        of the cores when it is one of several workers (``$BAYES_DENSING_CPU_DEVICES``, set by
+        ``distributed.runner`` for a local cluster's workers), else one per chain."""
+        import os
+
+        return (self.cpu_devices or int(os.environ.get(CPU_DEVICES_ENV) or 0)
+                or self.chains)
 
 
 @dataclass

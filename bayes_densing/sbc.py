@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import arviz as az
 import xarray as xr
@@ -30,6 +32,8 @@ from scipy import stats
 from .calibration import central_interval
 from .config import Config
 from .data import ScoreData, assemble
+from .distributed.store import digest
+from .inference import SamplerError
 from .results import posterior_predictive
 from .sampling.families import variant_seed
 from .simulate import simulate
@@ -247,17 +251,70 @@ def fitter(data: ScoreData, config: Config):
     return lambda seed, counts: sweep.sample(obs_w, bench_w, seed, counts)
 
 
+@dataclass
+class Dataset:
+    """One simulated dataset, a variant of the SBC: its counts and its truths."""
+
+    index: int
+    counts: np.ndarray
+    truth: xr.Dataset            # the prior draw, as a posterior of one chain and one draw
+
+    @property
+    def name(self) -> str:
+        return f"dataset {self.index}"
+
+
+@dataclass
+class SBCFamily:
+    """The SBC's datasets as a family of fits of one compiled program (:func:`fitter`); a
+    task returns each dataset's ranks and coverage, not its posterior."""
+
+    data: ScoreData
+    config: Config
+    labels: list
+    n_ranks: int
+    seed: int
+    errors = (SamplerError,)
+
+    @property
+    def key(self) -> str:
+        return "sbc-" + digest([self.config.to_dict(), self.data.describe(),
+                                self.data.obs.n.tolist()])[:16]
+
+    def compile(self):
+        return fitter(self.data, self.config)
+
+    def fit(self, fit_one, ds: Dataset, context=None) -> tuple[dict, dict]:
+        idata = fit_one(variant_seed(self.seed, ds.name), ds.counts)
+        post = idata.posterior
+        ranks = {label: rank(quantity(post, var, index), quantity(ds.truth, var, index)[0],
+                             self.n_ranks) for label, var, index in self.labels}
+        names = [v for v in ("A", "sigma_u", "sigma_v", "alpha_mu") if v in post]
+        fit = {"dataset": ds.index,
+               "divergences": int(idata.sample_stats["diverging"].sum()),
+               "max_rhat": float(az.rhat(post.to_dataset()[names]).to_array().max()),
+               "true_doubling_months": float(np.log(2) / quantity(ds.truth, "A", None)[0]),
+               **interval_coverage(post, ds.truth)}
+        return {"ranks": ranks, "fit": fit}, {}
+
+
 def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
         config: Config | None = None, seed: int = 0, n_ranks: int = 100, bins: int = 10,
-        offsets: tuple[float, float] | None = None, progress=None) -> SBCResult:
+        offsets: tuple[float, float] | None = None, progress=None, out=None,
+        force: bool = False, place=None) -> SBCResult:
     """Simulate ``n_datasets`` datasets from the prior, fit each, and rank the truths.
 
     ``config``'s sampler settings apply to every fit (draws ≥ n_ranks - 1, thinned evenly);
     ``offsets = (mean, sd)``: the targets off the reference curves (:func:`off_curve`), their
     truths the reference-relative effective sizes (then the targets' ranks and coverage are
     of those; the model no longer holds, so only the cut's curves must rank uniformly);
-    ``progress(i, n, fit)`` is called after each fit.
+    ``progress(line)`` is called after each fit. ``out``: the sweep directory
+    (``distributed.store``: resumed if it holds part of this SBC; ``force`` discards it),
+    else a temporary one; ``place``: where the fits run (``distributed.runner.executor``;
+    default this process).
     """
+    from .distributed import runner, store
+
     config = copy.deepcopy(config or Config())
     config.validate()
     data = design(n_targets, n_benchmarks, seed, config)
@@ -267,39 +324,86 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
     targets = np.unique(np.linspace(0, data.n_target - 1, N_SIZES).round().astype(int))
     labels = list(QUANTITIES) + [(f"ln N̂ of target {t + 1}", "log_effective_size", int(t))
                                  for t in targets]
-
+    settings = {"n_datasets": n_datasets, "n_targets": data.n_target,
+                "n_reference": data.n_ref, "benchmarks": data.benchmarks,
+                "seed": seed, "chains": config.sampler.chains,
+                "draws": config.sampler.draws, "tune": config.sampler.tune,
+                "model": copy.deepcopy(config.to_dict()["model"]),
+                "offsets": list(offsets) if offsets is not None else None}
+    family = SBCFamily(data, config, labels, n_ranks, seed)
+    datasets = [Dataset(i, counts[i], truth.posterior.isel(draw=[i]).to_dataset())
+                for i in range(n_datasets)]
+    spec = {"config": store.config_spec(config), "sbc": {**settings, "n_ranks": n_ranks}}
     start = time.perf_counter()
-    fit_one = fitter(data, config)
-    fit_one(seed, counts[0])                           # compiles; not a dataset of the study
+    with store.sweep_dir(out) as where:
+        sweep = store.SweepStore(where, store.identity("sbc", spec, ""), force=force, spec=spec)
+        with (nullcontext(place) if place is not None else runner.executor()) as place:
+            tracker = runner.Progress(len(runner.missing(sweep, datasets)),
+                                      progress or (lambda _: None))
+            done = runner.run(family, datasets, sweep, place, progress=tracker,
+                              describe=_line)
     result = SBCResult(ranks={label: [] for label, _, _ in labels}, n_ranks=n_ranks, bins=bins,
-                       compile_s=time.perf_counter() - start,
-                       settings={"n_datasets": n_datasets, "n_targets": data.n_target,
-                                 "n_reference": data.n_ref, "benchmarks": data.benchmarks,
-                                 "seed": seed, "chains": config.sampler.chains,
-                                 "draws": config.sampler.draws, "tune": config.sampler.tune,
-                                 "model": copy.deepcopy(config.to_dict()["model"]),
-                                 "offsets": list(offsets) if offsets is not None else None})
-    for i in range(n_datasets):
-        t0 = time.perf_counter()
-        idata = fit_one(variant_seed(seed, f"dataset {i}"), counts[i])
-        post = idata.posterior
-        for label, var, index in labels:
-            true = quantity(truth.posterior.isel(draw=[i]), var, index)[0]
-            result.ranks[label].append(rank(quantity(post, var, index), true, n_ranks))
-        fit_coverage = interval_coverage(post, truth.posterior.isel(draw=[i]))
-        names = [v for v in ("A", "sigma_u", "sigma_v", "alpha_mu") if v in post]
-        fit = {"dataset": i, "seconds": time.perf_counter() - t0,
-               "divergences": int(idata.sample_stats["diverging"].sum()),
-               "max_rhat": float(az.rhat(post.to_dataset()[names]).to_array().max()),
-               "true_doubling_months": float(np.log(2) / quantity(truth.posterior.isel(draw=[i]),
-                                                                  "A", None)[0]),
-               **fit_coverage}
-        result.fits.append(fit)
-        if progress:
-            progress(i + 1, n_datasets, fit)
+                       settings=settings)
+    for ds in datasets:
+        doc = done[ds.name]
+        if doc["error"]:
+            raise SamplerError(f"SBC {ds.name}: {doc['error']}")
+        for label in result.ranks:
+            result.ranks[label].append(doc["record"]["ranks"][label])
+        result.fits.append({**doc["record"]["fit"], "seconds": doc["wall_s"]})
+    result.compile_s = float(sum(d["compile"].get("program_s", 0) + d["compile"].get(
+        "xla_compile_s", 0) for d in done.values()))
+    result.settings["wall_s"] = time.perf_counter() - start
     result.p_values = {label: uniformity_p(np.array(r), n_ranks, bins)
                        for label, r in result.ranks.items()}
     return result
+
+
+def _line(outcome) -> str:
+    if outcome.error:
+        return f"{outcome.name}: failed: {outcome.error}"
+    fit = outcome.record["fit"]
+    return (f"{outcome.name}: {outcome.wall_s:.1f} s, {fit['divergences']} divergences, "
+            f"max R-hat {fit['max_rhat']:.3f}")
+
+
+def summary_text(result: SBCResult) -> str:
+    """The fits' diagnostics, each quantity's chi-square p and the 90% intervals' coverage."""
+    fits = result.fits
+    lines = [f"{len(fits)} datasets; fits with divergences: "
+             f"{sum(f['divergences'] > 0 for f in fits)}; max R-hat over fits: "
+             f"{max(f['max_rhat'] for f in fits):.3f}",
+             f"{'quantity':24s} chi-square p ({result.bins} bins)"]
+    lines += [f"  {label:22s} {p:.3f}" for label, p in result.p_values.items()]
+    for key, c in coverage_summary(fits).items():
+        lines.append(
+            f"90% intervals of {'every ln N̂' if key == 'eta' else 'the slope A'}: "
+            f"{c['covered']}/{c['n']} = {c['rate']:.3f} (tolerance at 1% false alarms "
+            f"{c['tolerance'][0]:.3f}–{c['tolerance'][1]:.3f}"
+            + (f"; datasets as the units {c['tolerance_clustered'][0]:.3f}–"
+               f"{c['tolerance_clustered'][1]:.3f}" if "tolerance_clustered" in c else "")
+            + f"), mean width {c['mean_width']:.3f}"
+            + (f", mean error {c['mean_error']:+.3f}" if "mean_error" in c else ""))
+    return "\n".join(lines)
+
+
+def write(result: SBCResult, out, extra: dict | None = None) -> list[Path]:
+    """sbc.json (the ranks, p-values, per-fit records and coverage; ``extra`` added) and the
+    rank histograms (sbc.png) into ``out`` (a sweep directory: then its manifest too)."""
+    import json
+
+    from . import rundir
+    from .results import json_safe
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**result.to_dict(), "coverage": coverage_summary(result.fits), **(extra or {})}
+    rundir.write_atomic(out / "sbc.json", json.dumps(json_safe(record), indent=1))
+    rank_figure(result).savefig(out / "sbc.png", dpi=130)
+    if (out / "sweep.json").is_file():
+        rundir.write_manifest(out, "sbc", ["sbc.json", "sweep.json"])
+        rundir.record_derived(out, ["sbc.png"])
+    return [out / "sbc.json", out / "sbc.png"]
 
 
 def rank_figure(result: SBCResult):

@@ -97,6 +97,15 @@ class SweepSampler:
                                            args=self.posterior_args(args),
                                            observed=False)
 
+    def compile_now(self, obs_w: np.ndarray, bench_w: np.ndarray) -> None:
+        """Run the sampler's programs once under these weights (a warm-up of the fewest
+        iterations, no draws, nothing kept), so that they are compiled before a fit needs
+        them: a sweep's idle worker does this while the parent fit runs elsewhere."""
+        k = self.counts.astype(float)
+        args = (obs_w, bench_w, k, log_binomial(self.n, k), *self.setting_args())
+        starts = self.initial_points(self.config.sampler.chains, 0, args)
+        self.sampler.run(starts, args, seed=0, tune=1, warmup_only=True, progressbar=False)
+
     def without_data(self, obs_w: np.ndarray, bench_w: np.ndarray,
                      sampler: dense_nuts.Sampler | None = None) -> np.ndarray:
         """Which coordinates of the flat parameter vector have no data under these weights:

@@ -198,7 +198,8 @@ def test_leave_out_refits_without_the_model(lib_run, monkeypatch):
     assert row["shift"] == pytest.approx(row.doubling_median - result.full_doubling["median_months"])
     assert t.doubling_median[1:].isna().all()
     assert len(lines) == 3           # the latents integrated; a header, one line per refit
-    assert lines[2].startswith(f"refit 1/1 without {first}: T = ") and "months" in lines[2]
+    assert lines[2].startswith("[1/1; ~") and f"] without {first}: T = " in lines[2]
+    assert "months" in lines[2]
     text = result.text()
     assert f"without {first}" in text and f"{len(t) - 1} flagged model(s) not refitted" in text
 

@@ -20,6 +20,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_densing.run as run_mod
+from bayes_densing import rundir
 from bayes_densing.analyses import sensitivity as sens
 from bayes_densing.analyses.prior_sensitivity import THRESHOLD, power_scaling, verdict
 from bayes_densing.cli import app
@@ -177,16 +178,17 @@ def test_the_envelope_variant_is_summarised_from_the_mean_trends_draws(small_con
     result = sens.sensitivity(cfg, ["trend=envelope"], synth.csv, out=out, prior_scaling=False,
                               echo=lines.append)
     assert len(calls) == 1                                     # one posterior, sampled once
-    assert "the draws of base, not re-sampled" in lines[1]
-    base = az.from_netcdf(out / "base" / "posterior.nc")
-    envelope = az.from_netcdf(out / "trend=envelope" / "posterior.nc")
+    assert "trend=envelope: " in lines[1] and "the draws of base, not re-sampled" in lines[1]
+    base = az.from_netcdf(out / "variants" / "base" / "posterior.nc")
+    envelope = az.from_netcdf(out / "variants" / "trend=envelope" / "posterior.nc")
     np.testing.assert_array_equal(base.posterior["A"].values, envelope.posterior["A"].values)
     assert "constant_data" in envelope.children and "posterior_predictive" in envelope.children
     rows = result.table.set_index("variant")
     assert np.isfinite(rows.median_months).all()
     # the same draws read by two rules: the envelope's per-draw OLS is not the mean trend's A
     assert rows.median_months["trend=envelope"] != rows.median_months["base"]
-    assert "trend = \"envelope\"" in (out / "trend=envelope" / "config.toml").read_text()
+    assert "trend = \"envelope\"" in (out / "variants" / "trend=envelope" / "config.toml"
+                                       ).read_text()
 
 
 # --- a real tiny sweep ---------------------------------------------------------------------------
@@ -204,15 +206,19 @@ def sweep(tmp_path_factory, synth, small_config):
 def test_sweep_writes_one_run_dir_per_fitted_variant(sweep):
     result, out, lines = sweep
     assert result.out == out and out.is_dir()
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["base", "priors.slope_sd=1.0"]
+    runs = out / "variants"
+    assert sorted(p.name for p in runs.iterdir()) == ["base", "priors.slope_sd=1.0"]
     for name in ("base", "priors.slope_sd=1.0"):
-        assert (out / name / "posterior.nc").exists() and (out / name / "config.toml").exists()
-    assert "slope_sd = 1.0" in (out / "priors.slope_sd=1.0" / "config.toml").read_text()
-    assert not list(out.parent.glob(".sweep.*"))              # no temporary leftovers
-    assert len(lines) == 5 and lines[0].startswith("[1/5] base … ")
-    assert "months (90% HDI" in lines[2] and lines[2].startswith("[3/5] priors.slope_sd=1.0 … ")
-    assert "same as base, not re-run" in lines[1] and "failed" in lines[3]   # its own value
-    assert f"same as base: {sens.NO_DATA_TERM}, not re-run" in lines[4]   # no data term here
+        assert (runs / name / "posterior.nc").exists() and (runs / name / "config.toml").exists()
+        assert rundir.verify(runs / name)["kind"] == "run"     # a run directory, as `sample`'s
+    assert "slope_sd = 1.0" in (runs / "priors.slope_sd=1.0" / "config.toml").read_text()
+    assert not list(out.rglob(".*partial*"))                  # no temporary leftovers
+    # what is not fitted first (its own value, a failed window, D0 without a data term)
+    assert lines[0] == "priors.slope_sd=0.3: same as base, not re-run"
+    assert lines[1].startswith("since=2099-01-01 failed: ")
+    assert lines[2] == f"d0=3: same as base: {sens.NO_DATA_TERM}, not re-run"
+    assert len(lines) == 5 and lines[3].startswith("[1/2; ~") and "] base: " in lines[3]
+    assert "months (90% HDI" in lines[4] and "] priors.slope_sd=1.0: " in lines[4]
 
 
 def test_sweep_table_has_a_row_per_variant_with_finite_medians(sweep):
@@ -228,7 +234,7 @@ def test_sweep_table_has_a_row_per_variant_with_finite_medians(sweep):
     assert ok.shift_months.iloc[0] == 0 and ok.shift_months.iloc[1] == 0
     assert ok.shift_months.iloc[2] == pytest.approx(ok.median_months.iloc[2]
                                                     - ok.median_months.iloc[0])
-    assert list(ok.run_dir) == ["base", "base", "priors.slope_sd=1.0"]
+    assert list(ok.run_dir) == ["variants/base", "variants/base", "variants/priors.slope_sd=1.0"]
     assert ok.median_months.iloc[0] == pytest.approx(result.base.doubling["median_months"])
     assert all(d == "OK" or d.startswith("PROBLEMS") for d in ok.diagnostics)
     doc = json.loads((out / "sensitivity.json").read_text())
@@ -243,7 +249,7 @@ def test_a_failing_variant_is_recorded_not_fatal(sweep):
     row = result.table.set_index("variant").loc["since=2099-01-01"]
     assert "no target models" in row.error and row.diagnostics == "failed"
     assert math.isnan(row.median_months) and row.run_dir == ""
-    assert not (out / "since=2099-01-01").exists()
+    assert not (out / "variants" / "since=2099-01-01").exists()
     assert "failed: " in result.text()
 
 
@@ -392,11 +398,17 @@ def test_cli_sensitivity_runs(synth, small_args, tmp_path, replay_sampler):
             "priors.slope_sd=0.2,0.5", "--out", str(out)]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert replay_sampler["n"] == 3
+    # the base is sampled as `sample` samples it; the two prior variants on one program with
+    # the priors as its inputs (sweep.compile_sweep(setting_inputs=True)), not one fit each
+    assert replay_sampler["n"] == 1
     assert "priors.slope_sd=0.5" in result.stdout and "Prior sensitivity" in result.stdout
     assert "Doubling time:" in result.stdout
     assert (out / "sensitivity.csv").exists() and (out / "tornado.png").exists()
-    assert (out / "priors.slope_sd=0.2" / "posterior.nc").exists()
+    docs = [json.loads((out / "variants" / name / "result.json").read_text())
+            for name in ("base", "priors.slope_sd=0.2", "priors.slope_sd=0.5")]
+    # (the first prior variant builds it unless an earlier test in this process did)
+    assert docs[0]["compile"]["programs"] == 0 and docs[2]["compile"]["programs"] == 0
+    assert (out / "variants" / "priors.slope_sd=0.2" / "posterior.nc").exists()
 
 
 @pytest.mark.parametrize("vary", ["nosuchkey=1", "trend=bogus", "reference=NoSuchFamily"])

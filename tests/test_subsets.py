@@ -9,14 +9,14 @@ import pytensor.tensor as pt
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing.analyses.subsets import PARENT_STATE, all_subsets, run_subsets, text, write
+from bayes_densing.analyses.subsets import all_subsets, run_subsets, text, write
 from bayes_densing.cli import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
 from bayes_densing.model import build_model
 from bayes_densing.plots import forest
 from bayes_densing.sampling import conditional_metric
-from bayes_densing.sampling.families import load_state
+from bayes_densing.sampling.families import state_from_arrays
 from bayes_densing.simulate import simulate, write as write_sim
 
 
@@ -226,12 +226,12 @@ def sweeps(synth3, small_config, tmp_path_factory):
     persisted in a directory) and from scratch, the default's progress lines and that
     directory."""
     csv, benchmarks = synth3
-    lines, state_dir = [], tmp_path_factory.mktemp("state")
+    lines, out = [], tmp_path_factory.mktemp("subsets") / "sweep"
     # a third of the cold warm-up, as the default (300 of 1000) is
     warm = run_subsets(small_config(), benchmarks, csv, progress=lines.append, warm_tune=20,
-                       state_dir=state_dir)
+                       out=out)
     cold = run_subsets(small_config(), benchmarks, csv, warm_start=False)
-    return warm, cold, lines, state_dir
+    return warm, cold, lines, out
 
 
 def test_warm_starts_change_the_cost_not_the_answer(sweeps):
@@ -246,20 +246,25 @@ def test_warm_starts_change_the_cost_not_the_answer(sweeps):
 def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, small_config,
                                                              tmp_path):
     csv, benchmarks = synth3
-    table, _, lines, state_dir = sweeps
+    table, _, lines, out = sweeps
     assert len(table) == 7 and len(lines) == 7
+    assert lines[0].startswith("[1/7; ~") and lines[-1].startswith("[7/7; ~0 s left]")
     assert table.subset.iloc[0] == "+".join(benchmarks)
     assert table.rank_corr_with_all.iloc[0] == pytest.approx(1.0)
     assert np.isfinite(table.doubling_median).all() and (table.hdi_low < table.hdi_high).all()
     assert (table.hdi_low <= table.doubling_median).all()
     assert ((table["p_leq_3.3"] >= 0) & (table["p_leq_3.3"] <= 1)).all()
     assert (table.n_targets <= 12).all()
-    out = write(table, tmp_path / "sweep", small_config(), state_dir=state_dir)
+    write(table, out, small_config())
     assert {p.name for p in out.iterdir()} >= {"subsets.csv", "subsets.json", "forest.png",
-                                               "forest.svg", "config.toml", PARENT_STATE}
-    # the parent's persisted state, named by its subset and listed in the manifest
-    assert load_state(out / PARENT_STATE, "+".join(benchmarks)).step_size > 0
-    assert PARENT_STATE in json.loads((out / "manifest.json").read_text())["files"]
+                                               "forest.svg", "config.toml", "sweep.json",
+                                               "variants"}
+    # every subset's directory; the parent's also holds its adapted state, named by it
+    parent = "+".join(benchmarks)
+    assert len(list((out / "variants").glob("*/result.json"))) == 7
+    with np.load(out / "variants" / parent / "state.npz") as f:
+        assert state_from_arrays({k: f[k] for k in f.files}, parent).step_size > 0
+    assert "sweep.json" in json.loads((out / "manifest.json").read_text())["files"]
     assert (out / "forest.png").stat().st_size > 10_000
     assert len(json.loads((out / "subsets.json").read_text())["rows"]) == 7
 

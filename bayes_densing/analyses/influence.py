@@ -198,8 +198,43 @@ def _refit_data(run: results.Run | None, config: Config, exclude: list[str], dat
     return run_data(run.idata, config, exclude)
 
 
+@dataclass
+class Refit:
+    """One refit (a sweep's variant): the model left out, and the config and data without it."""
+
+    name: str
+    config: Config
+    data: ScoreData
+
+
+@dataclass
+class RefitFamily:
+    """Refits as ``bayes-densing sample`` fits (``run.fit``): each its own model and program
+    (the data differ), so no program is shared (``key`` None); a task returns each refit's
+    doubling summary and diagnostics' problems."""
+
+    key = None
+
+    @property
+    def errors(self):
+        from ..config import ConfigError
+        from ..inference import SamplerError
+        from ..model import ModelError
+
+        return (DataError, ConfigError, ModelError, SamplerError)
+
+    def fit(self, program, v: Refit, context=None) -> tuple[dict, dict]:
+        from .. import run as run_mod
+
+        fitted = run_mod.fit(v.config, data=v.data, progressbar=False)
+        return results.json_safe({
+            "doubling": results.doubling_summary(results.slope_draws(fitted.idata, fitted.config)),
+            "problems": list(fitted.diagnostics.get("problems", []))}), {}
+
+
 def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=None,
-              progress: Progress | None = None, full: dict | None = None) -> LeaveOut:
+              progress: Progress | None = None, full: dict | None = None, place=None,
+              out: str | Path | None = None) -> LeaveOut:
     """Refit without each of ``models`` (one fit per model, in the order given, at most
     ``max_refits``) and summarise each fit's doubling time.
 
@@ -208,12 +243,15 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     own configuration (model, priors, sampler settings and seed) with ``data.exclude_models``
     set; with a run they need no CSV (see the module's docstring). ``full``: the full fit's
     doubling summary (computed from the run when omitted). A refit that cannot be done (e.g.
-    leaving out a reference model leaves one size) is reported with its ``error``.
+    leaving out a reference model leaves one size) is reported with its ``error``. ``place``:
+    where the refits run (``distributed.runner.executor``; default this process); ``out``:
+    their sweep directory (each refit kept as it finishes, resumed by a re-run), else a
+    temporary one.
     """
-    from .. import run as run_mod
+    from contextlib import nullcontext
+
     from ..config import ConfigError
-    from ..inference import SamplerError
-    from ..model import ModelError
+    from ..distributed import runner, store
 
     run, config = _as_run(run_or_config)
     if full is None:
@@ -222,36 +260,56 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
         full = results.doubling_summary(results.slope_draws(run.idata, config))
     models = list(models)
     todo, skipped = models[:max(max_refits, 0)], models[max(max_refits, 0):]
-    out = LeaveOut(full=full, skipped=skipped)
+    result = LeaveOut(full=full, skipped=skipped)
     if progress and todo:
         took = run.diagnostics.get("wall_s") if run is not None else None
         progress(f"refitting without {len(todo)} model(s), one full fit each"
                  + (f" (the run's own fit took {took:.0f} s)" if took else "")
                  + (f"; {len(skipped)} more skipped (max_refits = {max_refits})" if skipped else ""))
-    for i, name in enumerate(todo, 1):
-        start = time.perf_counter()
-        row = {"model": name, "doubling": None, "problems": [], "wall_s": math.nan, "error": ""}
+    refits, errors = [], {}
+    for name in todo:
+        cfg = copy.deepcopy(config)
+        cfg.data.exclude_models = [name]
         try:
-            data = _refit_data(run, config, [name], data_path)
-            cfg = copy.deepcopy(config)
-            cfg.data.exclude_models = [name]
-            fitted = run_mod.fit(cfg, data=data, progressbar=False)
-            row["doubling"] = results.doubling_summary(results.slope_draws(fitted.idata,
-                                                                           fitted.config))
-            row["problems"] = list(fitted.diagnostics.get("problems", []))
-        except (DataError, ConfigError, ModelError, SamplerError) as exc:
-            row["error"] = str(exc)
-        row["wall_s"] = time.perf_counter() - start
-        out.refits.append(row)
-        if progress:
-            if row["doubling"] is not None:
-                d = row["doubling"]
-                msg = (f"T = {d['median_months']:.2f} months (full data {full['median_months']:.2f}), "
-                       f"{row['wall_s']:.0f} s" + (" — diagnostics: " + "; ".join(row["problems"])
-                                                   if row["problems"] else ""))
-            else:
-                msg = f"failed: {row['error']}"
-            progress(f"refit {i}/{len(todo)} without {name}: {msg}")
+            refits.append(Refit(name, cfg, _refit_data(run, config, [name], data_path)))
+        except (DataError, ConfigError) as exc:
+            errors[name] = str(exc)
+    sha = run.diagnostics.get("input_sha256", "") if run is not None else ""
+    spec = {"config": store.config_spec(config), "refits": [r.name for r in refits]}
+
+    def line(o) -> str:
+        if o.error:
+            return f"without {o.name}: failed: {o.error}"
+        d, problems = o.record["doubling"], o.record["problems"]
+        return (f"without {o.name}: T = {_months(d['median_months'])} months (full data "
+                f"{full['median_months']:.2f}), {o.wall_s:.0f} s"
+                + (" — diagnostics: " + "; ".join(problems) if problems else ""))
+    with store.sweep_dir(out) as where:
+        sweep = store.SweepStore(where, store.identity("refits", spec, sha), spec=spec)
+        with (nullcontext(place) if place is not None else runner.executor()) as place:
+            done = runner.run(RefitFamily(), refits, sweep, place, describe=line,
+                              progress=runner.Progress(len(runner.missing(sweep, refits)),
+                                                       progress or (lambda _: None)))
+    for name in todo:
+        doc = done.get(name)
+        error = errors.get(name) or (doc["error"] if doc else "")
+        ok = doc is not None and not error
+        result.refits.append({
+            "model": name, "doubling": _finite(doc["record"]["doubling"]) if ok else None,
+            "problems": doc["record"]["problems"] if ok else [],
+            "wall_s": doc["wall_s"] if doc else math.nan, "error": error})
+    return result
+
+
+def _months(x) -> str:
+    return "∞" if x is None else f"{x:.2f}"
+
+
+def _finite(doubling: dict) -> dict:
+    """A doubling summary read back from JSON: an infinite median was written as null."""
+    out = dict(doubling)
+    out["median_months"] = math.inf if out["median_months"] is None else out["median_months"]
+    out["hdi_months"] = [math.inf if x is None else x for x in out["hdi_months"]]
     return out
 
 
@@ -343,7 +401,8 @@ class Influence:
 
 
 def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_path=None,
-              k_threshold: float = K_THRESHOLD, progress: Progress | None = None) -> Influence:
+              k_threshold: float = K_THRESHOLD, progress: Progress | None = None,
+              place=None, refit_dir: str | Path | None = None) -> Influence:
     """PSIS-LOO per model for a run (directory or :class:`results.Run`), with the move of the
     doubling time's median that leaving each model out implies (``loo_shift``), ranked:
     flagged models first (k above ``k_threshold``: that move is unreliable), then by how
@@ -353,7 +412,8 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     leaving the target out removes what is known about that latent, and with it integrated
     the weights depend on the shared parameters only. Under the joint model that is PSIS over
     the pooled draws; under the cut it is within each curve draw (``analyses/stratified.py``),
-    and a target's refit reuses the curves."""
+    and a target's refit reuses the curves. ``place`` and ``refit_dir``: where the full refits
+    run and their sweep directory (:func:`leave_out`)."""
     if not isinstance(run, results.Run):
         run = results.load_run(run)
     idata, config = run.idata, run.config
@@ -401,7 +461,7 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     full_fits = [m for m in todo if not cut_run or m in names[refs]]
     if full_fits:
         rows += leave_out(run, full_fits, max_refits=len(full_fits), data_path=data_path,
-                          progress=progress, full=full).refits
+                          progress=progress, full=full, place=place, out=refit_dir).refits
     if rows:
         _put_refits(table, rows, full)
         notes.append("each refit repeats the run's sampler settings and seed; shifts much "

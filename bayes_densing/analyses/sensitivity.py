@@ -27,12 +27,14 @@ leave out) is a :class:`ConfigError`. A variant whose data or model cannot be bu
 legitimate reason (too few models in a date window, a changepoint with no models before it) or
 whose sampler fails is recorded in the table with its error; the sweep goes on.
 
-Output directory (written atomically: nothing half-written if interrupted)::
+Output directory (a sweep directory, ``distributed/store.py``: each variant's run directory
+appears whole as it finishes, an interrupted sweep is resumed by the same command, the table
+and tornado are written when every variant is done)::
 
     OUT/sensitivity.csv, sensitivity.json   one row per variant (see COLUMNS)
     OUT/tornado.png, tornado.svg            how far each choice moves the median
     OUT/prior_sensitivity.csv               power-scaling check of the base run (optional)
-    OUT/base/, OUT/trend=envelope/, …       every variant's run directory
+    OUT/variants/base/, OUT/variants/trend=envelope/, …   every fitted variant's run directory
 
 Example::
 
@@ -56,6 +58,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .. import data as data_mod, results, rundir, run
 from ..config import Config, ConfigError
@@ -323,7 +326,127 @@ def same_posterior(a: dict, b: dict) -> bool:
 
 # --- running -------------------------------------------------------------------------------------
 
-def _row(v: Variant, fitted: run.FitResult | None, base_median: float, run_dir: str) -> dict:
+# settings that are inputs of one compiled program (``sweep.compile_sweep(...,
+# setting_inputs=True)``): variants differing from the base in these alone share it
+SETTING_KEYS = ("priors.", "model.d0", "sampler.seed")
+
+
+def _settings_only(v: Variant, base: Variant) -> bool:
+    """Whether ``v`` fits the base's data with the base's model, other priors, D0 or seed."""
+    if v.data is None or base.data is None or v.data.sha256 != base.data.sha256 \
+            or v.data.describe() != base.data.describe():
+        return False
+    a, b = _flat(v.config.to_dict()), _flat(base.config.to_dict())
+    return all(a[k] == b[k] for k in a if not k.startswith(SETTING_KEYS))
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+@dataclass
+class Fit:
+    """A variant to fit (the runner's variant): its config and data, and the variant whose
+    draws it reads instead of sampling (the envelope trend reads the mean trend's)."""
+
+    name: str
+    config: Config
+    data: data_mod.ScoreData
+    draws_of: str = ""
+
+
+@dataclass
+class FitFamily:
+    """Variants fitted as ``bayes-densing sample`` fits them (``run.fit``), each a run
+    directory. With ``shared`` (variants that differ from the base only in priors, D0 or seed)
+    they share one program compiled with those as inputs; the base and every other variant
+    compile their own (the persistent cache keeps what repeats). A task's ``context``: the
+    draws that ``draws_of`` variants read, by name."""
+
+    data: data_mod.ScoreData | None = None
+    config: Config | None = None
+    shared: bool = False
+    errors = FIT_ERRORS
+
+    @property
+    def key(self) -> str | None:
+        if not self.shared:
+            return None
+        from ..distributed.store import digest
+
+        return "sensitivity-" + digest([self.config.to_dict(), self.data.sha256,
+                                        self.data.describe()])[:16]
+
+    def compile(self):
+        if self.config.model.curves == "cut":
+            from ..cut import CutSampler
+
+            return CutSampler(self.data, self.config, setting_inputs=True)
+        from ..sweep import compile_sweep
+
+        return compile_sweep(self.data, self.config, setting_inputs=True)
+
+    def fit(self, program, v: Fit, context) -> tuple[dict, dict, dict]:
+        draws = None
+        if v.draws_of:
+            draws = context[v.draws_of]
+        elif program is not None:
+            draws = _sampled(program, v)
+        fitted = run.fit(v.config, data=v.data, progressbar=False, draws=draws)
+        record = {"doubling": fitted.doubling,
+                  "problems": list(fitted.diagnostics.get("problems", []))}
+        payload = {"idata": fitted.idata, "models": fitted.models, "trend": fitted.trend,
+                   "diagnostics": fitted.diagnostics, "config": fitted.config,
+                   "summary": fitted.summary}
+        return results.json_safe(record), {}, payload
+
+    @staticmethod
+    def write(tmp: Path, payload: dict) -> None:
+        """A fitted variant's run directory (client side: the only writer)."""
+        results.write_run(tmp, **payload)
+
+
+def _sampled(program, v: Fit):
+    """The draws of ``v`` on a program shared by variants of other priors, D0 or seed."""
+    from ..cut import observed_data
+    from ..inference import SampleResult
+
+    start, seed = time.perf_counter(), v.config.sampler.seed
+    if v.config.model.curves == "cut":
+        idata = program.fit(seed, settings=v.config)
+        layout = f"{program.sweep.sampler.layout}, {program.inner.layout}"
+        method = program.chain_method
+    else:
+        n = len(v.data.obs)
+        idata = program.sample(np.ones(n), np.ones(len(v.data.benchmarks)), seed,
+                               settings=v.config)
+        idata["observed_data"] = observed_data(v.data, v.data.obs.k.to_numpy())
+        layout, method = program.sampler.layout, "parallel"
+    seconds = idata.posterior.attrs.get("sampling_time")
+    return SampleResult(idata=idata, wall_s=time.perf_counter() - start,
+                        sampling_s=float(seconds) if seconds else None, chain_method=method,
+                        mass_matrix=layout)
+
+
+def _read_draws(sweep, name: str):
+    """A finished variant's sampled groups, for the variants that read its draws."""
+    from ..inference import SampleResult
+
+    run_ = results.load_run(sweep.path(name))
+    idata = xr.DataTree.from_dict({g: run_.idata[g].to_dataset() for g in
+                                   ("posterior", "sample_stats", "log_prior", "observed_data")
+                                   if g in run_.idata.children})
+    d = run_.diagnostics
+    return SampleResult(idata=idata, wall_s=0.0, sampling_s=d.get("sampling_s"),
+                        chain_method=d.get("chain_method", "-"),
+                        mass_matrix=d.get("mass_matrix", "-"))
+
+
+def _row(v: Variant, fitted: dict | None, base_median: float, run_dir: str) -> dict:
+    """``fitted``: a fit's record (doubling summary and problems), None if it failed."""
     row = {"variant": v.name, "key": v.key, "setting": v.setting, "value": v.value,
            "base_value": v.base_value, "error": v.error, "run_dir": run_dir,
            "n_targets": v.data.n_target if v.data is not None else math.nan}
@@ -332,105 +455,132 @@ def _row(v: Variant, fitted: run.FitResult | None, base_median: float, run_dir: 
                     "p_no_growth": math.nan, "shift_months": math.nan, "diagnostics": "failed",
                     **{f"p_leq_{m:g}": math.nan for m in results.CLAIMS}})
         return row
-    d = fitted.doubling
-    problems = fitted.diagnostics.get("problems", [])
-    row.update({"median_months": float(d["median_months"]), "hdi_low": d["hdi_months"][0],
-                "hdi_high": d["hdi_months"][1], "p_no_growth": d["p_no_growth"],
-                "shift_months": float(d["median_months"]) - base_median,
+    d = fitted["doubling"]
+    problems = fitted["problems"]
+    median = _number(d["median_months"])
+    row.update({"median_months": median, "hdi_low": _number(d["hdi_months"][0]),
+                "hdi_high": _number(d["hdi_months"][1]), "p_no_growth": d["p_no_growth"],
+                "shift_months": median - base_median,
                 "diagnostics": "OK" if not problems else "PROBLEMS: " + "; ".join(problems),
                 **{f"p_leq_{m:g}": d["p_leq"][f"{m:g}"] for m in results.CLAIMS}})
     return row
 
 
-def _progress(i: int, n: int, row: dict, note: str = "") -> str:
-    head = f"[{i}/{n}] {row['variant']} …"
-    if row["error"]:
-        return f"{head} failed: {row['error']}"
-    diag = "diagnostics OK" if row["diagnostics"] == "OK" else row["diagnostics"]
-    return (f"{head} {_fmt(row['median_months'])} months (90% HDI {row['hdi_low']:.2f}–"
-            f"{row['hdi_high']:.2f}), {diag}{note}")
+def _number(x) -> float:
+    return math.inf if x is None else float(x)     # json_safe wrote an infinite median as None
 
 
 def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = None, *,
                 out: str | Path | None = None, force: bool = False, prior_scaling: bool = True,
-                quiet: bool = False, echo: Callable[[str], None] = print) -> SensitivityResult:
+                quiet: bool = False, echo: Callable[[str], None] = print,
+                place=None) -> SensitivityResult:
     """Fit the base and every one-at-a-time variant; write the table, tornado and run dirs.
 
     ``vary``: ``KEY=v1,v2,…`` strings (see the module docstring). ``out``: the sweep directory
-    (written atomically; refused if it exists unless ``force``); without it nothing is written.
-    ``prior_scaling``: also run the power-scaling prior-sensitivity check on the base run.
-    Progress goes to ``echo``, one line per variant, unless ``quiet``.
+    (``distributed.store``: each variant's run directory under ``variants/`` as it finishes;
+    an unfinished sweep of the same settings is resumed, ``force`` discards it); without it
+    nothing is kept. ``place``: where the fits run (``distributed.runner.executor``; default
+    this process). ``prior_scaling``: also run the power-scaling prior-sensitivity check on
+    the base run. Progress goes to ``echo``, one line per variant, unless ``quiet``.
     """
+    from contextlib import nullcontext
+
     from .. import plots
+    from ..distributed import runner, store
 
     variants = prepare(base, vary, data_path)
-    if out is not None:
-        results.check_out_dir(out, force)
     say = (lambda s: None) if quiet else echo
-
-    def sweep(root: Path | None) -> SensitivityResult:
-        fitted: dict[str, run.FitResult] = {}
-        rows: list[dict] = []
-        base_median = math.nan
-        n = len(variants)
-        for i, v in enumerate(variants, start=1):
-            result, note, run_dir = None, "", ""
-            if v.same_as:
-                result, run_dir = fitted.get(v.same_as), v.same_as
-                because = f": {v.same_because}" if v.same_because else ""
-                note = f" (same as {v.same_as}{because}, not re-run)"
-                if result is None:
-                    v.error = variants_by_name[v.same_as].error
-            elif not v.error:
-                start = time.perf_counter()
-                shared = fitted.get(v.draws_of)
-                try:
-                    result = run.fit(v.config, data_path, data=v.data, progressbar=False,
-                                     out=None if root is None else root / v.name,
-                                     draws=None if shared is None else shared.sampled)
-                except FIT_ERRORS as exc:
-                    if v.name == BASE:
-                        raise
-                    v.error = str(exc)
-                else:
-                    fitted[v.name] = result
-                    run_dir = v.name if root is not None else ""
-                    note = f", {time.perf_counter() - start:.0f} s" + (
-                        "" if shared is None else f" (the draws of {v.draws_of}, not re-sampled)")
+    by_name = {v.name: v for v in variants}
+    base_v = variants[0]
+    fitted = [v for v in variants if not v.error and not v.same_as]
+    sampled = [v for v in fitted if not v.draws_of]
+    shared = [v for v in sampled[1:] if _settings_only(v, base_v)]
+    own = [v for v in sampled if v not in shared]
+    readers = [v for v in fitted if v.draws_of]
+    for v in variants:
+        if v.error:
+            say(f"{v.name} failed: {v.error}")
+        elif v.same_as:
+            because = f": {v.same_because}" if v.same_because else ""
+            say(f"{v.name}: same as {v.same_as}{because}, not re-run")
+    spec = {"config": store.config_spec(base_v.config), "vary": list(vary)}
+    sha = base_v.data.sha256
+    with store.sweep_dir(out) as where:
+        sweep = store.SweepStore(where, store.identity("sensitivity", spec, sha), force=force,
+                                 spec=spec)
+        with (nullcontext(place) if place is not None else runner.executor()) as place:
+            todo = runner.missing(sweep, [Fit(v.name, v.config, v.data) for v in fitted])
+            progress = runner.Progress(len(todo), say)
+            go = dict(progress=progress, describe=lambda o: _describe(o, by_name))
+            jobs = [runner.Job(FitFamily(), [Fit(v.name, v.config, v.data)]) for v in own]
+            if shared:
+                jobs.append(runner.Job(FitFamily(base_v.data, base_v.config, shared=True),
+                                       [Fit(v.name, v.config, v.data) for v in shared]))
+            runner.run_jobs(jobs, sweep, place, **go)
+            if readers:
+                context = {v.draws_of: _read_draws(sweep, v.draws_of) for v in readers
+                           if not by_name[v.draws_of].error}
+                runner.run(FitFamily(), [Fit(v.name, v.config, v.data, v.draws_of)
+                                         for v in readers if v.draws_of in context],
+                           sweep, place, context=context, **go)
+        done = sweep.done()
+        if done[BASE]["error"]:
+            raise SamplerError(f"the base fit failed: {done[BASE]['error']}")
+        rows, base_median = [], math.nan
+        for v in variants:
+            source = v.same_as or v.name
+            doc = done.get(source) if not v.error else None
+            if doc is not None and doc["error"]:
+                v.error = doc["error"]
+            elif v.same_as and by_name[v.same_as].error:
+                v.error = by_name[v.same_as].error
+            record = doc["record"] if doc is not None and not doc["error"] else None
             if v.name == BASE:
-                base_median = float(result.doubling["median_months"])
-            row = _row(v, result, base_median, run_dir)
-            rows.append(row)
-            say(_progress(i, n, row, note))
+                base_median = _number(record["doubling"]["median_months"])
+            run_dir = (str(Path(store.VARIANTS) / store.dir_name(source))
+                       if record is not None and out is not None else "")
+            rows.append(_row(v, record, base_median, run_dir))
         table = pd.DataFrame(rows, columns=COLUMNS)
-        base_fit = fitted[BASE]
+        base_run = results.load_run(sweep.path(BASE))
+        base_fit = run.FitResult(idata=base_run.idata, data=base_v.data, models=base_run.models,
+                                 trend=base_run.trend,
+                                 doubling=done[BASE]["record"]["doubling"],
+                                 diagnostics=base_run.diagnostics, summary="",
+                                 out=sweep.path(BASE) if out is not None else None,
+                                 config=base_run.config, sampled=None)
         prior = None
         if prior_scaling:
             from .prior_sensitivity import prior_sensitivity
 
             say("prior sensitivity: power-scaling the base run's prior …")
             prior = prior_sensitivity(base_fit.idata, base_fit.data, base_fit.config)
-        figures: list[Path] = []
         res = SensitivityResult(table=table, base=base_fit, prior=prior,
-                                varies=parse_varies(vary), out=None, figures=figures)
-        if root is not None:
+                                varies=parse_varies(vary), out=None, figures=[])
+        if out is not None:
+            root = Path(out)
             _write(root, res, vary)
             fig, paths = plots.tornado(table, base_median, root / "tornado")
             rundir.record_derived(root, [p.name for p in paths])
-            figures.extend(Path(out) / p.name for p in paths)
-        return res
-
-    variants_by_name = {v.name: v for v in variants}
-    if out is None:
-        return sweep(None)
-    with results.atomic_dir(out, force) as tmp:
-        res = sweep(tmp)
-    res.out = Path(out)
+            res.figures.extend(root / p.name for p in paths)
+            res.out = root
     return res
 
 
+def _describe(outcome, by_name: dict) -> str:
+    v = by_name[outcome.name]
+    if outcome.error:
+        return f"{v.name}: failed: {outcome.error}"
+    d = outcome.record["doubling"]
+    problems = outcome.record["problems"]
+    note = f" (the draws of {v.draws_of}, not re-sampled)" if v.draws_of else ""
+    return (f"{v.name}: {_fmt(_number(d['median_months']))} months (90% HDI {_fmt(_number(d['hdi_months'][0]))}–"
+            f"{_fmt(_number(d['hdi_months'][1]))}), "
+            f"{'diagnostics OK' if not problems else 'PROBLEMS: ' + '; '.join(problems)}, "
+            f"{outcome.wall_s:.0f} s{note}")
+
+
 def _write(root: Path, res: SensitivityResult, specs: list[str]) -> None:
-    res.table.to_csv(root / "sensitivity.csv", index=False)
+    rundir.write_atomic(root / "sensitivity.csv", res.table.to_csv(index=False))
     doc = {
         "base": {"doubling": res.base.doubling, "config": res.base.config.to_dict(),
                  "diagnostics_problems": res.base.diagnostics.get("problems", [])},
@@ -441,10 +591,10 @@ def _write(root: Path, res: SensitivityResult, specs: list[str]) -> None:
         "figures": ["tornado.png", "tornado.svg"],
         "notes": "run_dir is relative to this directory; shift_months = median − base median",
     }
-    (root / "sensitivity.json").write_text(json.dumps(results.json_safe(doc), indent=2,
-                                                      allow_nan=False, default=str))
+    rundir.write_atomic(root / "sensitivity.json", json.dumps(results.json_safe(doc), indent=2,
+                                                              allow_nan=False, default=str))
     core = ["sensitivity.csv", "sensitivity.json"]
     if res.prior is not None:
-        res.prior.table.to_csv(root / "prior_sensitivity.csv", index=False)
+        rundir.write_atomic(root / "prior_sensitivity.csv", res.prior.table.to_csv(index=False))
         core.append("prior_sensitivity.csv")
-    rundir.write_manifest(root, "sensitivity", core)
+    rundir.write_manifest(root, "sensitivity", core + ["sweep.json"])

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +27,13 @@ from scipy import stats
 
 from .. import data as data_mod, results, rundir
 from ..config import Config, ConfigError
-from ..inference import diagnose
+from ..distributed import runner, store
+from ..inference import SamplerError, diagnose
 
 MAX_BENCHMARKS = 8   # 255 subsets
-PARENT_STATE = "parent-state.npz"   # the all-benchmark fit's adapted state, the subsets' start
+COLUMNS = ["subset", "n_benchmarks", "n_targets", "doubling_median", "hdi_low", "hdi_high",
+           "p_leq_3.3", "p_leq_3.5", "p_no_growth", "rank_corr_with_all", "divergences",
+           "max_rhat", "min_ess", "diagnostics", "wall_s", "worker"]
 WARM_TUNE = 300      # warm-up iterations of a warm-started subset (benchmarks/README.md)
 
 
@@ -42,18 +46,123 @@ def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...
     return out
 
 
+@dataclass
+class Subset:
+    """One variant of the sweep: a subset of the benchmarks, named by them joined with '+'."""
+
+    benchmarks: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.benchmarks)
+
+
+@dataclass
+class SubsetFamily:
+    """Every subset of one dataset's benchmarks as a family of fits of one compiled program
+    (``distributed.programs``): the joint model's weighted sweep, or the cut's two modules.
+    A task's ``context`` is the all-benchmark fit's adapted state, that a warm-started subset
+    starts from."""
+
+    data: data_mod.ScoreData
+    config: Config
+    warm_tune: int = WARM_TUNE
+    errors = (SamplerError,)
+
+    @property
+    def key(self) -> str:
+        return "subsets-" + store.digest([self.config.to_dict(), self.data.sha256,
+                                          self.data.benchmarks, len(self.data.obs)])[:16]
+
+    def compile(self):
+        if self.config.model.curves == "cut":
+            from ..cut import CutSampler
+
+            return CutSampler(self.data, self.config)
+        from ..sweep import compile_sweep
+
+        return compile_sweep(self.data, self.config)
+
+    def weights(self, subset: Subset) -> tuple[np.ndarray, np.ndarray]:
+        bench_w = np.array([b in subset.benchmarks for b in self.data.benchmarks], dtype=float)
+        return bench_w[self.data.obs.bench_idx.to_numpy()], bench_w
+
+    def prime(self, sampler, subset: Subset) -> None:
+        """Compile the joint sweep's programs (``SweepSampler.compile_now``) on a worker left
+        idle while the all-benchmark fit runs; the cut has no such stage."""
+        if self.config.model.curves != "cut":
+            sampler.compile_now(*self.weights(subset))
+
+    def fit(self, sampler, subset: Subset, warm) -> tuple[dict, dict]:
+        """One subset's fit (its seed from its name, ``families.variant_seed``): its row of the
+        table and its slimmed posterior (the slope's draws, each scored target's median ln ρ);
+        the parent's (``warm`` None, a joint sweep) also its adapted state."""
+        from ..sampling.families import state_arrays, variant_seed
+
+        obs_w, bench_w = self.weights(subset)
+        seed = variant_seed(self.config.sampler.seed, subset.name)
+        arrays = {}
+        if self.config.model.curves == "cut":
+            idata = sampler.fit(seed, weights=(obs_w, bench_w))
+        else:
+            tune = None if warm is None else min(self.warm_tune, self.config.sampler.tune)
+            idata = sampler.sample(obs_w, bench_w, seed, warm=warm, tune=tune)
+            if warm is None:
+                arrays["state"] = state_arrays(sampler.last, subset.name)
+        record, arrays["posterior"] = summarise(idata, self.data, self.config, subset, obs_w,
+                                                [rv.name for rv in sampler.model.free_RVs])
+        return record, arrays
+
+
+def summarise(idata, data, config: Config, subset: Subset, obs_w: np.ndarray,
+              free: list[str]) -> tuple[dict, dict]:
+    """A subset's row (doubling time, diagnostics over what it informs: its benchmarks and its
+    scored targets) and its slimmed posterior."""
+    obs_m = data.obs.model_idx.to_numpy()
+    scored = np.zeros(data.n_target, bool)
+    scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
+    targets = data.targets.model.to_numpy()[scored]
+    informed = idata.sel(benchmark=list(subset.benchmarks), target=list(targets))
+    slope = results.slope_draws(informed, config, data.targets.t.to_numpy(dtype=float)[scored])
+    doubling = results.doubling_summary(slope)
+    diag = diagnose(informed, free)
+    lo, hi = doubling["hdi_months"]
+    row = {"subset": subset.name, "n_benchmarks": len(subset.benchmarks),
+           "n_targets": int(scored.sum()), "doubling_median": doubling["median_months"],
+           "hdi_low": lo, "hdi_high": hi, "p_leq_3.3": doubling["p_leq"]["3.3"],
+           "p_leq_3.5": doubling["p_leq"]["3.5"], "p_no_growth": doubling["p_no_growth"],
+           "divergences": diag["divergences"], "max_rhat": diag["max_rhat"],
+           "min_ess": min(diag["min_ess_bulk"], diag["min_ess_tail"]),
+           "diagnostics": "OK" if not diag["problems"] else "; ".join(diag["problems"])}
+    posterior = {"slope": np.asarray(slope), "targets": np.asarray(targets, dtype=str),
+                 "log_density_median": np.median(results.draws(informed, "log_density"), axis=0)}
+    return results.json_safe(row), posterior
+
+
+def _line(outcome) -> str:
+    if outcome.error:
+        return f"{outcome.name}: failed: {outcome.error}"
+    r = outcome.record
+    return (f"{outcome.name}: {r['doubling_median']:.2f} months (90% HDI {r['hdi_low']:.2f}–{r['hdi_high']:.2f}), "
+            f"{'diagnostics OK' if r['diagnostics'] == 'OK' else 'PROBLEMS'}, "
+            f"{outcome.wall_s:.0f} s")
+
+
 def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size: int = 1,
                 progress: Callable[[str], None] | None = None,
                 warm_start: bool = True, warm_tune: int = WARM_TUNE,
-                state_dir: Path | None = None) -> pd.DataFrame:
+                out: str | Path | None = None, force: bool = False,
+                place=None) -> pd.DataFrame:
     """Fit every benchmark subset with one compiled model; one row per subset, each with its
     own seed from the run's and the subset's name (``families.variant_seed``).
 
     ``warm_start``: each subset's warm-up starts from the fit on all the benchmarks (its
-    metric, step size and last positions) rather than from the identity metric, and is
-    ``warm_tune`` iterations long (at most ``sampler.tune``; the same schedule of doubling
-    windows, shorter). Cold, every subset has the full ``sampler.tune``. ``state_dir``: where
-    that parent state is persisted (:data:`PARENT_STATE`), each subset starting from the file."""
+    metric, step size and last positions, persisted in the sweep directory) rather than from
+    the identity metric, and is ``warm_tune`` iterations long (at most ``sampler.tune``; the
+    same schedule of doubling windows, shorter). Cold, every subset has the full
+    ``sampler.tune``. ``out``: the sweep directory (``distributed.store``), resumed if it
+    holds part of this sweep (``force``: discarded); without it, a temporary one. ``place``:
+    where the fits run (``distributed.runner.executor``; default this process)."""
     if len(set(benchmarks)) != len(benchmarks) or len(benchmarks) < 2:
         raise ConfigError("--benchmarks: give at least two different benchmarks")
     if len(benchmarks) > MAX_BENCHMARKS:
@@ -62,113 +171,79 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     if warm_tune < 1:
         raise ConfigError(f"--warm-tune must be at least 1, got {warm_tune}")
     config.set("data.benchmarks", list(benchmarks)).validate()
-    subsets = all_subsets(list(benchmarks), min_size)
+    subsets = [Subset(s) for s in all_subsets(list(benchmarks), min_size)]
     data = data_mod.load(config, data_path)
     missing = [b for b in benchmarks if b not in data.benchmarks]
     if missing:
         raise data_mod.DataError(f"{data.source}: benchmark(s) {', '.join(missing)} left no "
                                  "usable scores (see the notices of `bayes-densing sample`)")
-    say = progress or (lambda _: None)
+    warm_start = warm_start and config.model.curves != "cut"   # a cut warm start is not measured
+    family = SubsetFamily(data, config, warm_tune)
+    spec = {"config": store.config_spec(config),
+            "sweep": {"subsets": [s.name for s in subsets], "warm_start": warm_start,
+                      "warm_tune": warm_tune}}
     start = time.perf_counter()
-    sampler, fit = _fitter(data, config, warm_start, warm_tune, state_dir)
-    obs_b = data.obs.bench_idx.to_numpy()
-    obs_m = data.obs.model_idx.to_numpy()
-    t = data.targets.t.to_numpy(dtype=float)
-    rows, full_rho = [], None
-    for i, subset in enumerate(subsets, 1):
-        t0 = time.perf_counter()
-        bench_w = np.array([b in subset for b in data.benchmarks], dtype=float)
-        obs_w = bench_w[obs_b]
-        scored = np.zeros(data.n_target, bool)
-        scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-        idata = fit("+".join(subset), obs_w, bench_w)
-        targets = data.targets.model.to_numpy()[scored]
-        # what this subset informs: its benchmarks and its scored targets (slope, diagnostics)
-        informed = idata.sel(benchmark=[b for b in data.benchmarks if b in subset],
-                             target=list(targets))
-        doubling = results.doubling_summary(results.slope_draws(informed, config, t[scored]))
-        free = [rv.name for rv in sampler.model.free_RVs]
-        diag = diagnose(informed, free)
-        rho = pd.Series(np.median(results.draws(informed, "log_density"), axis=0), index=targets)
-        if full_rho is None:
-            full_rho = rho
-        common = rho.index.intersection(full_rho.index)
-        corr = (stats.spearmanr(rho[common], full_rho[common]).statistic
-                if len(common) >= 3 else np.nan)
-        lo, hi = doubling["hdi_months"]
-        rows.append({"subset": "+".join(subset), "n_benchmarks": len(subset),
-                     "n_targets": int(scored.sum()), "doubling_median": doubling["median_months"],
-                     "hdi_low": lo, "hdi_high": hi, "p_leq_3.3": doubling["p_leq"]["3.3"],
-                     "p_leq_3.5": doubling["p_leq"]["3.5"], "p_no_growth": doubling["p_no_growth"],
-                     "rank_corr_with_all": float(corr), "divergences": diag["divergences"],
-                     "max_rhat": diag["max_rhat"], "min_ess": min(diag["min_ess_bulk"],
-                                                                  diag["min_ess_tail"]),
-                     "diagnostics": "OK" if not diag["problems"] else "; ".join(diag["problems"]),
-                     "wall_s": time.perf_counter() - t0})
-        say(f"[{i}/{len(subsets)}] {'+'.join(subset)}: {doubling['median_months']:.2f} months "
-            f"(90% HDI {lo:.2f}–{hi:.2f}), ρ rank corr {corr:.2f}, "
-            f"{'diagnostics OK' if not diag['problems'] else 'PROBLEMS'}, "
-            f"{time.perf_counter() - t0:.0f} s")
-    table = pd.DataFrame(rows)
+    with store.sweep_dir(out) as where:
+        sweep = store.SweepStore(where, store.identity("subsets", spec, data.sha256),
+                                 force=force, spec=spec)
+        with (nullcontext(place) if place is not None else runner.executor()) as place:
+            parent, rest = (subsets[:1], subsets[1:]) if warm_start else ([], subsets)
+            tracker = runner.Progress(len(runner.missing(sweep, subsets)),
+                                      progress or (lambda _: None))
+            go = dict(describe=_line, progress=tracker)
+            runner.run(family, parent, sweep, place, **go)
+            warm = None
+            if parent:
+                from ..sampling.families import state_from_arrays
+
+                warm = state_from_arrays(sweep.arrays(parent[0].name, "state"), parent[0].name)
+            runner.run(family, rest, sweep, place, context=warm, **go)
+            place_name = place.where
+        table = table_of(sweep, subsets)
     table.attrs["estimand"] = config.model.curves
     table.attrs["total_s"] = time.perf_counter() - start
     table.attrs["first_fit_s"] = float(table.wall_s.iloc[0])
+    table.attrs["fitted_now"] = tracker.done
+    table.attrs["where"] = place_name
+    table.attrs["out"] = str(out) if out is not None else ""
     return table
 
 
-def _fitter(data, config: Config, warm_start: bool, warm_tune: int,
-            state_dir: Path | None = None):
-    """The compiled family of fits and (name, obs_w, bench_w) → one subset's posterior, its
-    seed from the subset's name. Joint: the sweep, each subset after the first warm-started
-    from it (with ``warm_start``; persisted in ``state_dir`` when given) and ``warm_tune``
-    iterations long. Cut (``CutSampler.fit``): each subset from scratch, its curves from the
-    references' scores on its benchmarks (a warm start is not measured)."""
-    from ..sampling.families import load_state, save_state, variant_seed
-    from ..sweep import compile_sweep
-
-    seed = config.sampler.seed
-    if config.model.curves == "cut":
-        from ..cut import CutSampler
-
-        sampler = CutSampler(data, config)
-        return sampler, lambda name, obs_w, bench_w: sampler.fit(variant_seed(seed, name),
-                                                                 weights=(obs_w, bench_w))
-    sampler = compile_sweep(data, config)
-    state = {"warm": None}
-
-    def fit(name, obs_w, bench_w):
-        warm = state["warm"]
-        idata = sampler.sample(obs_w, bench_w, variant_seed(seed, name), warm=warm,
-                               tune=None if warm is None else min(warm_tune, config.sampler.tune))
-        if warm_start and warm is None:      # the first subset, all the benchmarks
-            state["warm"] = sampler.last
-            if state_dir is not None:
-                path = save_state(sampler.last, Path(state_dir) / PARENT_STATE, name)
-                state["warm"] = load_state(path, name)
-        return idata
-    return sampler, fit
+def table_of(sweep, subsets: list[Subset]) -> pd.DataFrame:
+    """The table, from the sweep directory's variants: each subset's row, and the rank
+    correlation of its targets' median ln ρ with the all-benchmark fit's."""
+    done = sweep.done()
+    rows, full = [], None
+    for subset in subsets:
+        doc = done[subset.name]
+        if doc["error"]:
+            raise SamplerError(f"subset {subset.name}: {doc['error']}")
+        post = sweep.arrays(subset.name, "posterior")
+        rho = pd.Series(post["log_density_median"], index=post["targets"])
+        full = rho if full is None else full
+        common = rho.index.intersection(full.index)
+        corr = (stats.spearmanr(rho[common], full[common]).statistic
+                if len(common) >= 3 else np.nan)
+        rows.append({**doc["record"], "rank_corr_with_all": float(corr),
+                     "wall_s": doc["wall_s"], "worker": doc["pid"]})
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"max_rhat": float, "min_ess": float})
 
 
-def write(table: pd.DataFrame, out: str | Path, config: Config, force: bool = False,
-          state_dir: Path | None = None) -> Path:
-    """subsets.csv, subsets.json, config.toml and the forest plot, written atomically to ``out``;
-    with ``state_dir``, the parent fit's persisted state (:data:`PARENT_STATE`) too."""
+def write(table: pd.DataFrame, out: str | Path, config: Config) -> Path:
+    """subsets.csv, subsets.json, config.toml and the forest plot into the sweep directory
+    ``out`` (each file replaced whole), then its manifest."""
     from .. import plots
 
-    where: list[Path] = []
-    with results.atomic_dir(out, force, where=where) as tmp:
-        table.to_csv(tmp / "subsets.csv", index=False)
-        (tmp / "subsets.json").write_text(json.dumps(
-            {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
-        (tmp / "config.toml").write_text(config.to_toml())
-        core = ["subsets.csv", "subsets.json", "config.toml"]
-        if state_dir is not None and (Path(state_dir) / PARENT_STATE).exists():
-            shutil.copyfile(Path(state_dir) / PARENT_STATE, tmp / PARENT_STATE)
-            core.append(PARENT_STATE)
-        rundir.write_manifest(tmp, "subsets", core)
-        plots.forest(table, tmp / "forest")
-        rundir.record_derived(tmp, ["forest.png", "forest.svg"])
-    return where[0]
+    out = Path(out)
+    rundir.write_atomic(out / "subsets.csv", table.to_csv(index=False))
+    rundir.write_atomic(out / "subsets.json", json.dumps(
+        {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
+    rundir.write_atomic(out / "config.toml", config.to_toml())
+    plots.forest(table, out / "forest")
+    rundir.write_manifest(out, "subsets", ["subsets.csv", "subsets.json", "config.toml",
+                                           store.SWEEP])
+    rundir.record_derived(out, ["forest.png", "forest.svg"])
+    return out
 
 
 def text(table: pd.DataFrame) -> str:
@@ -182,8 +257,13 @@ def text(table: pd.DataFrame) -> str:
     if a.get("estimand") == "cut":
         lines.insert(0, "Estimand: cut — each subset's curves from the reference models' scores "
                         "on its benchmarks alone")
-    if "total_s" in a:
-        lines.append(f"\n{len(table)} fits in {a['total_s']:.0f} s (the first, with compilation: "
-                     f"{a['first_fit_s']:.0f} s; the others {table.wall_s.iloc[1:].mean():.0f} s "
-                     "each on average)" if len(table) > 1 else "")
+    if "total_s" in a and a.get("fitted_now", len(table)) == 0:
+        lines.append(f"\nall {len(table)} subsets were already in the sweep directory: none "
+                     "fitted now")
+    elif "total_s" in a:
+        now = a.get("fitted_now", len(table))
+        lines.append(f"\n{now} of {len(table)} subsets fitted now ({a.get('where', 'in-process')}) "
+                     f"in {a['total_s']:.0f} s; a fit took {table.wall_s.median():.0f} s "
+                     f"(median; the first in each process, with compilation: "
+                     f"{a['first_fit_s']:.0f} s)")
     return "\n".join(lines)

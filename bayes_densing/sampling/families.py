@@ -23,11 +23,10 @@ def variant_seed(seed: int, key: str) -> int:
     return int(sequence.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
-def save_state(state: Draws, path: str | Path, name: str) -> Path:
-    """Write ``state``'s adapted metric, step size and each chain's last position to ``path``
-    (NumPy's ``.npz``), under ``name`` (the parent fit it came from); the draws are not kept.
-    Written to a temporary file and renamed, so a reader never sees half a state."""
-    path = Path(path)
+def state_arrays(state: Draws, name: str) -> dict[str, np.ndarray]:
+    """``state``'s adapted metric, step size and each chain's last position as NumPy arrays
+    (the draws are not kept), under ``name`` (the parent fit it came from): what
+    :func:`save_state` writes and a sweep's worker sends back."""
     metric = state.metric if isinstance(state.metric, tuple) else (state.metric,)
     names = sorted(state.last[0])
     arrays = {f"metric_{i}": np.asarray(m) for i, m in enumerate(metric)}
@@ -36,29 +35,40 @@ def save_state(state: Draws, path: str | Path, name: str) -> Path:
     meta = {"format": FORMAT, "name": name, "step_size": float(state.step_size),
             "metric_parts": len(metric), "conditional": isinstance(state.metric, tuple),
             "parameters": names}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
-    return path
+    return {"meta": np.array(json.dumps(meta)), **arrays}
 
 
-def load_state(path: str | Path, name: str | None = None) -> Draws:
-    """The state :func:`save_state` wrote, as a :class:`Draws` without draws, to pass as a run's
+def state_from_arrays(arrays, name: str | None = None, where: str = "the warm state") -> Draws:
+    """The :class:`Draws` (without draws) of :func:`state_arrays`' output, to pass as a run's
     ``warm``; ``name``: the parent expected (a ValueError names both if another is found)."""
-    path = Path(path)
-    with np.load(path) as f:
-        meta = json.loads(str(f["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: a warm state of format {meta.get('format')}, "
-                             f"this version reads {FORMAT}")
-        if name is not None and meta["name"] != name:
-            raise ValueError(f"{path}: the warm state of {meta['name']!r}, not of {name!r}")
-        metric = tuple(f[f"metric_{i}"] for i in range(meta["metric_parts"]))
-        last = {n: f[f"last_{i}"] for i, n in enumerate(meta["parameters"])}
+    meta = json.loads(str(arrays["meta"]))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{where}: a warm state of format {meta.get('format')}, "
+                         f"this version reads {FORMAT}")
+    if name is not None and meta["name"] != name:
+        raise ValueError(f"{where}: the warm state of {meta['name']!r}, not of {name!r}")
+    metric = tuple(arrays[f"metric_{i}"] for i in range(meta["metric_parts"]))
+    last = {n: arrays[f"last_{i}"] for i, n in enumerate(meta["parameters"])}
     chains = len(next(iter(last.values())))
     return Draws(z={}, stats={}, seconds=0.0,
                  metric=metric if meta["conditional"] else metric[0],
                  step_size=meta["step_size"],
                  last=[{n: v[c] for n, v in last.items()} for c in range(chains)])
+
+
+def save_state(state: Draws, path: str | Path, name: str) -> Path:
+    """Write :func:`state_arrays` to ``path`` (NumPy's ``.npz``), through a temporary file
+    and a rename, so a reader never sees half a state."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "wb") as f:
+        np.savez(f, **state_arrays(state, name))
+    tmp.replace(path)
+    return path
+
+
+def load_state(path: str | Path, name: str | None = None) -> Draws:
+    """The state :func:`save_state` wrote, as a :class:`Draws` without draws."""
+    with np.load(path) as f:
+        return state_from_arrays({k: f[k] for k in f.files}, name, where=str(path))
