@@ -1,4 +1,5 @@
-"""Simulation-based calibration of the default model (bayes_densing/sbc.py).
+"""Simulation-based calibration of the default model (bayes_densing/sbc.py), with the record
+this folder keeps (command, date, machine); `bayes-densing sbc` is the same study as a command.
 
     python benchmarks/sbc.py --datasets 100 --out benchmarks/results/sbc-100.json
 
@@ -54,41 +55,22 @@ def main(argv=None) -> int:
     cfg.set_items(args.set)
     start = time.perf_counter()
 
-    def say(i, n, fit):
-        print(f"[{i}/{n}] {fit['seconds']:.1f} s, {fit['divergences']} divergences, "
-              f"max R-hat {fit['max_rhat']:.3f}", file=sys.stderr, flush=True)
-
     result = sbc.run(args.datasets, n_targets=args.targets, n_benchmarks=args.benchmarks,
-                     config=cfg, seed=args.seed, n_ranks=args.ranks, bins=args.bins, progress=say,
+                     config=cfg, seed=args.seed, n_ranks=args.ranks, bins=args.bins,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True),
                      offsets=(tuple(float(x) for x in args.offsets.split(","))
                               if args.offsets else None))
     record = result.to_dict()
     record.update({"command": "python " + " ".join(sys.argv), "date": date.today().isoformat(),
                    "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
-                   "wall_s": time.perf_counter() - start})
+                   "wall_s": time.perf_counter() - start,
+                   "coverage": sbc.coverage_summary(result.fits)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
     figure = args.out.with_suffix(".png")
     sbc.rank_figure(result).savefig(figure, dpi=130)
-
-    fits = result.fits
     print(f"{args.datasets} datasets, wall {record['wall_s']:.0f} s (compile {result.compile_s:.0f} s)")
-    print(f"fits with divergences: {sum(f['divergences'] > 0 for f in fits)}; "
-          f"max R-hat over fits: {max(f['max_rhat'] for f in fits):.3f}")
-    print(f"{'quantity':24s} chi-square p ({args.bins} bins)")
-    for label, p in result.p_values.items():
-        print(f"  {label:22s} {p:.3f}")
-    cover = sbc.coverage_summary(fits)
-    record["coverage"] = cover
-    args.out.write_text(json.dumps(record, indent=1))
-    for key, c in cover.items():
-        print(f"90% intervals of {'every ln N̂' if key == 'eta' else 'the slope A'}: "
-              f"{c['covered']}/{c['n']} = {c['rate']:.3f} (tolerance at 1% false alarms "
-              f"{c['tolerance'][0]:.3f}–{c['tolerance'][1]:.3f}"
-              + (f"; datasets as the units {c['tolerance_clustered'][0]:.3f}–"
-                 f"{c['tolerance_clustered'][1]:.3f}" if "tolerance_clustered" in c else "")
-              + f"), mean width {c['mean_width']:.3f}"
-              + (f", mean error {c['mean_error']:+.3f}" if "mean_error" in c else ""))
+    print(sbc.summary_text(result))
     print(f"wrote {args.out} and {figure}")
     return 0
 
