@@ -1,6 +1,7 @@
 """Sweeps on a real Dask cluster (``bayes_densing/distributed``): the same variants, bit for bit,
-as in this process; a worker killed mid-fit; an interrupted sweep resumed with only the missing
-fits; a resumed sweep of another input refused; the sweep directory's contract.
+as in this process (subsets, and a sensitivity grid's run directories); a worker killed mid-fit;
+an interrupted sweep resumed with only the missing fits; a resumed sweep of another input
+refused; the `sbc` command; the sweep directory's contract.
 
 Every cluster here is a real ``LocalCluster`` of 2 worker processes, started by the code under
 test (``runner.executor``) or by the command line (``--workers 2``). The fits are the tiny
@@ -280,3 +281,29 @@ def test_the_sbc_command_ranks_each_dataset_and_a_rerun_fits_nothing(tmp_path):
     assert json.loads((out / "sbc.json").read_text())["ranks"] == doc["ranks"]
     bad = CliRunner().invoke(app, args[:-2] + ["--ranks", "21", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--ranks 21 must split into --bins 4" in bad.output
+
+
+def test_a_sensitivity_grid_on_two_workers_writes_the_same_runs(synth, small_config, tmp_path):
+    """The base (its own program) and a prior variant (on the program shared by priors, D0
+    and seed): each worker's run, sent back and written by the client as a run directory, is
+    the in-process run's, draw for draw."""
+    import arviz as az
+
+    from bayes_densing.analyses.sensitivity import sensitivity
+
+    runs = {}
+    for mode, workers in (("in", None), ("dask", 2)):
+        with runner.executor(workers=workers, say=lambda _: None) as place:
+            result = sensitivity(_config(small_config), ["priors.slope_sd=1.0"], synth.csv,
+                                 out=tmp_path / mode, prior_scaling=False, quiet=True,
+                                 place=place)
+        runs[mode] = result
+    for name in ("base", "priors.slope_sd=1.0"):
+        a, b = (az.from_netcdf(tmp_path / mode / "variants" / name / "posterior.nc")
+                for mode in ("in", "dask"))
+        np.testing.assert_array_equal(a.posterior["A"].values, b.posterior["A"].values)
+        assert "log_likelihood" in b.children and "posterior_predictive" in b.children
+    assert runs["in"].table.median_months.tolist() == runs["dask"].table.median_months.tolist()
+    pids = {json.loads((tmp_path / "dask" / "variants" / n / "result.json").read_text())["pid"]
+            for n in ("base", "priors.slope_sd=1.0")}
+    assert os.getpid() not in pids
