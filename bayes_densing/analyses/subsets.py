@@ -196,6 +196,9 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
             if parent:
                 from ..sampling.families import state_from_arrays
 
+                failed = sweep.done()[parent[0].name]["error"]
+                if failed:         # no state to start the others from
+                    raise SamplerError(f"the fit on all the benchmarks failed: {failed}")
                 warm = state_from_arrays(sweep.arrays(parent[0].name, "state"), parent[0].name)
             runner.run(family, rest, sweep, place, context=warm, **go)
             place_name = place.where
