@@ -8,6 +8,7 @@ written back verbatim as ``config.toml`` in the run directory so that a run can 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -124,8 +125,6 @@ class SamplerConfig:
         """The XLA host devices to make on the CPU: ``cpu_devices``, else the process's share
         of the cores when it is one of several workers (``$BAYES_DENSING_CPU_DEVICES``, set by
         ``distributed.runner`` for a local cluster's workers), else one per chain."""
-        import os
-
         return (self.cpu_devices or int(os.environ.get(CPU_DEVICES_ENV) or 0)
                 or self.chains)
 

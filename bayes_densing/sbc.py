@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import arviz as az
@@ -276,7 +276,7 @@ class SBCFamily:
     seed: int
     errors = (SamplerError,)
 
-    @property
+    @cached_property
     def key(self) -> str:
         return "sbc-" + digest([self.config.to_dict(), self.data.describe(),
                                 self.data.obs.n.tolist()])[:16]
@@ -337,11 +337,8 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
     start = time.perf_counter()
     with store.sweep_dir(out) as where:
         sweep = store.SweepStore(where, store.identity("sbc", spec, ""), force=force, spec=spec)
-        with (nullcontext(place) if place is not None else runner.executor()) as place:
-            tracker = runner.Progress(len(runner.missing(sweep, datasets)),
-                                      progress or (lambda _: None))
-            done = runner.run(family, datasets, sweep, place, progress=tracker,
-                              describe=_line)
+        done = runner.run(family, datasets, sweep, place or runner.InProcess(),
+                          progress=runner.Progress.of(sweep, datasets, progress), describe=_line)
     result = SBCResult(ranks={label: [] for label, _, _ in labels}, n_ranks=n_ranks, bins=bins,
                        settings=settings)
     for ds in datasets:

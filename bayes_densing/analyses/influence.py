@@ -248,8 +248,6 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     their sweep directory (each refit kept as it finishes, resumed by a re-run), else a
     temporary one.
     """
-    from contextlib import nullcontext
-
     from ..config import ConfigError
     from ..distributed import runner, store
 
@@ -286,10 +284,8 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
                 + (" — diagnostics: " + "; ".join(problems) if problems else ""))
     with store.sweep_dir(out) as where:
         sweep = store.SweepStore(where, store.identity("refits", spec, sha), spec=spec)
-        with (nullcontext(place) if place is not None else runner.executor()) as place:
-            done = runner.run(RefitFamily(), refits, sweep, place, describe=line,
-                              progress=runner.Progress(len(runner.missing(sweep, refits)),
-                                                       progress or (lambda _: None)))
+        done = runner.run(RefitFamily(), refits, sweep, place or runner.InProcess(),
+                          describe=line, progress=runner.Progress.of(sweep, refits, progress))
     for name in todo:
         doc = done.get(name)
         error = errors.get(name) or (doc["error"] if doc else "")

@@ -53,6 +53,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -62,6 +63,7 @@ import xarray as xr
 
 from .. import data as data_mod, results, rundir, run
 from ..config import Config, ConfigError
+from ..distributed import runner, store
 from ..inference import SamplerError
 from ..model import ModelError, data_term_on
 
@@ -336,15 +338,8 @@ def _settings_only(v: Variant, base: Variant) -> bool:
     if v.data is None or base.data is None or v.data.sha256 != base.data.sha256 \
             or v.data.describe() != base.data.describe():
         return False
-    a, b = _flat(v.config.to_dict()), _flat(base.config.to_dict())
+    a, b = store.flat(v.config.to_dict()), store.flat(base.config.to_dict())
     return all(a[k] == b[k] for k in a if not k.startswith(SETTING_KEYS))
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 @dataclass
@@ -371,14 +366,12 @@ class FitFamily:
     shared: bool = False
     errors = FIT_ERRORS
 
-    @property
+    @cached_property
     def key(self) -> str | None:
         if not self.shared:
             return None
-        from ..distributed.store import digest
-
-        return "sensitivity-" + digest([self.config.to_dict(), self.data.sha256,
-                                        self.data.describe()])[:16]
+        return "sensitivity-" + store.digest([self.config.to_dict(), self.data.sha256,
+                                              self.data.describe()])[:16]
 
     def compile(self):
         if self.config.model.curves == "cut":
@@ -483,20 +476,11 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
     this process). ``prior_scaling``: also run the power-scaling prior-sensitivity check on
     the base run. Progress goes to ``echo``, one line per variant, unless ``quiet``.
     """
-    from contextlib import nullcontext
-
     from .. import plots
-    from ..distributed import runner, store
 
     variants = prepare(base, vary, data_path)
     say = (lambda s: None) if quiet else echo
-    by_name = {v.name: v for v in variants}
     base_v = variants[0]
-    fitted = [v for v in variants if not v.error and not v.same_as]
-    sampled = [v for v in fitted if not v.draws_of]
-    shared = [v for v in sampled[1:] if _settings_only(v, base_v)]
-    own = [v for v in sampled if v not in shared]
-    readers = [v for v in fitted if v.draws_of]
     for v in variants:
         if v.error:
             say(f"{v.name} failed: {v.error}")
@@ -504,43 +488,14 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
             because = f": {v.same_because}" if v.same_because else ""
             say(f"{v.name}: same as {v.same_as}{because}, not re-run")
     spec = {"config": store.config_spec(base_v.config), "vary": list(vary)}
-    sha = base_v.data.sha256
     with store.sweep_dir(out) as where:
-        sweep = store.SweepStore(where, store.identity("sensitivity", spec, sha), force=force,
-                                 spec=spec)
-        with (nullcontext(place) if place is not None else runner.executor()) as place:
-            todo = runner.missing(sweep, [Fit(v.name, v.config, v.data) for v in fitted])
-            progress = runner.Progress(len(todo), say)
-            go = dict(progress=progress, describe=lambda o: _describe(o, by_name))
-            jobs = [runner.Job(FitFamily(), [Fit(v.name, v.config, v.data)]) for v in own]
-            if shared:
-                jobs.append(runner.Job(FitFamily(base_v.data, base_v.config, shared=True),
-                                       [Fit(v.name, v.config, v.data) for v in shared]))
-            runner.run_jobs(jobs, sweep, place, **go)
-            if readers:
-                context = {v.draws_of: _read_draws(sweep, v.draws_of) for v in readers
-                           if not by_name[v.draws_of].error}
-                runner.run(FitFamily(), [Fit(v.name, v.config, v.data, v.draws_of)
-                                         for v in readers if v.draws_of in context],
-                           sweep, place, context=context, **go)
+        sweep = store.SweepStore(where, store.identity("sensitivity", spec, base_v.data.sha256),
+                                 force=force, spec=spec)
+        _fit(variants, sweep, place, say)
         done = sweep.done()
         if done[BASE]["error"]:
             raise SamplerError(f"the base fit failed: {done[BASE]['error']}")
-        rows, base_median = [], math.nan
-        for v in variants:
-            source = v.same_as or v.name
-            doc = done.get(source) if not v.error else None
-            if doc is not None and doc["error"]:
-                v.error = doc["error"]
-            elif v.same_as and by_name[v.same_as].error:
-                v.error = by_name[v.same_as].error
-            record = doc["record"] if doc is not None and not doc["error"] else None
-            if v.name == BASE:
-                base_median = _number(record["doubling"]["median_months"])
-            run_dir = (str(Path(store.VARIANTS) / store.dir_name(source))
-                       if record is not None and out is not None else "")
-            rows.append(_row(v, record, base_median, run_dir))
-        table = pd.DataFrame(rows, columns=COLUMNS)
+        table, base_median = _table(variants, done, kept=out is not None)
         base_run = results.load_run(sweep.path(BASE))
         base_fit = run.FitResult(idata=base_run.idata, data=base_v.data, models=base_run.models,
                                  trend=base_run.trend,
@@ -566,6 +521,54 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
     return res
 
 
+def _fit(variants: list[Variant], sweep, place, say: Callable[[str], None]) -> None:
+    """Fit every variant that needs a fit and is not in ``sweep`` yet, on ``place`` (default
+    this process): the base and each variant of its own model on a program each, those of
+    other priors, D0 or seed on one shared program, then those that read another's draws."""
+    place = place or runner.InProcess()
+    by_name = {v.name: v for v in variants}
+    base_v = variants[0]
+    fits = {v.name: Fit(v.name, v.config, v.data, v.draws_of)
+            for v in variants if not v.error and not v.same_as}
+    sampled = [v.name for v in variants if v.name in fits and not v.draws_of]
+    shared = [name for name in sampled[1:] if _settings_only(by_name[name], base_v)]
+    go = dict(progress=runner.Progress.of(sweep, list(fits.values()), say),
+              describe=lambda o: _describe(o, by_name))
+    jobs = [runner.Job(FitFamily(), [fits[name]]) for name in sampled if name not in shared]
+    if shared:
+        jobs.append(runner.Job(FitFamily(base_v.data, base_v.config, shared=True),
+                               [fits[name] for name in shared]))
+    done = runner.run_jobs(jobs, sweep, place, **go)
+    # those whose draws' variant was fitted
+    readers = [f for f in fits.values() if f.draws_of and f.draws_of in done
+               and not done[f.draws_of]["error"]]
+    if readers:
+        context = {f.draws_of: _read_draws(sweep, f.draws_of) for f in readers}
+        runner.run(FitFamily(), readers, sweep, place, context=context, **go)
+
+
+def _table(variants: list[Variant], done: dict, kept: bool) -> tuple[pd.DataFrame, float]:
+    """The table (one row per variant, a duplicate reading its twin's fit) from the sweep's
+    finished variants, and the base's median; ``kept``: the run directories stay (their
+    paths go in the table)."""
+    by_name = {v.name: v for v in variants}
+    rows, base_median = [], math.nan
+    for v in variants:
+        source = v.same_as or v.name
+        doc = done.get(source) if not v.error else None
+        if doc is not None and doc["error"]:
+            v.error = doc["error"]
+        elif v.same_as and by_name[v.same_as].error:
+            v.error = by_name[v.same_as].error
+        record = doc["record"] if doc is not None and not doc["error"] else None
+        if v.name == BASE:
+            base_median = _number(record["doubling"]["median_months"])
+        run_dir = (str(Path(store.VARIANTS) / store.dir_name(source))
+                   if record is not None and kept else "")
+        rows.append(_row(v, record, base_median, run_dir))
+    return pd.DataFrame(rows, columns=COLUMNS), base_median
+
+
 def _describe(outcome, by_name: dict) -> str:
     v = by_name[outcome.name]
     if outcome.error:
@@ -573,8 +576,8 @@ def _describe(outcome, by_name: dict) -> str:
     d = outcome.record["doubling"]
     problems = outcome.record["problems"]
     note = f" (the draws of {v.draws_of}, not re-sampled)" if v.draws_of else ""
-    return (f"{v.name}: {_fmt(_number(d['median_months']))} months (90% HDI {_fmt(_number(d['hdi_months'][0]))}–"
-            f"{_fmt(_number(d['hdi_months'][1]))}), "
+    low, high = (_fmt(_number(x)) for x in d["hdi_months"])
+    return (f"{v.name}: {_fmt(_number(d['median_months']))} months (90% HDI {low}–{high}), "
             f"{'diagnostics OK' if not problems else 'PROBLEMS: ' + '; '.join(problems)}, "
             f"{outcome.wall_s:.0f} s{note}")
 

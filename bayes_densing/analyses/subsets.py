@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -69,7 +69,7 @@ class SubsetFamily:
     warm_tune: int = WARM_TUNE
     errors = (SamplerError,)
 
-    @property
+    @cached_property
     def key(self) -> str:
         return "subsets-" + store.digest([self.config.to_dict(), self.data.sha256,
                                           self.data.benchmarks, len(self.data.obs)])[:16]
@@ -182,32 +182,30 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
     spec = {"config": store.config_spec(config),
             "sweep": {"subsets": [s.name for s in subsets], "warm_start": warm_start,
                       "warm_tune": warm_tune}}
+    place = place or runner.InProcess()
     start = time.perf_counter()
     with store.sweep_dir(out) as where:
         sweep = store.SweepStore(where, store.identity("subsets", spec, data.sha256),
                                  force=force, spec=spec)
-        with (nullcontext(place) if place is not None else runner.executor()) as place:
-            parent, rest = (subsets[:1], subsets[1:]) if warm_start else ([], subsets)
-            tracker = runner.Progress(len(runner.missing(sweep, subsets)),
-                                      progress or (lambda _: None))
-            go = dict(describe=_line, progress=tracker)
-            runner.run(family, parent, sweep, place, **go)
-            warm = None
-            if parent:
-                from ..sampling.families import state_from_arrays
+        parent, rest = (subsets[:1], subsets[1:]) if warm_start else ([], subsets)
+        tracker = runner.Progress.of(sweep, subsets, progress)
+        go = dict(describe=_line, progress=tracker)
+        done = runner.run(family, parent, sweep, place, **go)
+        warm = None
+        if parent:
+            from ..sampling.families import state_from_arrays
 
-                failed = sweep.done()[parent[0].name]["error"]
-                if failed:         # no state to start the others from
-                    raise SamplerError(f"the fit on all the benchmarks failed: {failed}")
-                warm = state_from_arrays(sweep.arrays(parent[0].name, "state"), parent[0].name)
-            runner.run(family, rest, sweep, place, context=warm, **go)
-            place_name = place.where
+            failed = done[parent[0].name]["error"]
+            if failed:         # no state to start the others from
+                raise SamplerError(f"the fit on all the benchmarks failed: {failed}")
+            warm = state_from_arrays(sweep.arrays(parent[0].name, "state"), parent[0].name)
+        runner.run(family, rest, sweep, place, context=warm, **go)
         table = table_of(sweep, subsets)
     table.attrs["estimand"] = config.model.curves
     table.attrs["total_s"] = time.perf_counter() - start
     table.attrs["first_fit_s"] = float(table.wall_s.iloc[0])
     table.attrs["fitted_now"] = tracker.done
-    table.attrs["where"] = place_name
+    table.attrs["where"] = place.where
     table.attrs["out"] = str(out) if out is not None else ""
     return table
 

@@ -23,8 +23,8 @@ from ..config import CPU_DEVICES_ENV
 from .programs import Outcome, prime, run_batch
 from .store import SweepStore
 
-# batches per worker: enough that the workers finish within about a fit of each other (at 4,
-# the 31-subset sweep's last batches of 3 fits left one of 2 workers idle for 19 s)
+# batches per worker: enough that the workers finish within about a fit of each other
+# (benchmarks/README.md, "Sweeps on Dask")
 TASKS_PER_WORKER = 16
 
 
@@ -38,7 +38,6 @@ class SweepIncomplete(RuntimeError):
 class InProcess:
     """The fits in this process, one variant at a time, each written as it finishes."""
 
-    workers = 1
     where = "in-process"
 
     def batches(self, n: int) -> int:
@@ -153,6 +152,12 @@ class Progress:
     failed: int = 0
     start: float = field(default_factory=time.perf_counter)
 
+    @classmethod
+    def of(cls, store: SweepStore, variants: list,
+           say: Callable[[str], None] | None) -> "Progress":
+        """The progress of fitting those of ``variants`` that ``store`` does not hold yet."""
+        return cls(total=len(missing(store, variants)), say=say or (lambda _: None))
+
     def line(self, text: str) -> None:
         self.done += 1
         spent = time.perf_counter() - self.start
@@ -167,9 +172,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def missing(store: SweepStore, variants: list) -> list:
-    """The ``variants`` that ``store`` does not hold yet."""
-    done = store.done()
+def missing(store: SweepStore, variants: list, done: dict | None = None) -> list:
+    """The ``variants`` that ``store`` does not hold yet (``done``: its finished variants,
+    when already read)."""
+    done = store.done() if done is None else done
     return [v for v in variants if v.name not in done]
 
 
@@ -198,9 +204,10 @@ def run_jobs(jobs: list[Job], store: SweepStore, place, *,
     calls: a sweep's stages). Returns every finished variant's result.json, these and earlier
     ones. Raises :class:`SweepIncomplete` when tasks failed, after writing all that
     finished."""
-    work = [(job, todo) for job in jobs if (todo := missing(store, job.variants))]
+    done = store.done()
+    work = [(job, todo) for job in jobs if (todo := missing(store, job.variants, done))]
     if not work:
-        return store.done()
+        return done
     store.unpublish()
     progress = progress or Progress(total=sum(len(t) for _, t in work), say=lambda _: None)
     streams = []

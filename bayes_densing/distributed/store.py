@@ -22,6 +22,7 @@ import io
 import json
 import re
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,11 +63,12 @@ def identity(kind: str, spec: dict, input_sha256: str) -> dict:
             "bayes_densing": __version__}
 
 
-def _flat(spec: dict, prefix: str = "") -> dict:
+def flat(spec: dict, prefix: str = "") -> dict:
+    """A nested dict (a config's) as dotted keys: {"priors.slope_sd": 0.3, …}."""
     out = {}
     for k, v in spec.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -94,7 +96,7 @@ class SweepStore:
     def __init__(self, out: str | Path, ident: dict, force: bool = False, spec: dict | None = None):
         self.out = Path(out)
         for note in rundir.clean_stale(self.out):
-            print(f"note: {note}")
+            print(f"note: {note}", file=sys.stderr)
         self.ident = ident
         recorded = self._recorded()
         if self.out.exists() and force:
@@ -130,7 +132,7 @@ class SweepStore:
                 "input_sha256": "the input data", "bayes_densing": "the bayes-densing version"}
         differ = [f"{label} ({old.get(k)!s:.16} then, {self.ident.get(k)!s:.16} now)"
                   for k, label in what.items() if old.get(k) != self.ident.get(k)]
-        was, now = _flat(old_spec), _flat(new_spec)
+        was, now = flat(old_spec), flat(new_spec)
         keys = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
         if keys and old.get("config_sha256") != self.ident.get("config_sha256"):
             differ.append("; ".join(f"{k}: {_short(was.get(k))} then, {_short(now.get(k))} now"
