@@ -11,11 +11,11 @@ __all__ = ["Config", "load_config", "fit", "__version__"]
 
 def __getattr__(name):  # lazy: `import bayes_densing` must not import PyMC and JAX
     if name in ("Config", "load_config"):
-        from . import config
+        from bayes_densing import config
 
         return getattr(config, name)
     if name == "fit":
-        from .run import fit
+        from bayes_densing.run import fit
 
         return fit
     raise AttributeError(f"module 'bayes_densing' has no attribute {name!r}")

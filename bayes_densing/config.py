@@ -91,7 +91,7 @@ class ModelSpec:
         import numpy as np
         import pandas as pd
 
-        from .laws import DAYS_PER_MONTH
+        from bayes_densing.model.laws import DAYS_PER_MONTH
 
         days = (pd.to_datetime(dates) - pd.Timestamp(self.date_origin)) / pd.Timedelta(days=1)
         return np.asarray(days, dtype=float) / DAYS_PER_MONTH

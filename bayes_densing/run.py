@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from . import __version__, classic, data as data_mod, results, sequential
-from .config import Config
-from .inference import SampleResult, diagnose, sample
-from .model import build_model
+from bayes_densing import __version__, data as data_mod, results
+from bayes_densing.analyses import classic
+from bayes_densing.inference import sequential
+from bayes_densing.config import Config
+from bayes_densing.inference.sample import SampleResult, diagnose, sample
+from bayes_densing.model.build import build_model
 
 
 @dataclass
@@ -77,7 +79,7 @@ def write_figures_and_report(run_dir: Path, run: results.Run, progressbar: bool 
     """Every figure of the run (``figures/``) and the report (report.md, report.html).
     ``run``: the run (here, still in memory);
     ``shown_as``: the directory the run will be renamed to, for the report's text."""
-    from . import plots, report
+    from bayes_densing.figures import plots, report
 
     say = ((lambda name: print(f"  drawing figure: {name}", file=sys.stderr, flush=True))
            if progressbar else None)
@@ -100,7 +102,7 @@ def _announce(config: Config, n_scores: int) -> None:
     chains = f"{s.chains} chain{'s' if s.chains != 1 else ''}"
     what = f"{chains} × ({s.tune} warm-up + {s.draws} draws)"
     if config.model.curves == "cut":
-        from . import cut
+        from bayes_densing.inference import cut
 
         # a single chain's curve fit is longer (cut.curve_length)
         what = (f"the cut: {chains} × ({s.tune} warm-up + {cut.curve_length(s)} draws) of the "
@@ -145,7 +147,7 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
     if draws is not None:
         sampled = draws
     elif config.model.curves == "cut":
-        from . import cut
+        from bayes_densing.inference import cut
 
         sampled = cut.sample(data, config, progressbar=progressbar)
     else:

@@ -16,8 +16,8 @@ import pytensor.tensor as pt
 
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.inference import select_device
-from bayes_densing.model import build_model, log_binomial
+from bayes_densing.inference.sample import select_device
+from bayes_densing.model.build import build_model, log_binomial
 
 
 def main() -> None:

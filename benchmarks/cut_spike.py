@@ -20,9 +20,10 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
-from bayes_densing import cut, data as data_mod, load_config
-from bayes_densing.inference import conditional_bfmi, diagnose, sample
-from bayes_densing.model import build_model
+from bayes_densing.inference import cut
+from bayes_densing import data as data_mod, load_config
+from bayes_densing.inference.sample import conditional_bfmi, diagnose, sample
+from bayes_densing.model.build import build_model
 from bayes_densing.run import resolved_config
 
 

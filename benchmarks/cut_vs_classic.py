@@ -23,7 +23,7 @@ import sys
 import numpy as np
 from scipy import stats
 
-from bayes_densing import classic
+from bayes_densing.analyses import classic
 from bayes_densing.analyses.influence import run_data
 from bayes_densing.results import load_run
 
@@ -53,7 +53,7 @@ def likelihood_only(run, data) -> np.ndarray:
     the benchmarks gives before the trend shrinks it."""
     from scipy.stats import betabinom
 
-    from bayes_densing.model import obs_concentration, score_probability
+    from bayes_densing.model.build import obs_concentration, score_probability
     from bayes_densing.results import curve_draws, draws
 
     grid = np.linspace(-6.0, 8.0, 1401)

@@ -38,7 +38,7 @@ MODES = {"in-process": [], "1 worker": ["--workers", "1"], "2 workers": ["--work
 
 
 def run(args: list[str], env: dict) -> tuple[float, float, str]:
-    cmd = [sys.executable, "-m", "bayes_densing.cli", *args]
+    cmd = [sys.executable, "-m", "bayes_densing.cli.app", *args]
     begun = time.time()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

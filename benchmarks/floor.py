@@ -7,7 +7,7 @@ the PyMC → JAX route costs.
 
 Only the default configuration (frontier trend, sheared targets, beta-binomial, fixed ceiling,
 score-only, data term off or on, target offsets on or off) is written here. The curves, the loss law and the likelihood
-come from ``bayes_densing.model``/``laws`` with ``xp = jax.numpy``, so the formulas are still
+come from ``bayes_densing.model.build``/``laws`` with ``xp = jax.numpy``, so the formulas are still
 written once; the priors are restated from ``model.build_model`` and ``--check`` verifies that
 the two log densities agree on the unconstrained scale.
 """
@@ -34,8 +34,8 @@ def floor_model(data, config):
     import numpyro.distributions as dist
     from jax.scipy.stats import norm
 
-    from bayes_densing import laws
-    from bayes_densing.model import (betabinomial_logp, concentration_term, data_term_on,
+    from bayes_densing.model import laws
+    from bayes_densing.model.build import (betabinomial_logp, concentration_term, data_term_on,
                                      log_binomial, obs_concentration, score_probability)
 
     P, M = config.priors, config.model
@@ -109,7 +109,7 @@ def potentials(data, cfg):
     from numpyro.infer.util import initialize_model
     from pymc.sampling.jax import get_jaxified_logp
 
-    from bayes_densing.model import build_model
+    from bayes_densing.model.build import build_model
 
     model = build_model(data, cfg)
     names = [v.name for v in model.value_vars]
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="JSON to write the numbers to")
     args = ap.parse_args(argv)
 
-    from bayes_densing.inference import select_device
+    from bayes_densing.inference.sample import select_device
 
     cfg, data = setup(args)
     n_dev = select_device("cpu", cfg.sampler.host_devices)

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from bayes_densing import laws, sbc
+from bayes_densing.model import laws
+from bayes_densing.analyses import sbc
 from bayes_densing.analyses import forecast as fcast
 from bayes_densing.config import Config, load_config
 from bayes_densing.sampling.families import variant_seed

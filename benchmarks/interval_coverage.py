@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bayes_densing.calibration import recover
+from bayes_densing.analyses.calibration import recover
 from bayes_densing.config import Config
 
 

@@ -7,7 +7,7 @@
     git archive HEAD bayes_densing models | tar -x -C /tmp/src
     python benchmarks/load_test.py --src /tmp/src --out benchmarks/results/load-YYYY-MM-DD.json
 
-Both input files are written by the package's own simulator (``bayes_densing.simulate``, as
+Both input files are written by the package's own simulator (``bayes_densing.model.simulate``, as
 ``bayes-densing simulate`` writes them: 8 reference models, seed 0) into a temporary directory.
 Its first 12 benchmarks (``simulate.DEFAULT_BENCHMARKS``) are all in the benchmark registry,
 so 12 is the simulator's maximum and no benchmark is made up.
@@ -68,7 +68,7 @@ out = {"step": step}
 t0 = time.perf_counter()
 from bayes_densing import data as data_mod
 from bayes_densing.config import load_config
-from bayes_densing.model import build_model
+from bayes_densing.model.build import build_model
 from bayes_densing.run import resolved_config
 out["import_s"] = time.perf_counter() - t0
 out["package_file"] = data_mod.__file__
@@ -139,7 +139,7 @@ def machine() -> dict:
 
 
 def generate(n_models: int, n_benchmarks: int, path: Path) -> dict:
-    from bayes_densing.simulate import simulate, write
+    from bayes_densing.model.simulate import simulate, write
 
     t0 = time.perf_counter()
     df, truth = simulate(n_models=n_models, n_benchmarks=n_benchmarks, seed=0)

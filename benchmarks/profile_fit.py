@@ -159,16 +159,16 @@ def main(argv=None) -> int:
     dump = Path(tempfile.mkdtemp(prefix="profile-hlo-"))
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_dump_to={dump} --xla_dump_hlo_as_text")
-    from bayes_densing.inference import select_device, unconstrained_starts
+    from bayes_densing.inference.sample import select_device, unconstrained_starts
 
     select_device("cpu", 1)
     import jax
 
     from bayes_densing import data as data_mod
     from bayes_densing.sampling import dense_nuts
-    from bayes_densing import bridge
+    from bayes_densing.inference import bridge
     from bayes_densing.config import Config
-    from bayes_densing.model import build_model
+    from bayes_densing.model.build import build_model
     from bayes_densing.run import resolved_config
 
     cfg = Config()

@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_densing import sbc
-from bayes_densing.calibration import central_interval
+from bayes_densing.analyses import sbc
+from bayes_densing.analyses.calibration import central_interval
 from bayes_densing.config import Config, load_config
 from bayes_densing.data import ScoreData, assemble
 from bayes_densing.sampling.families import variant_seed
-from bayes_densing.simulate import simulate
+from bayes_densing.model.simulate import simulate
 
 
 def grouped_design(n_groups: int, size: int, n_benchmarks: int, seed: int,

@@ -18,7 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bayes_densing import sbc
+from bayes_densing.analyses import sbc
 from bayes_densing.config import load_config
 
 

@@ -32,7 +32,7 @@ def dataset(n_models: int, n_benchmarks: int, cfg):
     import pandas as pd
 
     from bayes_densing.data import assemble
-    from bayes_densing.simulate import simulate
+    from bayes_densing.model.simulate import simulate
 
     df, _ = simulate(n_models=n_models, n_benchmarks=n_benchmarks, seed=0, config=cfg)
     df["release_date"] = pd.to_datetime(df.release_date)
@@ -47,8 +47,8 @@ def gradient_us(data, cfg, reps: int = 300) -> float:
     of ≈ 2 ms at 2,000 × 10."""
     from profile_fit import gradient_cost
 
-    from bayes_densing import bridge
-    from bayes_densing.model import build_model
+    from bayes_densing.inference import bridge
+    from bayes_densing.model.build import build_model
 
     sampler = bridge.sampler(build_model(data, cfg), cfg.sampler)
     return gradient_cost(sampler, sampler.initial_point, reps)["us_per_call"]
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bayes_densing.config import Config
-    from bayes_densing.inference import select_device
+    from bayes_densing.inference.sample import select_device
 
     select_device("cpu", args.chains)
     cfg = Config()

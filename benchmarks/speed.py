@@ -61,7 +61,7 @@ def run_variant(name: str, overrides: list[str], extra: list[str]) -> dict:
         return run_floor(name, overrides, extra)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        proc, wall = timed([sys.executable, "-m", "bayes_densing.cli", "sample", "--out", str(out),
+        proc, wall = timed([sys.executable, "-m", "bayes_densing.cli.app", "sample", "--out", str(out),
                             "--quiet", "--allow-warnings", "--curves", "joint", *extra], overrides)
         if proc.returncode != 0:
             return {"variant": name, "overrides": overrides, "error": proc.stderr[-2000:]}

@@ -110,8 +110,8 @@ def peer(name: str) -> dict:
 
     from bayes_densing import data as data_mod
     from bayes_densing.config import load_config
-    from bayes_densing.inference import initial_points
-    from bayes_densing.model import build_model
+    from bayes_densing.inference.sample import initial_points
+    from bayes_densing.model.build import build_model
 
     cfg = load_config("default")
     model = build_model(data_mod.load(cfg, None), cfg)

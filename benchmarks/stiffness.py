@@ -76,11 +76,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bayes_densing.sampling import dense_nuts
-    from bayes_densing import bridge
+    from bayes_densing.inference import bridge
     from bayes_densing.config import Config
     from bayes_densing.data import load
-    from bayes_densing.inference import select_device, unconstrained_starts
-    from bayes_densing.model import build_model
+    from bayes_densing.inference.sample import select_device, unconstrained_starts
+    from bayes_densing.model.build import build_model
 
     cfg = Config().set_items(args.set).validate()
     select_device("cpu", cfg.sampler.host_devices)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 
 def timed(args: list[str], overrides: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    cmd = [sys.executable, "-m", "bayes_densing.cli", *args]
+    cmd = [sys.executable, "-m", "bayes_densing.cli.app", *args]
     for o in overrides:
         cmd += ["--set", o]
     start = time.perf_counter()

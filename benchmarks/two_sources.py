@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bayes_densing import results, sequential, simulate
+from bayes_densing import results
+from bayes_densing.inference import sequential
+from bayes_densing.model import simulate
 from bayes_densing.config import Config
 from bayes_densing.run import fit
-from bayes_densing.sbc import coverage_summary
+from bayes_densing.analyses.sbc import coverage_summary
 
 
 def one(seed: int, config: Config) -> dict:

@@ -21,8 +21,8 @@ import bayes_densing
 from bayes_densing import data as data_mod
 from bayes_densing.analyses.subsets import WARM_TUNE
 from bayes_densing.config import Config
-from bayes_densing.inference import diagnose
-from bayes_densing.sweep import compile_sweep
+from bayes_densing.inference.sample import diagnose
+from bayes_densing.inference.sweep import compile_sweep
 
 BENCHMARKS = ["mmlu", "bbh", "math_hard", "humaneval", "gsm8k"]
 SUBSETS = (["mmlu"], ["mmlu", "math_hard", "gsm8k"])

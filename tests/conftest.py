@@ -25,8 +25,8 @@ from types import SimpleNamespace
 import pytest
 
 from bayes_densing.config import Config, load_config
-from bayes_densing.inference import select_device
-from bayes_densing.simulate import simulate, write
+from bayes_densing.inference.sample import select_device
+from bayes_densing.model.simulate import simulate, write
 
 # One XLA host device per chain is fixed by a process's first fit (inference.select_device);
 # the tests fit with 2 and 4 chains in one worker, so every worker starts with 4
@@ -156,7 +156,7 @@ def cli_run(workdir, synth) -> SimpleNamespace:
     with its figures and report, as the command draws them by default."""
     from typer.testing import CliRunner
 
-    from bayes_densing.cli import app
+    from bayes_densing.cli.app import app
 
     out = workdir / "cli_run"
     args = ["sample", "--data", str(synth.csv), *SMALL_ARGS, "--out", str(out), "--allow-warnings"]

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing import laws
+from bayes_densing.model import laws
 from bayes_densing.analyses import benchmark_rule as rule
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import Config
 
 SIZES = [0.5, 1.8, 4, 7, 14, 32, 72, 110]
@@ -107,7 +107,7 @@ def test_log_effective_size_inverts_a_reference_curve():
              "z_gain": np.array([[3.0, 2.0], [4.0, 1.5]]),
              "alpha": np.array([[0.3, 0.25], [0.35, 0.3]]),
              "b": np.array([0.5, 0.4]), "beta": np.array([0.28, 0.3])}
-    from bayes_densing.model import curve_parameters
+    from bayes_densing.model.build import curve_parameters
 
     refs = data.references.params.to_numpy(dtype=float)
     coefs, l, gamma, c = curve_parameters(draws, refs, data.chance, 1.0, xp=np)

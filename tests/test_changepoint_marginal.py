@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
-from bayes_densing import laws, results
+from bayes_densing.model import laws
+from bayes_densing import results
 from bayes_densing.analyses.claim import claim
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model import (ModelError, build_model, changepoint_candidates,
+from bayes_densing.model.build import (ModelError, build_model, changepoint_candidates,
                                   resolve_change_date, slope_scales)
 from bayes_densing.results import Run
 

@@ -11,9 +11,10 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_densing import laws, results
+from bayes_densing.model import laws
+from bayes_densing import results
 from bayes_densing.analyses.claim import claim
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import Config
 from bayes_densing.results import Run
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing import laws
-from bayes_densing.classic import ClassicError, fit
-from bayes_densing.cli import app
+from bayes_densing.model import laws
+from bayes_densing.analyses.classic import ClassicError, fit
+from bayes_densing.cli.app import app
 from bayes_densing.config import Config, load_config
 from bayes_densing.data import load
 

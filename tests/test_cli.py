@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing import rundir
-from bayes_densing.cli import app
+from bayes_densing.results import rundir
+from bayes_densing.cli.app import app
 from bayes_densing.data import DATASETS
 
 RUN_FILES = {*rundir.RUN_CORE, rundir.MANIFEST}
@@ -220,7 +220,8 @@ def test_the_entry_point_leaves_its_objects_to_the_os_at_exit(monkeypatch, capsy
     command's exit code."""
     import gc
 
-    from bayes_densing import cli, interrupts
+    from bayes_densing.cli import app as cli
+    from bayes_densing.results import interrupts
 
     monkeypatch.setattr(sys, "argv", ["bayes-densing", "datasets"])
     monkeypatch.setattr(interrupts, "install", lambda: True)   # the test process's signals
@@ -242,7 +243,7 @@ def test_the_fitting_commands_import_the_stack_with_the_collector_paused_then_fr
     import builtins
     import gc
 
-    from bayes_densing import cli
+    from bayes_densing.cli import app as cli
 
     gc.unfreeze()
     try:

@@ -5,7 +5,7 @@ that structure, its map must be invertible, and NUTS under it must find a model'
 import numpy as np
 import pytest
 
-from bayes_densing import bridge
+from bayes_densing.inference import bridge
 from bayes_densing.sampling import conditional_metric, dense_nuts
 
 
@@ -93,7 +93,7 @@ def test_a_conditional_metric_fit_finds_the_truth(synth, small_config):
     truth with no divergences."""
     from bayes_densing import run
     from bayes_densing.data import load
-    from bayes_densing.inference import diagnose
+    from bayes_densing.inference.sample import diagnose
 
     cfg = small_config(draws=150, tune=150)
     cfg.set("sampler.mass_matrix", "conditional")

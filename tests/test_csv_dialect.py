@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import Config
 from bayes_densing.data import DataError, load, read_scores
 

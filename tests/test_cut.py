@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayes_densing import bridge, cut, sbc
+from bayes_densing.inference import bridge, cut
+from bayes_densing.analyses import sbc
 from bayes_densing.config import Config, ConfigError
-from bayes_densing.inference import conditional_bfmi, diagnose
+from bayes_densing.inference.sample import conditional_bfmi, diagnose
 
 SEED = 0
 
@@ -188,7 +189,7 @@ def test_the_default_command_runs_the_cut_and_says_so(synth, tmp_path):
     """``bayes-densing sample`` without --curves fits the cut; the run reads back as one."""
     from typer.testing import CliRunner
 
-    from bayes_densing.cli import app
+    from bayes_densing.cli.app import app
     from bayes_densing.results import load_run
 
     out = tmp_path / "cut"
@@ -205,7 +206,7 @@ def test_the_default_command_runs_the_cut_and_says_so(synth, tmp_path):
 
 
 def test_other_samplers_fall_back_to_the_joint_unless_the_cut_is_asked_for(tmp_path, capsys):
-    from bayes_densing.cli import _config
+    from bayes_densing.cli.app import _config
     from bayes_densing.config import load_config
 
     assert Config().model.curves == "cut" and load_config("default").model.curves == "cut"
@@ -242,7 +243,7 @@ def test_a_run_written_before_model_curves_reads_back_as_joint(lib_run, tmp_path
     import shutil
     import tomllib
 
-    from bayes_densing import rundir
+    from bayes_densing.results import rundir
     from bayes_densing.results import load_run
 
     old = tmp_path / "old"
@@ -260,7 +261,7 @@ def test_the_cuts_curves_reproduce_the_paper_pipelines_sizes(fitted, design):
     """Tier (a) of the agreement with `classic`: its own inversion and mean over benchmarks,
     applied to every cut draw of the curves, gives its point sizes (the bundled data's
     numbers: benchmarks/cut_vs_classic.py, docs/model.md)."""
-    from bayes_densing import classic
+    from bayes_densing.analyses import classic
 
     cfg = _config()
     point = np.log(classic.fit(design, cfg).models.effective_params.to_numpy())

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from bayes_densing import results, sbc
+from bayes_densing import results
+from bayes_densing.analyses import sbc
 from bayes_densing.analyses import influence as inf
 from bayes_densing.analyses import stratified
 from bayes_densing.analyses.prior_sensitivity import (doubling_median, power_scale_weights,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from bayes_densing import cut, sbc
+from bayes_densing.inference import cut
+from bayes_densing.analyses import sbc
 
 from test_cut import SEED, _config
 

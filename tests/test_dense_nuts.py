@@ -5,10 +5,11 @@ InferenceData as PyMC's NumPyro bridge, reproducibly, with the doubling time nea
 import numpy as np
 import pytest
 
-from bayes_densing import bridge, run
+from bayes_densing.inference import bridge
+from bayes_densing import run
 from bayes_densing.sampling import dense_nuts
 from bayes_densing.data import load
-from bayes_densing.inference import diagnose
+from bayes_densing.inference.sample import diagnose
 
 
 def test_covariance_is_kept_with_many_draws_and_stays_positive_definite_with_few():
@@ -91,7 +92,7 @@ def test_chains_sharing_a_host_device_draw_what_they_draw_on_their_own(monkeypat
     import pymc as pm
 
     from bayes_densing.config import SamplerConfig
-    from bayes_densing.inference import unconstrained_starts
+    from bayes_densing.inference.sample import unconstrained_starts
 
     with pm.Model() as model:
         x = pm.Normal("x", shape=3)
@@ -121,7 +122,7 @@ def test_several_chains_on_each_of_several_host_devices_do_not_deadlock():
     import pymc as pm
 
     from bayes_densing.config import SamplerConfig
-    from bayes_densing.inference import unconstrained_starts
+    from bayes_densing.inference.sample import unconstrained_starts
 
     assert jax.local_device_count() == 4
     with pm.Model() as model:
@@ -174,7 +175,7 @@ def test_the_start_up_program_tells_finite_starting_points_from_the_others(mass_
     import pymc as pm
 
     from bayes_densing.config import SamplerConfig
-    from bayes_densing.inference import unconstrained_starts
+    from bayes_densing.inference.sample import unconstrained_starts
 
     with pm.Model() as model:
         pm.HalfNormal("s")

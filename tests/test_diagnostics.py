@@ -4,7 +4,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayes_densing.inference import BFMI_MIN, ESS_MIN, RHAT_MAX, diagnose, problems
+from bayes_densing.inference.sample import BFMI_MIN, ESS_MIN, RHAT_MAX, diagnose, problems
 
 CHAINS, DRAWS = 4, 1000
 
@@ -82,7 +82,7 @@ def test_one_chain_says_why_r_hat_is_absent():
     import arviz as az
     import numpy as np
 
-    from bayes_densing.inference import ONE_CHAIN, diagnose, rhat_text
+    from bayes_densing.inference.sample import ONE_CHAIN, diagnose, rhat_text
 
     rng = np.random.default_rng(0)
     idata = az.from_dict({"posterior": {"A": rng.normal(size=(1, 500))},

@@ -25,7 +25,7 @@ import pytest
 
 from bayes_densing.analyses.subsets import SubsetFamily, run_subsets
 from bayes_densing.distributed import programs, runner, store
-from bayes_densing.simulate import simulate, write as write_sim
+from bayes_densing.model.simulate import simulate, write as write_sim
 
 from conftest import SMALL_ARGS
 from test_cli import cli_executable
@@ -261,7 +261,7 @@ def test_the_sbc_command_ranks_each_dataset_and_a_rerun_fits_nothing(tmp_path):
     sbc.json, the histograms in sbc.png; the same command again finds every dataset done."""
     from typer.testing import CliRunner
 
-    from bayes_densing.cli import app
+    from bayes_densing.cli.app import app
 
     out = tmp_path / "sbc"
     args = ["sbc", "--datasets", "4", "--targets", "8", "--benchmarks", "2", "--chains", "2",

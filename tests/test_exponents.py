@@ -10,7 +10,7 @@ from scipy import stats
 
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model import build_model
+from bayes_densing.model.build import build_model
 
 
 def test_the_sampled_exponents_have_the_models_prior():

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 import bayes_densing.run as run_mod
 from bayes_densing import data as data_mod, results
 from bayes_densing.analyses import influence as inf
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.data import DataError
-from bayes_densing.model import build_model
-from bayes_densing.simulate import write
+from bayes_densing.model.build import build_model
+from bayes_densing.model.simulate import write
 
 DRAWS = [0, 23, 59]          # a few posterior draws (of each chain) to compare with PyMC
 
@@ -80,7 +80,7 @@ def test_robust_mixture_matches_pymc(lib_run):
     equal each other and scipy's mixture of the two beta-binomials."""
     from scipy.stats import betabinom
 
-    from bayes_densing.model import OUTLIER_PHI
+    from bayes_densing.model.build import OUTLIER_PHI
 
     idata, data = lib_run.result.idata, lib_run.result.data
     cfg = results.load_run(lib_run.out).config

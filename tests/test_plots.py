@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_densing import plots, results, rundir
+from bayes_densing.figures import plots
+from bayes_densing import results
+from bayes_densing.results import rundir
 
 
 def png_size(path):
@@ -155,8 +157,8 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
     import numpy as np
     import xarray as xr
 
-    from bayes_densing import laws
-    from bayes_densing.model import resolve_change_date
+    from bayes_densing.model import laws
+    from bayes_densing.model.build import resolve_change_date
 
     run = results.load_run(changepoint_fit.out)
     post = run.idata.posterior.to_dataset()

@@ -8,7 +8,7 @@ version here.
 import numpy as np
 import pytest
 
-from bayes_densing.calibration import recover
+from bayes_densing.analyses.calibration import recover
 from bayes_densing.config import Config
 
 

@@ -19,8 +19,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bayes_densing import rundir
-from bayes_densing.report import Code, md, to_markdown, Report, Section, write_report
+from bayes_densing.results import rundir
+from bayes_densing.figures.report import Code, md, to_markdown, Report, Section, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "col", "area", "base", "wbr"}

@@ -12,7 +12,7 @@ import xarray as xr
 
 import bayes_densing.results as results_mod
 import bayes_densing.run as run_mod
-from bayes_densing import rundir
+from bayes_densing.results import rundir
 from bayes_densing.data import load
 from bayes_densing.results import RunDirError, load_run
 
@@ -46,10 +46,10 @@ def test_the_seed_reaches_the_sampler_and_the_starting_points(synth, small_confi
     """The seed is what the sampler gets — dense_nuts (the default) and pm.sample (the diagonal
     metric and the other samplers) — and different seeds start the chains elsewhere (the
     draws themselves then differ: `-m slow` checks that with a second real fit)."""
-    import bayes_densing.bridge as bridge
-    import bayes_densing.inference as inference
+    import bayes_densing.inference.bridge as bridge
+    import bayes_densing.inference.sample as inference
     from bayes_densing.data import load
-    from bayes_densing.model import build_model
+    from bayes_densing.model.build import build_model
 
     cfg = small_config(seed=7)
     model = build_model(load(cfg, synth.csv), cfg)
@@ -327,8 +327,8 @@ def test_the_log_prior_group_is_the_models_prior(lib_run):
     the deterministics) equals the one PyMC's samplers get (from the draws on their own
     scale): each of the model's prior terms, summed, per draw; the trend's population prior
     is one of them."""
-    from bayes_densing.inference import log_prior_group
-    from bayes_densing.model import build_model, prior_terms
+    from bayes_densing.inference.sample import log_prior_group
+    from bayes_densing.model.build import build_model, prior_terms
 
     result = lib_run.result
     model = build_model(result.data, result.config)

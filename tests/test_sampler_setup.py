@@ -3,11 +3,11 @@ off) and the check of BlackJAX's version before PyMC's bridge would fail deep in
 
 import pytest
 
-from bayes_densing import inference
+from bayes_densing.inference import sample as inference
 
 CACHE_CASES = """
 import os, jax
-from bayes_densing.inference import enable_compilation_cache as enable
+from bayes_densing.inference.sample import enable_compilation_cache as enable
 def case(env, preset=None):
     for k in ("BAYES_DENSING_JAX_CACHE", "XDG_CACHE_HOME"):
         os.environ.pop(k, None)
@@ -18,7 +18,7 @@ case({"BAYES_DENSING_JAX_CACHE": "off"})
 case({"BAYES_DENSING_JAX_CACHE": "/tmp/bd-cache"})
 case({"XDG_CACHE_HOME": "/tmp/xdg"})
 case({}, preset="/tmp/mine")
-from bayes_densing.inference import cache_key
+from bayes_densing.inference.sample import cache_key
 print(cache_key())
 """
 
@@ -60,7 +60,7 @@ def test_pymcs_samplers_get_starting_points_in_the_form_pymc_6_takes(
     import types
 
     from bayes_densing.data import load
-    from bayes_densing.model import build_model
+    from bayes_densing.model.build import build_model
 
     cfg = small_config()
     cfg.set("sampler.sampler", sampler)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayes_densing import sbc
+from bayes_densing.analyses import sbc
 from bayes_densing.config import Config
 
 N_RANKS = 20

@@ -9,7 +9,7 @@ benchmarks/README.md.
 import numpy as np
 import pytest
 
-from bayes_densing import sbc
+from bayes_densing.analyses import sbc
 from bayes_densing.config import Config
 
 N_RANKS = 20

@@ -20,10 +20,10 @@ import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_densing.run as run_mod
-from bayes_densing import rundir
+from bayes_densing.results import rundir
 from bayes_densing.analyses import sensitivity as sens
 from bayes_densing.analyses.prior_sensitivity import THRESHOLD, power_scaling, verdict
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import ConfigError
 
 
@@ -254,7 +254,7 @@ def test_a_failing_variant_is_recorded_not_fatal(sweep):
 
 
 def test_tornado_png_exists_and_names_what_it_shows(sweep):
-    from bayes_densing.plots import tornado
+    from bayes_densing.figures.plots import tornado
 
     result, out, _ = sweep
     png = out / "tornado.png"
@@ -276,7 +276,7 @@ def test_tornado_png_exists_and_names_what_it_shows(sweep):
 
 
 def test_tornado_handles_infinite_and_interior_values(tmp_path):
-    from bayes_densing.plots import tornado
+    from bayes_densing.figures.plots import tornado
 
     rows = [("base", "", "", "", 3.0, 2.5, 3.6, "base"),
             ("trend=envelope", "trend", "envelope", "frontier", 4.0, 3.0, 5.0, "trend=envelope"),

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_densing import results, sequential, simulate
+from bayes_densing import results
+from bayes_densing.inference import sequential
+from bayes_densing.model import simulate
 from bayes_densing.config import Config
 from bayes_densing.data import DataError, assemble, read_scores
 from bayes_densing.run import fit

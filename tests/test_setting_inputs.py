@@ -10,9 +10,10 @@ import pytensor
 import pytest
 from scipy import stats
 
-from bayes_densing import cut, sbc
+from bayes_densing.inference import cut
+from bayes_densing.analyses import sbc
 from bayes_densing.config import Config
-from bayes_densing.model import build_model, setting_inputs, setting_values
+from bayes_densing.model.build import build_model, setting_inputs, setting_values
 
 
 def _config(data_term: str = "off", likelihood: str = "betabinomial") -> Config:

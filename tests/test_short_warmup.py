@@ -22,10 +22,10 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayes_densing import bridge
+from bayes_densing.inference import bridge
 from bayes_densing.sampling import conditional_metric, dense_nuts
 from bayes_densing.config import MIN_TUNE, ConfigError, SamplerConfig
-from bayes_densing.inference import diagnose
+from bayes_densing.inference.sample import diagnose
 from bayes_densing.results import Run
 
 
@@ -304,7 +304,7 @@ def test_non_finite_draws_exit_3_through_the_command_line(conditional_fit, synth
     from typer.testing import CliRunner
 
     import bayes_densing.run as run_mod
-    from bayes_densing.cli import app
+    from bayes_densing.cli.app import app
 
     result, _, _ = conditional_fit
     monkeypatch.setattr(run_mod, "sample", lambda *a, **k: _poisoned(result.sampled, 0, "A"))
@@ -345,7 +345,7 @@ def test_the_issue_3000_targets_one_chain_ten_draws_runs_to_the_end(tmp_path):
     simulated targets × 2 benchmarks (the conditional metric), through the console script: it
     ends with exit 3 (ten draws fail the ESS threshold), finite draws, no traceback. (With
     figures it stops in plots.ppc_figure: test_the_ppc_figure_of_fewer_than_60_draws below.)"""
-    from bayes_densing.simulate import simulate, write
+    from bayes_densing.model.simulate import simulate, write
 
     df, truth = simulate(n_models=3000, n_benchmarks=2, seed=0)
     csv, _ = write(df, truth, tmp_path / "synth3000.csv")
@@ -377,7 +377,7 @@ def _run(result) -> Run:
 
 def test_every_figure_of_a_ten_draw_run(short_fit, tmp_path):
     """A run of 1 chain × 10 draws has fewer draws than the 60 replicates the PPC shows."""
-    from bayes_densing import plots
+    from bayes_densing.figures import plots
 
     index = plots.run_figures(_run(short_fit[0]), tmp_path / "figures")
     assert all((tmp_path / e["png"]).stat().st_size > 10_000 for e in index if "png" in e)
@@ -386,7 +386,7 @@ def test_every_figure_of_a_ten_draw_run(short_fit, tmp_path):
 
 
 def test_every_figure_of_a_run_with_a_failed_chain(conditional_fit, tmp_path):
-    from bayes_densing import plots
+    from bayes_densing.figures import plots
     from bayes_densing.run import fit
 
     result, cfg, data = conditional_fit

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_densing import laws
+from bayes_densing.model import laws
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.simulate import DEFAULT_BENCHMARKS, REFERENCE_SIZES, simulate, write
+from bayes_densing.model.simulate import DEFAULT_BENCHMARKS, REFERENCE_SIZES, simulate, write
 
 
 def test_same_seed_same_data_and_truth():
@@ -48,7 +48,7 @@ def test_requested_shape(n_models, n_benchmarks, n_reference):
 
 
 def test_scores_are_fractions_of_whole_item_counts():
-    from bayes_densing.benchmark_registry import REGISTRY
+    from bayes_densing.data.registry import REGISTRY
 
     df, _ = simulate(n_models=15, n_benchmarks=6, seed=3)
     assert df.score.between(0.0, 1.0).all()

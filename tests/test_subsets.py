@@ -10,14 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from bayes_densing.analyses.subsets import all_subsets, run_subsets, text, write
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
-from bayes_densing.model import build_model
-from bayes_densing.plots import forest
+from bayes_densing.model.build import build_model
+from bayes_densing.figures.plots import forest
 from bayes_densing.sampling import conditional_metric
 from bayes_densing.sampling.families import state_from_arrays
-from bayes_densing.simulate import simulate, write as write_sim
+from bayes_densing.model.simulate import simulate, write as write_sim
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_a_warm_start_draws_the_parameters_without_data_from_their_standard_norm
     uncorrelated variance in the metric (their exact posterior); every other coordinate keeps
     the other fit's position and metric."""
     from bayes_densing.sampling import dense_nuts
-    from bayes_densing.sweep import compile_sweep
+    from bayes_densing.inference.sweep import compile_sweep
 
     csv, benchmarks = synth3
     df = pd.read_csv(csv)
@@ -270,7 +270,7 @@ def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, sma
 
 
 def test_forest_plot_has_its_elements():
-    from bayes_densing import plots
+    from bayes_densing.figures import plots
 
     table = pd.DataFrame({"subset": ["a+b", "a", "b"], "n_benchmarks": [2, 1, 1],
                           "doubling_median": [4.0, 3.0, 6.0], "hdi_low": [3.0, 2.0, 4.0],

@@ -7,10 +7,10 @@ import pymc as pm
 import pytest
 from typer.testing import CliRunner
 
-from bayes_densing.cli import app
+from bayes_densing.cli.app import app
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model import score_probability, target_offsets
+from bayes_densing.model.build import score_probability, target_offsets
 from bayes_densing.results import curve_draws, load_run
 
 
@@ -57,8 +57,8 @@ def _one_draw(data):
 
 def test_the_offsets_belong_to_the_targets_module(synth):
     """Under the cut the offsets see the target scores, given the curves: they are ψ, not θ."""
-    from bayes_densing.cut import target_parameters
-    from bayes_densing.model import build_model
+    from bayes_densing.inference.cut import target_parameters
+    from bayes_densing.model.build import build_model
 
     cfg = Config()
     cfg.set("model.target_offsets", "on")

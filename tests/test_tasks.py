@@ -3,7 +3,7 @@
 
 import pytest
 
-from bayes_densing import benchmark_registry
+from bayes_densing.data import registry as benchmark_registry
 from bayes_densing.config import Config
 from bayes_densing.data import DataError, assemble, read_scores
 

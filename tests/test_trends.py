@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bayes_densing.data import assemble
-from bayes_densing.inference import SamplerError, select_device
-from bayes_densing.model import ModelError, build_model
+from bayes_densing.inference.sample import SamplerError, select_device
+from bayes_densing.model.build import ModelError, build_model
 from bayes_densing.run import fit
 
 
@@ -96,7 +96,7 @@ def test_missing_optional_sampler_is_a_clear_error(sampler, tiny, synthetic):
 def test_target_only_csv_runs_end_to_end_with_the_bundled_reference(tmp_path):
     from typer.testing import CliRunner
 
-    from bayes_densing.cli import app
+    from bayes_densing.cli.app import app
     from tests.test_data import TARGETS_ONLY
 
     csv = tmp_path / "mine.csv"

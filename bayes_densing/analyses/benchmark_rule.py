@@ -55,9 +55,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import laws
-from ..config import Config
-from ..data import (DATASETS, DataError, ScoreData, bundled_reference, dataset_path, load,
+from bayes_densing.model import laws
+from bayes_densing.config import Config
+from bayes_densing.data import (DATASETS, DataError, ScoreData, bundled_reference, dataset_path, load,
                     read_scores)
 
 GAIN_QUANTILE = 0.05          # criterion 1: the quantile of z_gain that must clear GAIN_MIN
@@ -134,7 +134,7 @@ def identified(gain_q05: float, log_size_width: float) -> bool:
 def curve_sampler(data: ScoreData, config: Config):
     """The cut's samplers for ``data``'s design (``cut.CutSampler``), under ``model.curves =
     "cut"``: compiled once, they fit the curves of any dataset of the same design."""
-    from ..cut import CutSampler
+    from bayes_densing.inference.cut import CutSampler
 
     config = copy.deepcopy(config)
     config.model.curves = "cut"
@@ -147,7 +147,7 @@ def curve_draws(data: ScoreData, config: Config, seed: int | None = None,
     ``CutSampler.curves``), as constrained values: name → (chain, draw, ...).
     ``cut``: a :func:`curve_sampler` compiled for another dataset of the same design (the same
     observations, item counts and reference models; other scores), reused."""
-    from ..cut import reference_weights
+    from bayes_densing.inference.cut import reference_weights
 
     if cut is None:
         cut = curve_sampler(data, config)
@@ -167,7 +167,7 @@ def log_effective_size(draws: dict[str, np.ndarray], data: ScoreData, config: Co
     """ln N̂ (draws, benchmark) of a model scoring ``scores`` (one per benchmark) on each curve
     draw; a score the curve cannot reach is +∞ (at or past the ceiling, or a loss below what
     infinite size gives) or −∞ (at or below chance)."""
-    from ..model import curve_parameters
+    from bayes_densing.model.build import curve_parameters
 
     refs = data.references.params.to_numpy(dtype=float)
     coefs, l, gamma, c = curve_parameters(draws, refs, data.chance, config.model.d0, xp=np)
@@ -374,7 +374,7 @@ def synthetic_scores(seed: int, n_targets: int = 40, doubling_months: float = 6.
     (it scales), and ``flat``, whose every model scores binomial noise around a level of its
     own, N(:data:`FLAT_LEVEL`, :data:`FLAT_SD`), whatever its size (``n_items`` and ``chance``
     columns on its rows). The rule should keep the first and drop the second."""
-    from ..simulate import simulate
+    from bayes_densing.model.simulate import simulate
 
     df, _ = simulate(n_targets, 1, doubling_months, seed=seed, config=config or Config())
     rng = np.random.default_rng([seed, 7])
@@ -389,7 +389,7 @@ def synthetic_scores(seed: int, n_targets: int = 40, doubling_months: float = 6.
 def synthetic(seed: int, n_targets: int = 40, doubling_months: float = 6.0,
               config: Config | None = None) -> ScoreData:
     """:func:`synthetic_scores` assembled (every target, both benchmarks)."""
-    from ..data import assemble
+    from bayes_densing.data import assemble
 
     config = copy.deepcopy(config or Config())
     df = synthetic_scores(seed, n_targets, doubling_months, config)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import laws, results
+from bayes_densing.model import laws
+from bayes_densing import results
 
 HDI_PROBS = (0.5, 0.9, 0.95)
 

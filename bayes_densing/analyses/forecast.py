@@ -41,7 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import benchmark_registry, laws, results
+from bayes_densing.data import registry as benchmark_registry
+from bayes_densing.model import laws
+from bayes_densing import results
 
 PROB = 0.9
 SEED = 0
@@ -135,7 +137,7 @@ def score_log_size(idata, config, score: float, j: int) -> np.ndarray:
     tokens scores ``score`` on benchmark ``j``: the curves' inverse (``laws.effective_size``)
     with the run's curve parameters (``model.curve_parameters``). NaN where the score is at
     or above the curve's ceiling, at or below chance, or below the loss law's floor."""
-    from ..model import curve_parameters
+    from bayes_densing.model.build import curve_parameters
 
     cd = idata.constant_data
     ref = cd["role"].values == "reference"
@@ -472,9 +474,10 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
 
 
 def write_figure(run, fc: Forecast, directory: str | Path | None = None) -> Path:
-    """Draw :func:`bayes_densing.plots.forecast_figure` to ``RUN_DIR/figures/forecast.png``
+    """Draw :func:`bayes_densing.figures.plots.forecast_figure` to ``RUN_DIR/figures/forecast.png``
     (and .svg) and list it in the run's ``derived.json``; ``directory``: elsewhere instead."""
-    from .. import plots, rundir
+    from bayes_densing.figures import plots
+    from bayes_densing.results import rundir
 
     if not isinstance(run, results.Run):
         run = results.load_run(run)

@@ -52,10 +52,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import data as data_mod, results, rundir
-from ..config import Config
-from ..data import DataError, ScoreData
-from . import stratified
+from bayes_densing import data as data_mod, results
+from bayes_densing.results import rundir
+from bayes_densing.config import Config
+from bayes_densing.data import DataError, ScoreData
+from bayes_densing.analyses import stratified
 
 K_THRESHOLD = 0.7
 MAX_REFITS = 5
@@ -217,14 +218,14 @@ class RefitFamily:
 
     @property
     def errors(self):
-        from ..config import ConfigError
-        from ..inference import SamplerError
-        from ..model import ModelError
+        from bayes_densing.config import ConfigError
+        from bayes_densing.inference.sample import SamplerError
+        from bayes_densing.model.build import ModelError
 
         return (DataError, ConfigError, ModelError, SamplerError)
 
     def fit(self, program, v: Refit, context=None) -> tuple[dict, dict]:
-        from .. import run as run_mod
+        from bayes_densing import run as run_mod
 
         fitted = run_mod.fit(v.config, data=v.data, progressbar=False)
         return results.json_safe({
@@ -248,8 +249,8 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     their sweep directory (each refit kept as it finishes, resumed by a re-run), else a
     temporary one.
     """
-    from ..config import ConfigError
-    from ..distributed import runner, store
+    from bayes_densing.config import ConfigError
+    from bayes_densing.distributed import runner, store
 
     run, config = _as_run(run_or_config)
     if full is None:

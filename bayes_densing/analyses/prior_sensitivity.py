@@ -40,7 +40,8 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from .. import laws, results
+from bayes_densing.model import laws
+from bayes_densing import results
 
 THRESHOLD = 0.05          # Kallioinen et al. 2023; arviz.psens and priorsense use the same
 ALPHAS = (0.8, 1.25)      # prior powers for the "how far does it move" check (priorsense's range)
@@ -251,8 +252,8 @@ def log_densities(idata: xr.DataTree, data, config) -> tuple[xr.Dataset, xr.Data
     from pymc.model.transform.conditioning import remove_value_transforms
     from pymc.sampling.jax import get_jaxified_graph
 
-    from .. import model as model_mod
-    from ..model import build_model
+    from bayes_densing.model import build as model_mod
+    from bayes_densing.model.build import build_model
 
     model = remove_value_transforms(build_model(data, config))  # values as stored: constrained
     like_potentials = [v for v in model.potentials if "loglik" in v.name]
@@ -329,7 +330,7 @@ def prior_sensitivity(idata: xr.DataTree, data, config, *, prior_terms=None,
     """
     strata_labels, conditional = None, ()
     if config.model.curves == "cut":
-        from .stratified import Strata, centred_densities
+        from bayes_densing.analyses.stratified import Strata, centred_densities
 
         strata = Strata(data, config)
         log_prior, log_lik, conditional = centred_densities(strata)

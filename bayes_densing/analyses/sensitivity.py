@@ -61,11 +61,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import data as data_mod, results, rundir, run
-from ..config import Config, ConfigError
-from ..distributed import runner, store
-from ..inference import SamplerError
-from ..model import ModelError, data_term_on
+from bayes_densing import data as data_mod, results, run
+from bayes_densing.results import rundir
+from bayes_densing.config import Config, ConfigError
+from bayes_densing.distributed import runner, store
+from bayes_densing.inference.sample import SamplerError
+from bayes_densing.model.build import ModelError, data_term_on
 
 ALIASES = {
     "reference": "data.reference", "d0": "model.d0", "trend": "model.trend",
@@ -375,10 +376,10 @@ class FitFamily:
 
     def compile(self):
         if self.config.model.curves == "cut":
-            from ..cut import CutSampler
+            from bayes_densing.inference.cut import CutSampler
 
             return CutSampler(self.data, self.config, setting_inputs=True)
-        from ..sweep import compile_sweep
+        from bayes_densing.inference.sweep import compile_sweep
 
         return compile_sweep(self.data, self.config, setting_inputs=True)
 
@@ -404,8 +405,8 @@ class FitFamily:
 
 def _sampled(program, v: Fit):
     """The draws of ``v`` on a program shared by variants of other priors, D0 or seed."""
-    from ..cut import observed_data
-    from ..inference import SampleResult
+    from bayes_densing.inference.cut import observed_data
+    from bayes_densing.inference.sample import SampleResult
 
     start, seed = time.perf_counter(), v.config.sampler.seed
     if v.config.model.curves == "cut":
@@ -426,7 +427,7 @@ def _sampled(program, v: Fit):
 
 def _read_draws(sweep, name: str):
     """A finished variant's sampled groups, for the variants that read its draws."""
-    from ..inference import SampleResult
+    from bayes_densing.inference.sample import SampleResult
 
     run_ = results.load_run(sweep.path(name))
     idata = xr.DataTree.from_dict({g: run_.idata[g].to_dataset() for g in
@@ -476,7 +477,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
     this process). ``prior_scaling``: also run the power-scaling prior-sensitivity check on
     the base run. Progress goes to ``echo``, one line per variant, unless ``quiet``.
     """
-    from .. import plots
+    from bayes_densing.figures import plots
 
     variants = prepare(base, vary, data_path)
     say = (lambda s: None) if quiet else echo
@@ -505,7 +506,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
                                  config=base_run.config, sampled=None)
         prior = None
         if prior_scaling:
-            from .prior_sensitivity import prior_sensitivity
+            from bayes_densing.analyses.prior_sensitivity import prior_sensitivity
 
             say("prior sensitivity: power-scaling the base run's prior …")
             prior = prior_sensitivity(base_fit.idata, base_fit.data, base_fit.config)

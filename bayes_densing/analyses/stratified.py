@@ -31,11 +31,12 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from .. import cut, results
-from ..config import Config, ConfigError
-from ..data import ScoreData
-from ..model import betabinomial_logp, log_binomial, robust_logp, score_probability
-from .prior_sensitivity import doubling_median
+from bayes_densing.inference import cut
+from bayes_densing import results
+from bayes_densing.config import Config, ConfigError
+from bayes_densing.data import ScoreData
+from bayes_densing.model.build import betabinomial_logp, log_binomial, robust_logp, score_probability
+from bayes_densing.analyses.prior_sensitivity import doubling_median
 
 # the strata: curve draws per chain, the draws kept given each, the steps dropped after each
 # switch of θ, and the transitions between kept draws; 80 kept because a stratum's weights

@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import data as data_mod, results, rundir
-from ..config import Config, ConfigError
-from ..distributed import runner, store
-from ..inference import SamplerError, diagnose
+from bayes_densing import data as data_mod, results
+from bayes_densing.results import rundir
+from bayes_densing.config import Config, ConfigError
+from bayes_densing.distributed import runner, store
+from bayes_densing.inference.sample import SamplerError, diagnose
 
 MAX_BENCHMARKS = 8   # 255 subsets
 COLUMNS = ["subset", "n_benchmarks", "n_targets", "doubling_median", "hdi_low", "hdi_high",
@@ -76,10 +77,10 @@ class SubsetFamily:
 
     def compile(self):
         if self.config.model.curves == "cut":
-            from ..cut import CutSampler
+            from bayes_densing.inference.cut import CutSampler
 
             return CutSampler(self.data, self.config)
-        from ..sweep import compile_sweep
+        from bayes_densing.inference.sweep import compile_sweep
 
         return compile_sweep(self.data, self.config)
 
@@ -97,7 +98,7 @@ class SubsetFamily:
         """One subset's fit (its seed from its name, ``families.variant_seed``): its row of the
         table and its slimmed posterior (the slope's draws, each scored target's median ln ρ);
         the parent's (``warm`` None, a joint sweep) also its adapted state."""
-        from ..sampling.families import state_arrays, variant_seed
+        from bayes_densing.sampling.families import state_arrays, variant_seed
 
         obs_w, bench_w = self.weights(subset)
         seed = variant_seed(self.config.sampler.seed, subset.name)
@@ -193,7 +194,7 @@ def run_subsets(config: Config, benchmarks: list[str], data_path=None, min_size:
         done = runner.run(family, parent, sweep, place, **go)
         warm = None
         if parent:
-            from ..sampling.families import state_from_arrays
+            from bayes_densing.sampling.families import state_from_arrays
 
             failed = done[parent[0].name]["error"]
             if failed:         # no state to start the others from
@@ -233,7 +234,7 @@ def table_of(sweep, subsets: list[Subset]) -> pd.DataFrame:
 def write(table: pd.DataFrame, out: str | Path, config: Config) -> Path:
     """subsets.csv, subsets.json, config.toml and the forest plot into the sweep directory
     ``out`` (each file replaced whole), then its manifest."""
-    from .. import plots
+    from bayes_densing.figures import plots
 
     out = Path(out)
     rundir.write_atomic(out / "subsets.csv", table.to_csv(index=False))

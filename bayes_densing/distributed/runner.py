@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ..config import CPU_DEVICES_ENV
-from .programs import Outcome, prime, run_batch
-from .store import SweepStore
+from bayes_densing.config import CPU_DEVICES_ENV
+from bayes_densing.distributed.programs import Outcome, prime, run_batch
+from bayes_densing.distributed.store import SweepStore
 
 # batches per worker: enough that the workers finish within about a fit of each other
 # (benchmarks/README.md, "Sweeps on Dask")
@@ -108,7 +108,7 @@ def executor(scheduler: str | None = None, workers: int | None = None,
              say: Callable[[str], None] = print, connect_timeout: str = "30s"):
     """Where a sweep's fits run (see the module's docstring); a local cluster is closed on
     the way out, whatever happens (an interrupt kills its processes, ``interrupts.stop``)."""
-    from ..config import ConfigError
+    from bayes_densing.config import ConfigError
 
     if scheduler and workers:
         raise ConfigError("--scheduler and --workers: give one (--workers starts a local "

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, rundir
+from bayes_densing import __version__
+from bayes_densing.results import rundir
 
 SWEEP, VARIANTS, RESULT = "sweep.json", "variants", "result.json"
 

@@ -61,7 +61,7 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
     per latent from ``n_eff`` independent draws (default n; the windows' draws are
     autocorrelated, :func:`effective_draws`). Then Stan's regularisation. ``scales_only``: the
     variances alone (the first window's estimate)."""
-    from .covariance import regularised, shrunk_covariance, shrunk_variance
+    from bayes_densing.sampling.covariance import regularised, shrunk_covariance, shrunk_variance
 
     n = draws.shape[0]
     mu = draws.mean(axis=0)

@@ -69,9 +69,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import conditional_metric
-from .covariance import regularised, shrunk_covariance, shrunk_variance  # noqa: F401
-from .density import LogDensity
+from bayes_densing.sampling import conditional_metric
+from bayes_densing.sampling.covariance import regularised, shrunk_covariance, shrunk_variance  # noqa: F401
+from bayes_densing.sampling.density import LogDensity
 
 CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
 INITIAL_STEP = 0.1   # the first window's step size, before dual averaging moves it

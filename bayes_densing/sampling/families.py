@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dense_nuts import Draws
+from bayes_densing.sampling.dense_nuts import Draws
 
 FORMAT = 1     # of a persisted state
 

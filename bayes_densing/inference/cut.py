@@ -37,12 +37,12 @@ import time
 import numpy as np
 import xarray as xr
 
-from . import bridge
-from .config import Config
-from .data import ScoreData
-from .inference import SampleResult, chain_method, select_device, unconstrained_starts
-from .model import log_binomial
-from .sampling import dense_nuts
+from bayes_densing.inference import bridge
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData
+from bayes_densing.inference.sample import SampleResult, chain_method, select_device, unconstrained_starts
+from bayes_densing.model.build import log_binomial
+from bayes_densing.sampling import dense_nuts
 
 # the target module: the targets' latents, the trend and the targets' concentration
 TARGET_MODULE = frozenset({"log_density_shifted", "log_density", "A", "B_centre", "A_before",
@@ -160,7 +160,7 @@ class CutSampler:
     compiling again."""
 
     def __init__(self, data: ScoreData, config: Config, setting_inputs: bool = False):
-        from .sweep import compile_sweep
+        from bayes_densing.inference.sweep import compile_sweep
 
         config.validate()      # where the cut's settings are checked (config.py)
         self.config, self.data = config, data

@@ -17,7 +17,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from .config import SamplerConfig
+from bayes_densing.config import SamplerConfig
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -214,7 +214,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
     method = chain_method(cfg, n_devices)
     metric = cfg.mass_matrix if cfg.sampler == "numpyro" else "-"
     if metric not in ("diag", "-"):      # auto, dense or conditional: dense_nuts.py
-        from . import bridge
+        from bayes_densing.inference import bridge
 
         start = time.perf_counter()
         sampler = bridge.sampler(model, cfg, parallel=method == "parallel")
@@ -260,7 +260,7 @@ def log_prior_group(model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
     from pymc.model.transform.conditioning import remove_value_transforms
     from pymc.sampling.jax import get_jaxified_graph
 
-    from .model import log_prior_terms, prior_terms
+    from bayes_densing.model.build import log_prior_terms, prior_terms
 
     plain = remove_value_transforms(model)
     graph = get_jaxified_graph(inputs=plain.value_vars, outputs=log_prior_terms(plain))

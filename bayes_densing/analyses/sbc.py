@@ -29,14 +29,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .calibration import central_interval
-from .config import Config
-from .data import ScoreData, assemble
-from .distributed.store import digest
-from .inference import SamplerError
-from .results import posterior_predictive
-from .sampling.families import variant_seed
-from .simulate import simulate
+from bayes_densing.analyses.calibration import central_interval
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData, assemble
+from bayes_densing.distributed.store import digest
+from bayes_densing.inference.sample import SamplerError
+from bayes_densing.results import posterior_predictive
+from bayes_densing.sampling.families import variant_seed
+from bayes_densing.model.simulate import simulate
 
 # what is ranked: (label, variable, index into its last axis or None)
 QUANTITIES = [("slope A", "A", None), ("intercept B", "B", None),
@@ -62,7 +62,7 @@ def prior_draws(data: ScoreData, config: Config, n: int, seed: int
     chain) and the correct counts simulated from each, shape (n, observations)."""
     import pymc as pm
 
-    from .model import build_model
+    from bayes_densing.model.build import build_model
 
     centred = copy.deepcopy(config)
     centred.model.reparam = "centred"
@@ -85,7 +85,7 @@ def off_curve(truth: xr.DataTree, data: ScoreData, config: Config, seed: int,
     the paper's pipeline weighs them; its density and the trend's intercept B move with it),
     the counts (datasets, observations) and the offsets.
     The cut estimates that size; the joint model lets the targets inform the curves too."""
-    from .results import likelihood_draws
+    from bayes_densing.results import likelihood_draws
 
     rng = np.random.default_rng([seed, 7])
     post = truth.posterior
@@ -239,10 +239,10 @@ def fitter(data: ScoreData, config: Config):
     curve parameters are an exact posterior, p(θ | reference scores), so their ranks must be
     uniform; the targets' cut posterior is not the joint one, whose truths the prior draws are:
     their ranks show how conservative the cut is when the model holds)."""
-    from .sweep import compile_sweep
+    from bayes_densing.inference.sweep import compile_sweep
 
     if config.model.curves == "cut":
-        from .cut import CutSampler
+        from bayes_densing.inference.cut import CutSampler
 
         sampler = CutSampler(data, config)
         return lambda seed, counts: sampler.fit(seed, counts=counts)
@@ -313,7 +313,7 @@ def run(n_datasets: int = 100, *, n_targets: int = 20, n_benchmarks: int = 3,
     else a temporary one; ``place``: where the fits run (``distributed.runner.executor``;
     default this process).
     """
-    from .distributed import runner, store
+    from bayes_densing.distributed import runner, store
 
     config = copy.deepcopy(config or Config())
     config.validate()
@@ -389,8 +389,8 @@ def write(result: SBCResult, out, extra: dict | None = None) -> list[Path]:
     rank histograms (sbc.png) into ``out`` (a sweep directory: then its manifest too)."""
     import json
 
-    from . import rundir
-    from .results import json_safe
+    from bayes_densing.results import rundir
+    from bayes_densing.results import json_safe
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,13 +25,13 @@ import xarray as xr
 import numpy as np
 import pytensor.tensor as pt
 
-from . import bridge
-from .config import Config
-from .data import ScoreData
-from .inference import chain_method, select_device, unconstrained_starts
-from .model import build_model, log_binomial, setting_values
-from .model import setting_inputs as model_setting_inputs
-from .sampling import dense_nuts
+from bayes_densing.inference import bridge
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData
+from bayes_densing.inference.sample import chain_method, select_device, unconstrained_starts
+from bayes_densing.model.build import build_model, log_binomial, setting_values
+from bayes_densing.model.build import setting_inputs as model_setting_inputs
+from bayes_densing.sampling import dense_nuts
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from .config import SamplerConfig
+from bayes_densing.config import SamplerConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Bayesian analysis of the Densing Law of LLMs: how fast does capability "
@@ -42,7 +42,7 @@ def _fail(message, code: int | None = None) -> None:
 
 
 def _io_error(exc: OSError, where):
-    from .rundir import io_error
+    from bayes_densing.results.rundir import io_error
 
     return io_error(exc, where)
 
@@ -59,7 +59,7 @@ def _import_stack() -> None:
     try:
         import jax  # noqa: F401
 
-        from . import run  # noqa: F401  (PyMC, PyTensor, ArviZ, pandas)
+        from bayes_densing import run  # noqa: F401  (PyMC, PyTensor, ArviZ, pandas)
     finally:
         gc.freeze()
         gc.enable()
@@ -76,7 +76,7 @@ SCHEDULER_HELP = ("Fit on a running Dask cluster: its scheduler's address, e.g. 
 @contextmanager
 def _sweep_place(workers: Optional[int], scheduler: Optional[str], quiet: bool = False):
     """Where a sweep's fits run (``distributed.runner.executor``)."""
-    from .distributed import runner
+    from bayes_densing.distributed import runner
 
     with runner.executor(scheduler, workers,
                          say=(lambda _: None) if quiet else typer.echo) as place:
@@ -85,7 +85,7 @@ def _sweep_place(workers: Optional[int], scheduler: Optional[str], quiet: bool =
 
 def _config(model: str, overrides: dict, set_: list[str]):
     """The preset (or TOML file) ``model`` with command-line overrides and ``--set KEY=VALUE``."""
-    from .config import load_config
+    from bayes_densing.config import load_config
 
     cfg = load_config(model)
     for key, value in overrides.items():
@@ -166,12 +166,12 @@ def sample(
     from datetime import datetime
 
     _import_stack()
-    from .config import ConfigError
-    from .data import DataError
-    from .inference import SamplerError
-    from .model import ModelError
-    from .results import OutputConflict, RunDirError
-    from .run import fit
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError
+    from bayes_densing.inference.sample import SamplerError
+    from bayes_densing.model.build import ModelError
+    from bayes_densing.results import OutputConflict, RunDirError
+    from bayes_densing.run import fit
 
     try:
         cfg = _config(model, {
@@ -213,7 +213,7 @@ def simulate(
 
         bayes-densing simulate --doubling-months 3.3 --models 60 --benchmarks 5 --seed 1 --out synth.csv
     """
-    from .simulate import simulate as run, write
+    from bayes_densing.model.simulate import simulate as run, write
 
     if doubling_months <= 0:
         _fail("--doubling-months must be positive")
@@ -258,9 +258,9 @@ def classic(
     """
     import json
 
-    from .classic import ClassicError, fit
-    from .config import ConfigError
-    from .data import DataError, load
+    from bayes_densing.analyses.classic import ClassicError, fit
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError, load
 
     try:
         cfg = _config(model, {
@@ -272,7 +272,7 @@ def classic(
         _fail(exc)
     typer.echo(result.summary_text(top=top))
     if out is not None:
-        from .rundir import write_atomic
+        from bayes_densing.results.rundir import write_atomic
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -301,13 +301,13 @@ def claim(
     """
     import json
 
-    from .rundir import RunDirError, verify
+    from bayes_densing.results.rundir import RunDirError, verify
 
     if any(m <= 0 for m in months) or ratio <= 0:
         _fail("--months and --ratio must be positive")
     try:
         verify(run_dir)     # a damaged run is refused before the modelling stack loads
-        from .analyses.claim import claim as run_claim
+        from bayes_densing.analyses.claim import claim as run_claim
 
         result = run_claim(run_dir, months=months, ratio=ratio)
     except RunDirError as exc:
@@ -363,13 +363,13 @@ def sensitivity(
     from datetime import datetime
 
     _import_stack()
-    from .analyses.sensitivity import sensitivity as run_sensitivity
-    from .config import ConfigError
-    from .data import DataError
-    from .distributed import runner
-    from .inference import SamplerError
-    from .model import ModelError
-    from .results import RunDirError
+    from bayes_densing.analyses.sensitivity import sensitivity as run_sensitivity
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError
+    from bayes_densing.distributed import runner
+    from bayes_densing.inference.sample import SamplerError
+    from bayes_densing.model.build import ModelError
+    from bayes_densing.results import RunDirError
 
     if not vary:
         _fail("give at least one --vary KEY=v1,v2 (e.g. --vary trend=frontier,envelope)")
@@ -421,7 +421,7 @@ def influence(
 
         bayes-densing influence runs/demo --max-refits 3
     """
-    from .rundir import RunDirError, verify
+    from bayes_densing.results.rundir import RunDirError, verify
 
     if max_refits < 0:
         _fail("--max-refits must be 0 or more")
@@ -430,11 +430,11 @@ def influence(
     except RunDirError as exc:
         _fail(exc)
     _import_stack()
-    from .analyses.influence import influence as run_influence
-    from .config import ConfigError
-    from .data import DataError
-    from .distributed import runner
-    from .inference import SamplerError
+    from bayes_densing.analyses.influence import influence as run_influence
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError
+    from bayes_densing.distributed import runner
+    from bayes_densing.inference.sample import SamplerError
 
     def progress(message: str) -> None:
         typer.echo(message, err=True)
@@ -505,13 +505,13 @@ def subsets(
     from datetime import datetime
 
     _import_stack()
-    from .analyses.subsets import WARM_TUNE, run_subsets, text, write
-    from .config import ConfigError
-    from .data import DataError
-    from .distributed import runner
-    from .inference import SamplerError
-    from .model import ModelError
-    from .results import RunDirError
+    from bayes_densing.analyses.subsets import WARM_TUNE, run_subsets, text, write
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError
+    from bayes_densing.distributed import runner
+    from bayes_densing.inference.sample import SamplerError
+    from bayes_densing.model.build import ModelError
+    from bayes_densing.results import RunDirError
 
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
     try:
@@ -573,11 +573,11 @@ def sbc(
     from datetime import datetime
 
     _import_stack()
-    from . import sbc as sbc_mod
-    from .config import ConfigError
-    from .distributed import runner
-    from .inference import SamplerError
-    from .results import RunDirError
+    from bayes_densing.analyses import sbc as sbc_mod
+    from bayes_densing.config import ConfigError
+    from bayes_densing.distributed import runner
+    from bayes_densing.inference.sample import SamplerError
+    from bayes_densing.results import RunDirError
 
     try:
         if datasets < 2:
@@ -626,12 +626,12 @@ def plot(
 
         bayes-densing plot runs/demo
     """
-    from .rundir import RunDirError, kind, verify
+    from bayes_densing.results.rundir import RunDirError, kind, verify
 
     try:
         if (run_dir / "posterior.nc").exists() or kind(run_dir) == "run":
             verify(run_dir)     # a damaged run is refused before the modelling stack loads
-        from .plots import plot_directory
+        from bayes_densing.figures.plots import plot_directory
 
         written = plot_directory(run_dir, progress=lambda n: typer.echo(f"  drawing {n}", err=True))
     except RunDirError as exc:
@@ -655,12 +655,12 @@ def report(
 
         bayes-densing report runs/demo && xdg-open runs/demo/report.html
     """
-    from .rundir import RunDirError, verify
+    from bayes_densing.results.rundir import RunDirError, verify
 
     try:
         verify(run_dir)     # a damaged run is refused before the modelling stack loads
-        from .plots import figures_ok, plot_directory
-        from .report import write_report
+        from bayes_densing.figures.plots import figures_ok, plot_directory
+        from bayes_densing.figures.report import write_report
 
         if not figures_ok(run_dir):
             typer.echo("  the run's figures are missing or damaged: drawing them", err=True)
@@ -702,7 +702,7 @@ def forecast(
     """
     import json
 
-    from .rundir import RunDirError, verify
+    from bayes_densing.results.rundir import RunDirError, verify
 
     if not at and match is None and score is None:
         _fail("give --at YYYY-MM-DD, or --params N with --match MODEL or --score S --benchmark B")
@@ -712,8 +712,8 @@ def forecast(
         verify(run_dir)     # a damaged run is refused before the modelling stack loads
     except RunDirError as exc:
         _fail(exc)
-    from .analyses.forecast import ForecastError, forecast as run_forecast, write_figure
-    from .results import load_run
+    from bayes_densing.analyses.forecast import ForecastError, forecast as run_forecast, write_figure
+    from bayes_densing.results import load_run
 
     try:
         run = load_run(run_dir)
@@ -760,11 +760,11 @@ def benchmarks(
     if dataset is not None and data is not None:
         _fail("give --dataset or --data, not both")
     _import_stack()
-    from .analyses.benchmark_rule import run as run_rule, text, to_dict
-    from .config import ConfigError
-    from .data import DataError
-    from .inference import SamplerError
-    from .model import ModelError
+    from bayes_densing.analyses.benchmark_rule import run as run_rule, text, to_dict
+    from bayes_densing.config import ConfigError
+    from bayes_densing.data import DataError
+    from bayes_densing.inference.sample import SamplerError
+    from bayes_densing.model.build import ModelError
 
     try:
         cfg = _config("default", {
@@ -783,7 +783,7 @@ def benchmarks(
 @app.command()
 def datasets() -> None:
     """List the bundled datasets: size, date range, benchmarks, default reference, source."""
-    from .data import DATASETS, dataset_path, read_scores
+    from bayes_densing.data import DATASETS, dataset_path, read_scores
 
     for ds in DATASETS.values():
         df, _ = read_scores(dataset_path(ds.name))
@@ -815,7 +815,7 @@ def main() -> None:
 
     _ARGV = sys.argv[1:]
     _quiet_third_party_notices()
-    from . import interrupts
+    from bayes_densing.results import interrupts
 
     interrupts.install()   # Ctrl-C / kill stop at once, even mid-sampling, leaving no partial output
     try:

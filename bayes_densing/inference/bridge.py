@@ -9,9 +9,9 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from .model import resolve_change_date
-from .sampling import dense_nuts
-from .sampling.density import LogDensity
+from bayes_densing.model.build import resolve_change_date
+from bayes_densing.sampling import dense_nuts
+from bayes_densing.sampling.density import LogDensity
 
 
 def log_density(model, inputs=(), parameters: list[str] | None = None,
@@ -68,7 +68,7 @@ def posterior_function(model, inputs=()):
     import jax
     from pymc.sampling.jax import get_jaxified_graph
 
-    from .model import log_prior_terms, prior_terms
+    from bayes_densing.model.build import log_prior_terms, prior_terms
 
     names = [v.name for v in model.value_vars]
     free = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}

@@ -32,9 +32,9 @@ import xarray as xr
 from pytensor.gradient import disconnected_grad
 from scipy.special import gammaln
 
-from . import laws
-from .config import MARGINAL, Config
-from .data import ScoreData
+from bayes_densing.model import laws
+from bayes_densing.config import MARGINAL, Config
+from bayes_densing.data import ScoreData
 
 P_EPS = 1e-9
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import laws
-from .benchmark_registry import REGISTRY
-from .config import Config
-from .data import ScoreData
-from .model import obs_concentration, score_probability
+from bayes_densing.model import laws
+from bayes_densing.data.registry import REGISTRY
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData
+from bayes_densing.model.build import obs_concentration, score_probability
 
 DEFAULT_BENCHMARKS = ("mmlu", "arc_challenge", "hellaswag", "winogrande", "gsm8k", "bbh",
                       "math", "humaneval", "mmlu_pro", "gpqa", "mbpp", "musr")
@@ -128,7 +128,7 @@ def simulate(n_models: int = 60, n_benchmarks: int = 5, doubling_months: float =
 
 def write(df: pd.DataFrame, truth: dict, out: str | Path) -> tuple[Path, Path]:
     """Write ``out`` (CSV) and ``out`` with suffix ``.truth.json`` beside it."""
-    from .rundir import write_atomic
+    from bayes_densing.results.rundir import write_atomic
 
     out = Path(out)
     truth_path = out.with_suffix(".truth.json")

@@ -20,10 +20,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from . import rundir
+from bayes_densing.results import rundir
 
 if TYPE_CHECKING:
-    from .results import Run
+    from bayes_densing.results import Run
 
 DPI = 150
 BAR = "#4c72b0"
@@ -267,7 +267,7 @@ def _short(name: str, width: int = 26) -> str:
 
 def _to_dates(config, t: np.ndarray) -> pd.DatetimeIndex:
     """Dates of model times t (months from the date origin)."""
-    from .laws import DAYS_PER_MONTH
+    from bayes_densing.model.laws import DAYS_PER_MONTH
 
     days = np.asarray(t, dtype=float) * DAYS_PER_MONTH
     return pd.Timestamp(config.model.date_origin) + pd.to_timedelta(days, unit="D")
@@ -338,7 +338,7 @@ TREND_NAMES = {"frontier": "frontier", "mean": "mean trend", "envelope": "envelo
 def density_panel(ax, run: Run, n_labels: int = MAX_LABELS, legend: dict | None = None) -> None:
     """Draw the density-over-date picture on ``ax``; ``legend``: ``ax.legend``'s placement and
     style instead of a framed box inside the axes, clear of the points."""
-    from . import results
+    from bayes_densing import results
 
     idata, config, models = run.idata, run.config, run.models
     tg = models[models.role == "target"].reset_index(drop=True)
@@ -420,8 +420,9 @@ def _curves_on_grid(run: Run, sizes: np.ndarray, tokens: float | None = None,
     """Score p and loss L of every benchmark's curves at the sizes ``sizes`` (billions) and
     ``tokens`` (trillions; default D0), per posterior draw (thinned to at most ``max_draws``):
     two arrays (draws, sizes, bench)."""
-    from . import laws, results
-    from .model import GLOBAL_LOSS_COEFS, curve_parameters
+    from bayes_densing.model import laws
+    from bayes_densing import results
+    from bayes_densing.model.build import GLOBAL_LOSS_COEFS, curve_parameters
 
     idata, config = run.idata, run.config
     cd = idata.constant_data
@@ -576,7 +577,8 @@ def doubling_figure(run: Run, path_stem=None, claims=None) -> Figure:
     """Figure 3: the posterior of the doubling time T (months) with its 90% HDI shaded, a line at
     each claimed value with P(T ≤ claim) written beside it, and the paper's point method on
     the same data (when it could run)."""
-    from . import laws, results
+    from bayes_densing.model import laws
+    from bayes_densing import results
 
     idata, config = run.idata, run.config
     claims = tuple(claims or results.CLAIMS)
@@ -636,8 +638,9 @@ def changepoint_figure(run: Run, path_stem=None) -> Figure:
     """Figure 4 (the paper's Figure 4): for a ``changepoint`` run, the densities with the
     broken trend line (left) and the posteriors of the two slopes before and after the change
     date (right), with the ratio after/before. Raises ValueError for other trend forms."""
-    from . import laws, results
-    from .analyses.claim import claim
+    from bayes_densing.model import laws
+    from bayes_densing import results
+    from bayes_densing.analyses.claim import claim
 
     idata, config = run.idata, run.config
     if config.model.trend != "changepoint":
@@ -835,7 +838,7 @@ RUN_FIGURES = (
 
 def _captions(run: Run) -> dict[str, str]:
     """Every run figure's caption, by name."""
-    from . import results
+    from bayes_densing import results
 
     config, models = run.config, run.models
     n_target = int((models.role == "target").sum())
@@ -913,7 +916,7 @@ def plot_directory(directory: str | Path, progress=None) -> list[Path]:
     into ``figures/``, replaced atomically), a ``subsets`` directory (forest.png) or a
     ``sensitivity`` directory (tornado.png). Returns the PNG paths written. Raises
     ``results.RunDirError`` for a directory that is none of these."""
-    from . import results
+    from bayes_densing import results
 
     directory = Path(directory)
     if (directory / "posterior.nc").exists() or rundir.kind(directory) == "run":
@@ -951,8 +954,8 @@ def forecast_figure(run: Run, fc, path_stem=None, seed: int = 0) -> Figure:
     median density over its release date, the trend line's median and 90% HDI band over the
     data and on to the latest forecast date, a new model's 90% predictive band, the last
     target's release, and each forecast date marked with its two intervals."""
-    from . import results
-    from .analyses import forecast as fcast
+    from bayes_densing import results
+    from bayes_densing.analyses import forecast as fcast
 
     idata, config = run.idata, run.config
     cd = idata.constant_data

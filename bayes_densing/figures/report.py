@@ -1,6 +1,6 @@
 """The run report: one Markdown file and one self-contained HTML file from a run directory.
 
-    from bayes_densing.report import write_report
+    from bayes_densing.figures.report import write_report
     md_path, html_path = write_report("runs/demo")   # runs/demo/report.md, runs/demo/report.html
 
 The content is built once (:func:`build_report`) as a list of sections made of plain-text blocks
@@ -24,10 +24,12 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from . import __version__, laws, results, rundir
-from .analyses.claim import _prob, claim
-from .inference import BFMI_MIN, ESS_MIN, RHAT_MAX
-from .inference import problems as check_problems, rhat_text
+from bayes_densing import __version__, results
+from bayes_densing.model import laws
+from bayes_densing.results import rundir
+from bayes_densing.analyses.claim import _prob, claim
+from bayes_densing.inference.sample import BFMI_MIN, ESS_MIN, RHAT_MAX
+from bayes_densing.inference.sample import problems as check_problems, rhat_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOP, BOTTOM = 10, 5

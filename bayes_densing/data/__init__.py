@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import benchmark_registry
-from .config import Config
+from bayes_densing.data import registry as benchmark_registry
+from bayes_densing.config import Config
 
 REQUIRED = ("model", "params", "release_date")
 ALIASES = {"params_b": "params", "tokens_t": "tokens", "date": "release_date",

@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, interrupts
+from bayes_densing import __version__
+from bayes_densing.results import interrupts
 
 FORMAT = "bayes-densing"
 FORMAT_VERSION = 1

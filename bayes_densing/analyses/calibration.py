@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Config
-from .data import assemble
-from .results import draws
-from .simulate import simulate
+from bayes_densing.config import Config
+from bayes_densing.data import assemble
+from bayes_densing.results import draws
+from bayes_densing.model.simulate import simulate
 
 
 def central_interval(x: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +24,7 @@ def central_interval(x: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndar
 def recover(seed: int, *, n_models: int = 60, n_benchmarks: int = 5, doubling_months: float = 3.3,
             config: Config | None = None, prob: float = 0.9) -> dict:
     """Simulate one dataset with ``seed``, fit it, and report what the intervals cover."""
-    from .run import fit
+    from bayes_densing.run import fit
 
     config = config or Config()
     df, truth = simulate(n_models, n_benchmarks, doubling_months, seed=seed, config=config)

@@ -2,7 +2,7 @@
 
 The paper computes the doubling time of capability density with point fits and no
 uncertainty. This module does the same from the same :class:`~bayes_densing.data.ScoreData`
-the Bayesian model consumes, with every formula taken from :mod:`bayes_densing.laws`:
+the Bayesian model consumes, with every formula taken from :mod:`bayes_densing.model.laws`:
 
 1. **Reference curves, per benchmark j.**
    *With observed losses* (a ``loss`` column): least squares of the loss law
@@ -52,9 +52,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from . import laws
-from .config import Config
-from .data import ScoreData
+from bayes_densing.model import laws
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData
 
 ALPHA_BOUNDS = (0.005, 5.0)      # loss-law exponent α
 BETA_BOUNDS = (0.005, 5.0)       # data exponent β (loss mode)
@@ -310,7 +310,7 @@ def _fit_map(bench, law, N, D, S, c, d, d0):
 
 def fit(data: ScoreData, config: Config) -> ClassicResult:
     """The paper's point pipeline on ``data`` under ``config`` (D0, data term, date origin)."""
-    from .model import data_term_on   # the same rule as the Bayesian model
+    from bayes_densing.model.build import data_term_on   # the same rule as the Bayesian model
 
     try:
         data_term = data_term_on(data, config)
@@ -482,7 +482,7 @@ def sizes_per_draw(posterior, data: ScoreData, config: Config) -> np.ndarray:
     (``laws.effective_size``), one ln N̂ per target by :func:`one_size`. ``posterior``: the
     run's posterior Dataset; returns (draws, target). How far the cut's curves reproduce
     classic's own numbers (docs/model.md, "Cut or joint")."""
-    from .model import curve_parameters
+    from bayes_densing.model.build import curve_parameters
 
     flat = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
     params = {k: flat[k].values for k in ("z_centre", "z_gain", "alpha", "ceiling_frac", "a",

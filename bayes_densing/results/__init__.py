@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import laws, rundir
-from .config import MARGINAL, Config, upgraded
-from .data import ScoreData
-from .inference import rhat_text
-from .model import obs_concentration, score_probability
+from bayes_densing.model import laws
+from bayes_densing.results import rundir
+from bayes_densing.config import MARGINAL, Config, upgraded
+from bayes_densing.data import ScoreData
+from bayes_densing.inference.sample import rhat_text
+from bayes_densing.model.build import obs_concentration, score_probability
 # the run directory's contract, re-exported for the commands that write and read runs
-from .rundir import OutputConflict, OutputIOError, RunDirError, atomic_dir, check_out_dir  # noqa: F401
+from bayes_densing.results.rundir import OutputConflict, OutputIOError, RunDirError, atomic_dir, check_out_dir  # noqa: F401
 
 HDI = 0.9
 CLAIMS = (3.3, 3.5)
@@ -304,7 +305,7 @@ def outlier_draws(idata: xr.DataTree, data: ScoreData) -> np.ndarray | None:
     """Each observation's outlier rate per draw, (samples, obs), under the robust likelihood:
     the references' or the targets' (a run written before 2026-12-04 has one rate for both,
     ``outlier_rate``); None for another likelihood."""
-    from .model import obs_outlier_rate
+    from bayes_densing.model.build import obs_outlier_rate
 
     post = idata.posterior
     if "outlier_rate_reference" in post:
@@ -321,7 +322,7 @@ def score_loglik(idata: xr.DataTree, data: ScoreData, config: Config,
     """log p(k_o | θ_s) of every score o for every posterior draw s, by the model's formulas
     (beta-binomial, or its mixture with the wide outlier component): (chain, draw, obs).
     ``p_phi``: :func:`likelihood_draws`' result, where the caller has it already."""
-    from .model import betabinomial_logp, log_binomial, robust_logp
+    from bayes_densing.model.build import betabinomial_logp, log_binomial, robust_logp
 
     p, phi = likelihood_draws(idata, data, config) if p_phi is None else p_phi
     k, n = data.obs.k.to_numpy(), data.obs.n.to_numpy()
@@ -357,7 +358,7 @@ def posterior_predictive(idata: xr.DataTree, data: ScoreData, config: Config,
     n = data.obs.n.to_numpy()
     pi = outlier_draws(idata, data)
     if pi is not None:  # robust likelihood: draw each score's mixture component
-        from .model import OUTLIER_PHI
+        from bayes_densing.model.build import OUTLIER_PHI
 
         outlier = rng.random(p.shape) < pi
         phi = np.where(outlier, OUTLIER_PHI, phi)
@@ -554,7 +555,7 @@ def posterior_bytes(idata: xr.DataTree) -> bytes:
 def file_attrs(config: Config) -> dict:
     """The root attributes of ``posterior.nc``: what wrote it, in which format, with which
     settings, so that the file alone says how to read it again."""
-    from . import __version__
+    from bayes_densing import __version__
 
     return {"creator": "bayes-densing", "bayes_densing_version": __version__,
             "format_version": rundir.FORMAT_VERSION, "config": config.to_toml()}

@@ -28,11 +28,13 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from . import bridge, laws, results
-from .config import Config
-from .data import ScoreData
-from .inference import chain_method, diagnose, rhat_text, select_device, unconstrained_starts
-from .model import (P_EPS, _log, betabinomial_logp, curve_parameters, exponents,
+from bayes_densing.inference import bridge
+from bayes_densing.model import laws
+from bayes_densing import results
+from bayes_densing.config import Config
+from bayes_densing.data import ScoreData
+from bayes_densing.inference.sample import chain_method, diagnose, rhat_text, select_device, unconstrained_starts
+from bayes_densing.model.build import (P_EPS, _log, betabinomial_logp, curve_parameters, exponents,
                     log_binomial, outlier_rate, robust_logp)
 
 PREFIX = "unanchored_"          # the stage-2 variables' names in the run's posterior
@@ -129,7 +131,7 @@ class Anchored:
 
 def anchor(idata: xr.DataTree, data: ScoreData, config: Config) -> Anchored:
     """Stages 2 and 3 after the main fit ``idata`` (module docstring)."""
-    from .cut import CONDITIONAL_STEP, inner_tune
+    from bayes_densing.inference.cut import CONDITIONAL_STEP, inner_tune
 
     s = config.sampler
     sizes = anchors(idata, data)

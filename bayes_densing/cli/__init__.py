@@ -1,0 +1,1 @@
+"""The ``bayes-densing`` command line (``app``): one typer command per question."""

@@ -1,0 +1,3 @@
+from bayes_densing.cli.app import main
+
+main()
