@@ -18,6 +18,8 @@ from typing import Any
 
 import tomli_w
 
+from bayes_densing.model.priors import SIGNED, PriorConfig
+
 TRENDS = ("frontier", "mean", "envelope", "changepoint")
 MARGINAL = "marginal"   # model.changepoint: the date marginalised over a discrete prior
 LIKELIHOODS = ("betabinomial", "robust")
@@ -44,32 +46,6 @@ class DataConfig:
     exclude_specialists: bool = False  # drop rows flagged specialist = true
     exclude_families: list[str] = field(default_factory=list)
     exclude_models: list[str] = field(default_factory=list)  # model names to leave out
-
-
-@dataclass
-class PriorConfig:
-    """Prior scales. Units: ln(billions) for sizes, months for time."""
-    slope_sd: float = 0.3             # A ~ Normal(0, slope_sd), per month
-    intercept_sd: float = 2.0         # B_centre (ln ρ at the targets' mean date) ~ Normal(0, intercept_sd)
-    sigma_v: float = 0.3              # frontier noise σ_v ~ LogNormal(ln sigma_v, 0.5)
-    sigma_u: float = 1.0              # frontier inefficiency σ_u ~ HalfNormal(sigma_u)
-    sigma_mean: float = 1.0           # mean/envelope trend σ ~ HalfNormal(sigma_mean)
-    alpha: float = 0.3                # shared loss-law exponent α ~ LogNormal(ln alpha, 0.5)
-    alpha_tau: float = 0.2            # spread of per-benchmark α_j on the log scale
-    z_centre: float = 0.0             # score logit at the references' geometric-mean size ~ Normal(z_centre, z_centre_sd)
-    z_centre_sd: float = 2.0
-    z_gain: float = 4.0               # its rise from smallest to largest reference ~ HalfNormal(z_gain)
-    ceiling_a: float = 9.0            # c_j/(1-d_j) ~ Beta(ceiling_a, ceiling_b)
-    ceiling_b: float = 1.0
-    phi: float = 100.0                # targets' overdispersion φ_j ~ LogNormal(ln phi, 1)
-    phi_reference: float = 500.0      # reference family's φ_j ~ LogNormal(ln phi_reference, 1)
-    data_coef: float = 0.5            # b (with a = 1) ~ LogNormal(ln data_coef, 0.5)
-    beta: float = 0.28                # β ~ LogNormal(ln beta, 0.3) (Chinchilla's 0.28)
-    outlier_rate: float = 0.05        # robust likelihood: π ~ Beta with this mean
-    offset_sd: float = 1.0            # target offsets: δ_j ~ N(0, offset_sd²) centred, ln-size units
-    # release groups: σ_group ~ HalfNormal(group_sd), ln-density units; 0.5: a release's shared
-    # recipe moves its models typically ×1.4 off the trend (prior median 0.34), rarely past ×2.7
-    group_sd: float = 0.5
 
 
 @dataclass
@@ -108,7 +84,7 @@ class SamplerConfig:
     draws: int = 1000
     tune: int = 1000
     seed: int = 0
-    target_accept: float = 0.9        # 0.95 until 2026-12-01 (benchmarks/README.md, "Target acceptance")
+    target_accept: float = 0.9        # benchmarks/README.md, "Target acceptance"
     chain_method: str = "auto"        # numpyro: "vectorized", "parallel" or "auto"
     mass_matrix: str = "auto"         # numpyro: auto, dense, conditional (dense_nuts.py) or diag
     cpu_devices: int = 0              # XLA host devices on the CPU; 0: one per chain
@@ -181,7 +157,7 @@ class Config:
             if getattr(d, key):
                 _parse_date(f"data.{key}", getattr(d, key))
         for f in fields(self.priors):
-            if f.name != "z_centre" and getattr(self.priors, f.name) <= 0:
+            if f.name not in SIGNED and getattr(self.priors, f.name) <= 0:
                 raise ConfigError(f"priors.{f.name} must be positive, got {getattr(self.priors, f.name)}")
         return self
 

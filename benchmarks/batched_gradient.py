@@ -17,7 +17,8 @@ import pytensor.tensor as pt
 from bayes_densing.config import Config
 from bayes_densing.data import load
 from bayes_densing.inference.sample import select_device
-from bayes_densing.model.build import build_model, log_binomial
+from bayes_densing.model.build import build_model
+from bayes_densing.model.likelihood import log_binomial
 
 
 def main() -> None:

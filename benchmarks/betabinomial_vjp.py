@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     from profile_fit import us_per_value_and_grad
 
-    from bayes_densing.model.build import betabinomial_logp
+    from bayes_densing.model.likelihood import betabinomial_logp
 
     jax.config.update("jax_enable_x64", True)
 

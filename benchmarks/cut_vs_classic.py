@@ -53,7 +53,8 @@ def likelihood_only(run, data) -> np.ndarray:
     the benchmarks gives before the trend shrinks it."""
     from scipy.stats import betabinom
 
-    from bayes_densing.model.build import obs_concentration, score_probability
+    from bayes_densing.model.likelihood import obs_concentration
+    from bayes_densing.model.curves import score_probability
     from bayes_densing.results import curve_draws, draws
 
     grid = np.linspace(-6.0, 8.0, 1401)

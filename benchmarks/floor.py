@@ -35,8 +35,9 @@ def floor_model(data, config):
     from jax.scipy.stats import norm
 
     from bayes_densing.model import laws
-    from bayes_densing.model.build import (betabinomial_logp, concentration_term, data_term_on,
-                                     log_binomial, obs_concentration, score_probability)
+    from bayes_densing.model.likelihood import betabinomial_logp, concentration_term, log_binomial, obs_concentration
+    from bayes_densing.model.loss_law import data_term_on
+    from bayes_densing.model.curves import score_probability
 
     P, M = config.priors, config.model
     assert M.trend == "frontier" and M.reparam == "shear" and M.likelihood == "betabinomial"

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from bayes_densing.analyses import sbc
+from bayes_densing.figures.sbc import rank_figure
 from bayes_densing.config import load_config
 
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.plot_only:
         result = sbc.SBCResult.from_dict(json.loads(args.out.read_text()))
-        sbc.rank_figure(result).savefig(args.out.with_suffix(".png"), dpi=130)
+        rank_figure(result).savefig(args.out.with_suffix(".png"), dpi=130)
         print(f"wrote {args.out.with_suffix('.png')}")
         return 0
 
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
     figure = args.out.with_suffix(".png")
-    sbc.rank_figure(result).savefig(figure, dpi=130)
+    rank_figure(result).savefig(figure, dpi=130)
     print(f"{args.datasets} datasets, wall {record['wall_s']:.0f} s (compile {result.compile_s:.0f} s)")
     print(sbc.summary_text(result))
     print(f"wrote {args.out} and {figure}")

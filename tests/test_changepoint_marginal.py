@@ -14,8 +14,9 @@ from bayes_densing import results
 from bayes_densing.analyses.claim import claim
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model.build import (ModelError, build_model, changepoint_candidates,
-                                  resolve_change_date, slope_scales)
+from bayes_densing.model import ModelError
+from bayes_densing.model.build import build_model
+from bayes_densing.model.trend import changepoint_candidates, resolve_change_date, slope_scales
 from bayes_densing.results import Run
 
 

@@ -18,8 +18,7 @@ from bayes_densing import results
 from bayes_densing.analyses import sbc
 from bayes_densing.analyses import influence as inf
 from bayes_densing.analyses import stratified
-from bayes_densing.analyses.prior_sensitivity import (doubling_median, power_scale_weights,
-                                                       prior_sensitivity)
+from bayes_densing.analyses.prior_sensitivity import power_scale_weights, prior_sensitivity
 from test_cut import _config   # the small cut design's settings
 
 
@@ -125,7 +124,7 @@ def test_a_targets_loo_predicts_its_refit_with_the_curves_reused(strata):
     # 80 draws a curve draw: on this design leaving one of 12 targets out moves the trend
     # far (Pareto k up to 0.7); with 20, the IS answers were half-way back to no move
     assert top.elpd_loo_i == pytest.approx(direct, abs=0.1)
-    base = doubling_median(results.draws(strata.idata, "A"), np.ones(rho.shape[0]))
+    base = results.doubling_median(results.draws(strata.idata, "A"), np.ones(rho.shape[0]))
     moved = refit["doubling"]["median_months"] - base
     assert np.sign(moved) == np.sign(top.loo_shift)
     assert abs(moved - top.loo_shift) < 0.5 * abs(top.loo_shift) + 0.05, (moved, top.loo_shift)

@@ -80,8 +80,6 @@ def test_robust_mixture_matches_pymc(lib_run):
     equal each other and scipy's mixture of the two beta-binomials."""
     from scipy.stats import betabinom
 
-    from bayes_densing.model.build import OUTLIER_PHI
-
     idata, data = lib_run.result.idata, lib_run.result.data
     cfg = results.load_run(lib_run.out).config
     cfg.set("model.likelihood", "robust")
@@ -98,8 +96,8 @@ def test_robust_mixture_matches_pymc(lib_run):
     at_target = data.obs.model_idx.to_numpy() >= data.n_ref
     pi = np.where(at_target, rates["target"].reshape(-1, 1), rates["reference"].reshape(-1, 1))
     scipy_ll = np.logaddexp(np.log1p(-pi) + betabinom.logpmf(k, n, p * phi, (1 - p) * phi),
-                            np.log(pi) + betabinom.logpmf(k, n, p * OUTLIER_PHI,
-                                                          (1 - p) * OUTLIER_PHI))
+                            np.log(pi) + betabinom.logpmf(k, n, p * cfg.priors.outlier_phi,
+                                                          (1 - p) * cfg.priors.outlier_phi))
     np.testing.assert_allclose(mine.reshape(scipy_ll.shape), scipy_ll, atol=1e-6, rtol=0)
     # and it is not the plain beta-binomial
     cfg.set("model.likelihood", "betabinomial")

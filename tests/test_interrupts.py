@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from bayes_densing.results import interrupts, rundir
+from bayes_densing import interrupts
+from bayes_densing.results import rundir
 from bayes_densing import results
 from test_cli import cli_executable
 

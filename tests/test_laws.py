@@ -98,7 +98,7 @@ def testbetabinomial_logp_matches_scipy():
     import pytensor.tensor as pt
     from scipy.special import gammaln
 
-    from bayes_densing.model.build import betabinomial_logp
+    from bayes_densing.model.likelihood import betabinomial_logp
 
     rng = np.random.default_rng(0)
     n = np.array([100, 1319, 1319, 100, 14042, 14042.0])
@@ -115,7 +115,7 @@ def test_fused_gammaln_matches_scipy():
     import pytensor.tensor as pt
     from scipy.special import gammaln
 
-    from bayes_densing.model.build import gammaln_difference
+    from bayes_densing.model.likelihood import gammaln_difference
 
     x = np.geomspace(1e-6, 1e5, 5000)
     got = gammaln_difference(pt.as_tensor(x), 1.0).eval()
@@ -130,7 +130,7 @@ def test_the_log_gamma_difference_matches_scipy():
     import pytensor.tensor as pt
     from scipy.special import gammaln
 
-    from bayes_densing.model.build import gammaln_difference
+    from bayes_densing.model.likelihood import gammaln_difference
 
     rng = np.random.default_rng(0)
     x = np.exp(rng.uniform(np.log(1e-6), np.log(1e5), 5000))
@@ -152,7 +152,7 @@ def test_the_concentration_term_is_evaluated_per_phi_and_n_and_gathered(syntheti
 
     from bayes_densing.config import Config
     from bayes_densing.data import assemble
-    from bayes_densing.model.build import concentration_index, concentration_term
+    from bayes_densing.model.likelihood import concentration_index, concentration_term
 
     df, _ = synthetic()
     data = assemble(df, Config(), source="test")

@@ -16,7 +16,8 @@ from bayes_densing.cli.app import app
 from bayes_densing.config import Config, upgraded
 from bayes_densing.inference.cut import target_parameters
 from bayes_densing.data import load
-from bayes_densing.model.build import build_model, release_groups
+from bayes_densing.model.build import build_model
+from bayes_densing.model.trend import release_groups
 from bayes_densing.results import load_run
 
 DAY1, DAY2 = pd.Timestamp("2024-04-29"), pd.Timestamp("2024-05-10")

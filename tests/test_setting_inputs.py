@@ -13,7 +13,8 @@ from scipy import stats
 from bayes_densing.inference import cut
 from bayes_densing.analyses import sbc
 from bayes_densing.config import Config
-from bayes_densing.model.build import build_model, setting_inputs, setting_values
+from bayes_densing.model.build import build_model
+from bayes_densing.model.inputs import setting_inputs, setting_values
 
 
 def _config(data_term: str = "off", likelihood: str = "betabinomial") -> Config:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from bayes_densing.cli.app import app
 from bayes_densing.config import Config
 from bayes_densing.data import load
-from bayes_densing.model.build import score_probability, target_offsets
+from bayes_densing.model.curves import score_probability
+from bayes_densing.model.loss_law import target_offsets
 from bayes_densing.results import curve_draws, load_run
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from bayes_densing.data import assemble
 from bayes_densing.inference.sample import SamplerError, select_device
-from bayes_densing.model.build import ModelError, build_model
+from bayes_densing.model import ModelError
+from bayes_densing.model.build import build_model
 from bayes_densing.run import fit
 
 

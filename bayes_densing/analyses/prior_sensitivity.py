@@ -69,17 +69,6 @@ def diagnosis(prior_psens: float, likelihood_psens: float, threshold: float = TH
     return "-"
 
 
-def weighted_quantile(x: np.ndarray, weights: np.ndarray, q: float = 0.5) -> float:
-    """Quantile ``q`` of finite draws ``x`` under ``weights``, interpolated between the
-    draws' mid-cumulative weights (equal weights give ``np.quantile``'s "hazen" estimate, and
-    exactly ``np.median`` for q = 0.5)."""
-    x, w = np.asarray(x, dtype=float), np.asarray(weights, dtype=float)
-    order = np.argsort(x)
-    x, w = x[order], w[order] / w.sum()
-    mid = np.cumsum(w) - 0.5 * w
-    return float(np.interp(q, mid, x))
-
-
 def power_scale_weights(log_prior: np.ndarray, alpha: float, strata: np.ndarray | None = None,
                         conditional: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """PSIS weights (normalised) that re-weight posterior draws to the prior power ``alpha``,
@@ -200,11 +189,11 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
         A = np.asarray(idata.posterior[slope].transpose("chain", "draw").values,
                        dtype=float).reshape(-1)
         T = results.doubling_months(A)
-        base = doubling_median(A, np.full(A.size, 1.0 / A.size))
+        base = results.doubling_median(A, np.full(A.size, 1.0 / A.size))
         scaled = []
         for alpha in alphas:
             w, k = power_scale_weights(lp, alpha, strata, lp_given)
-            scaled.append({"alpha": float(alpha), "median_months": doubling_median(A, w),
+            scaled.append({"alpha": float(alpha), "median_months": results.doubling_median(A, w),
                            "p_leq": {f"{m:g}": float(np.sum(w * (T <= m))) for m in claims},
                            "pareto_k": k})
         shifts = [abs(s["median_months"] - base) for s in scaled]
@@ -218,16 +207,6 @@ def power_scaling(idata: xr.DataTree, var_names=None, *, slope: str | None = Non
                          "derivatives, taken at α = 1 ± 0.01, are unaffected")
     return PriorSensitivity(table=table, doubling=doubling, n_draws=int(n), threshold=threshold,
                             slope=slope, notes=notes)
-
-
-def doubling_median(A: np.ndarray, weights: np.ndarray) -> float:
-    """The doubling time at the weighted median of the slope A (months); draws without a
-    slope (NaN: an envelope of one model) are left out."""
-    ok = np.isfinite(A) & (weights > 0)
-    if not ok.any():
-        return math.nan
-    med = weighted_quantile(A[ok], weights[ok], 0.5)
-    return laws.doubling_time(med) if med > 0 else math.inf
 
 
 def _summed(group: xr.Dataset) -> np.ndarray:

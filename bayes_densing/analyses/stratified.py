@@ -35,8 +35,8 @@ from bayes_densing.inference import cut
 from bayes_densing import results
 from bayes_densing.config import Config, ConfigError
 from bayes_densing.data import ScoreData
-from bayes_densing.model.build import betabinomial_logp, log_binomial, robust_logp, score_probability
-from bayes_densing.analyses.prior_sensitivity import doubling_median
+from bayes_densing.model.likelihood import log_binomial, score_logp
+from bayes_densing.model.curves import score_probability
 
 # the strata: curve draws per chain, the draws kept given each, the steps dropped after each
 # switch of θ, and the transitions between kept draws; 80 kept because a stratum's weights
@@ -126,11 +126,8 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
         p, _ = score_probability(params, data, config, xp=np)     # (grid, obs)
         p = p[:, is_target]
         rows = slice(first, first + per)
-        if robust:          # the two-component mixture of model.build_model
-            ll = robust_logp(k, n, p[None], phi[rows][:, None, bj], binomln,
-                             outlier[rows][:, None, :])                # (K, G, obs)
-        else:
-            ll = betabinomial_logp(k, n, p[None], phi[rows][:, None, bj], binomln)
+        outliers = (outlier[rows][:, None, :], config.priors.outlier_phi) if robust else None
+        ll = score_logp(k, n, p[None], phi[rows][:, None, bj], binomln, outliers)  # (K, G, obs)
         integrand = ll @ onehot + prior[rows]                # (K, grid, target)
         peak = integrand.max(axis=1)
         edge = np.maximum(integrand[:, 0], integrand[:, -1]) - peak
@@ -189,9 +186,9 @@ def target_rows(strata: Strata) -> pd.DataFrame:
     loo = within_loo(ll.reshape(n_s, n_k, -1))
     t = strata.data.targets.t.to_numpy(dtype=float)
     A = results.slope_per_draw(strata.idata, strata.config, t)     # (stratum·draw,)
-    base = doubling_median(A, np.full(A.size, 1.0 / A.size))
+    base = results.doubling_median(A, np.full(A.size, 1.0 / A.size))
     w = np.exp(loo["log_weights"]) / n_s                   # (stratum, target, draw)
-    shifts = [doubling_median(A, w[:, i].reshape(-1)) - base for i in range(ll.shape[1])]
+    shifts = [results.doubling_median(A, w[:, i].reshape(-1)) - base for i in range(ll.shape[1])]
     return pd.DataFrame({"model": strata.data.targets.model.to_numpy(),
                          "elpd_loo_i": loo["elpd_i"], "p_loo_i": loo["lppd_i"] - loo["elpd_i"],
                          "pareto_k": loo["pareto_k"], "loo_shift": shifts})
@@ -204,8 +201,8 @@ def pooled_shifts(ll_models: np.ndarray, A: np.ndarray) -> np.ndarray:
     da = xr.DataArray(ll_models, dims=("sample", "model"))
     lw, _ = da.azstats.psislw(dim="sample")
     w = np.exp(lw.transpose("model", "sample").values)
-    base = doubling_median(A, np.full(A.size, 1.0 / A.size))
-    return np.array([doubling_median(A, wi) - base for wi in w])
+    base = results.doubling_median(A, np.full(A.size, 1.0 / A.size))
+    return np.array([results.doubling_median(A, wi) - base for wi in w])
 
 
 def refit_without_target(strata: Strata, name: str) -> dict:

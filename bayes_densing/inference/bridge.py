@@ -9,7 +9,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from bayes_densing.model.build import resolve_change_date
+from bayes_densing.model.trend import resolve_change_date
 from bayes_densing.sampling import dense_nuts
 from bayes_densing.sampling.density import LogDensity
 

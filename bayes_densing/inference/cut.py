@@ -41,7 +41,7 @@ from bayes_densing.inference import bridge
 from bayes_densing.config import Config
 from bayes_densing.data import ScoreData
 from bayes_densing.inference.sample import SampleResult, chain_method, select_device, unconstrained_starts
-from bayes_densing.model.build import log_binomial
+from bayes_densing.model.likelihood import log_binomial
 from bayes_densing.sampling import dense_nuts
 
 # the target module: the targets' latents, the trend and the targets' concentration
@@ -66,31 +66,24 @@ def reference_weights(data: ScoreData, weights: tuple | None = None
     return obs_w * np.asarray(weights[0], dtype=float), np.asarray(weights[1], dtype=float)
 
 
-# the pooled ESS every parameter needs (the diagnostics' threshold), and the curve draws that
-# give it: evenly thinned θ draws give about one effective draw each on the bundled data, but
-# R-hat over ~250 parameters needs more draws per chain than ESS does: at 250 per chain one
-# target's R-hat was 1.014 in one of two seeds, at 400 the largest was 1.006
-# (benchmarks/README.md, "Cut inference"); hence the margin, 400 per chain for 4 chains
+# the pooled ESS every parameter needs (the diagnostics' threshold); the margin because R-hat
+# over ~250 parameters needs more draws per chain than ESS does (benchmarks/README.md, "Cut inference")
 ESS_NEEDED, ESS_MARGIN = 400, 4.0
 MIN_CURVE_DRAWS = 100   # per chain: the fewest curve draws the targets are fitted given
 MIN_INNER_TUNE = 100    # the targets' warm-up: at least these iterations
 # the step size is adapted given one θ (the median) and used given every θ draw, some of whose
-# conditionals are narrower: with target offsets, the paper preset (seed 0) had 1 divergent
-# transition in 8,000 at 0.9 of it and none at 0.8, for 67 instead of 63 leapfrog steps per
-# transition; the bundled data took 31 either way (benchmarks/README.md, "Target offsets")
+# conditionals are narrower (benchmarks/README.md, "Target offsets")
 CONDITIONAL_STEP = 0.8
 PROBE_SHRINK, PROBE_TRIES = 0.7, 6   # the probe at the warm-up's end (CutSampler.probe)
-# the time to expect, before anything is compiled: seconds per score and leapfrog step on one
-# core, and each fit's leapfrog steps per transition, as the bundled data measured them with
-# target offsets (benchmarks/README.md, "Cut inference" and "Target offsets")
+# the time to expect before anything is compiled, as the bundled data measured it
+# (benchmarks/README.md, "Cut inference" and "Target offsets")
 SECONDS_PER_SCORE_STEP = 2.2e-7
 STEPS_PER_TRANSITION = {"curves": 16, "targets": 31, "joint": 18}
 
 
 def inner_tune(s) -> int:
     """The targets' warm-up under sampler settings ``s``: half the curves' (given θ their
-    posterior is simpler: at 500 of 1000 iterations, 17 instead of 15 leapfrog steps per
-    transition on the bundled data, benchmarks/README.md, "Cut inference")."""
+    posterior is simpler; benchmarks/README.md, "Cut inference")."""
     return max(MIN_INNER_TUNE, s.tune // 2)
 
 

@@ -62,8 +62,7 @@ def cache_key() -> str:
 
 def enable_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache, so that a model of the same shapes and
-    sampler settings is compiled once per machine, not once per run: the second tiny fit of
-    a dataset took 20 s instead of 40 s of sampling wall time (benchmarks/README.md).
+    sampler settings is compiled once per machine, not once per run (benchmarks/README.md).
 
     The cache lives in ``$BAYES_DENSING_JAX_CACHE`` (``off`` turns it off), else
     ``$XDG_CACHE_HOME/bayes-densing/jax`` or ``~/.cache/bayes-densing/jax``, in a subdirectory
@@ -96,8 +95,7 @@ def select_device(device: str, host_devices: int | None = None) -> int:
     On the CPU, JAX gets ``host_devices`` XLA host devices (the callers pass one per chain,
     ``sampler.cpu_devices`` to override; JAX runs each device's work in its own thread).
     PyMC asks for 100 when it is imported, and XLA's CPU runtime then spends more on every
-    small operation: the default fit took 104.5 s with 100 and 69.5 s with 4 on 2 cores
-    (benchmarks/README.md, "Host devices"). Must run before JAX creates its backends (i.e.
+    small operation (benchmarks/README.md, "Host devices"). Must run before JAX creates its backends (i.e.
     before the first sampling call); later calls keep the devices the first one made.
     """
     import jax
@@ -127,8 +125,8 @@ def chain_method(cfg: SamplerConfig, n_devices: int) -> str:
     """How NumPyro runs the chains.
 
     CPU: "parallel" — each chain on its own XLA host device (``select_device``), in its own
-    thread; measured 2.2× faster than "vectorized" on 2 cores (benchmarks/README.md),
-    because vectorised NUTS advances every chain to the longest trajectory among them.
+    thread: vectorised NUTS advances every chain to the longest trajectory among them
+    (benchmarks/README.md).
     GPU: "parallel" when there is a GPU per chain, else "vectorized" (chains batched on one).
     """
     if cfg.chain_method != "auto":
@@ -157,7 +155,7 @@ def unconstrained_starts(model: pm.Model, chains: int, seed: int, radius: float 
     gradient. ``finite``: a function of such a point that says so (default: the jaxified log
     density and its gradient, compiled here). ``start``: the model's initial point when the
     caller has it already (``dense_nuts.Sampler.initial_point``; PyMC computes it anew at
-    every call, ≈ 0.2 s on the bundled data).
+    every call).
 
     PyMC jitters by ±1, which on this model can start a chain with a trend slope of ~1 per
     month (doubling in three weeks) against data that say ~0.1; such a chain's step size
@@ -218,7 +216,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
 
         start = time.perf_counter()
         sampler = bridge.sampler(model, cfg, parallel=method == "parallel")
-        # checked by the program that starts the chains: no separate compile (≈ 4 s)
+        # checked by the program that starts the chains: no separate compile
         starts = unconstrained_starts(model, cfg.chains, cfg.seed, finite=sampler.finite,
                                       start=sampler.initial_point)
         idata, seconds = bridge.run(model, sampler, starts, progressbar=progressbar)

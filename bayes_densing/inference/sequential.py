@@ -34,8 +34,9 @@ from bayes_densing import results
 from bayes_densing.config import Config
 from bayes_densing.data import ScoreData
 from bayes_densing.inference.sample import chain_method, diagnose, rhat_text, select_device, unconstrained_starts
-from bayes_densing.model.build import (P_EPS, _log, betabinomial_logp, curve_parameters, exponents,
-                    log_binomial, outlier_rate, robust_logp)
+from bayes_densing.model.curves import P_EPS, curve_parameters
+from bayes_densing.model.likelihood import concentration, log_binomial, outlier_rate, score_logp
+from bayes_densing.model.loss_law import exponents
 
 PREFIX = "unanchored_"          # the stage-2 variables' names in the run's posterior
 GRID_POINTS, GRID_HALF_WIDTH = 1601, 10.0   # stage 3: ln N̂ over ln N ± 10 (ρ in e^±10)
@@ -107,14 +108,11 @@ def anchoring_model(data: ScoreData, config: Config, sizes: np.ndarray):
         if M.ceiling == "free":
             params["ceiling_frac"] = pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
                                              dims="benchmark")
-        phi = pm.LogNormal("phi_target", _log(P.phi), 1.0, dims="benchmark")
+        phi = concentration(P, "phi_target", reference=False)
         p = task_probability(params, eta[mi], bj, task_chance(data), sizes, M.d0)
-        if M.likelihood == "robust":
-            pi = outlier_rate(P, "outlier_rate_target")
-            term = robust_logp(k, n, p, phi[bj], binomln, pi)
-        else:
-            term = betabinomial_logp(k, n, p, phi[bj], binomln)
-        pm.Potential("loglik", pt.sum(term))
+        outliers = ((outlier_rate(P, "outlier_rate_target"), P.outlier_phi)
+                    if M.likelihood == "robust" else None)
+        pm.Potential("loglik", pt.sum(score_logp(k, n, p, phi[bj], binomln, outliers)))
     return model, eta
 
 
@@ -184,12 +182,9 @@ def _only_unanchored_sizes(idata, stage2: xr.Dataset, data: ScoreData, config: C
         k, n = rows.k.to_numpy(dtype=float), rows.n.to_numpy(dtype=float)
         x = math.log(m.params) + steps                                     # (grid,)
         p = task_probability(flat, x[None, :, None], bj, chance, sizes, d0, xp=np)
-        phi = flat["phi_target"][..., bj]
-        if config.model.likelihood == "robust":
-            term = robust_logp(k, n, p, phi, log_binomial(n, k),
-                               flat["outlier_rate_target"][..., None])
-        else:
-            term = betabinomial_logp(k, n, p, phi, log_binomial(n, k))
+        outliers = ((flat["outlier_rate_target"][..., None], config.priors.outlier_phi)
+                    if config.model.likelihood == "robust" else None)
+        term = score_logp(k, n, p, flat["phi_target"][..., bj], log_binomial(n, k), outliers)
         prior = results.trend_prior_logpdf(idata, config, np.array([m.t]),
                                            (x - math.log(m.params))[None, :, None]
                                            * np.ones((chains * n_draws, 1, 1)))

@@ -29,8 +29,10 @@ from bayes_densing.inference import bridge
 from bayes_densing.config import Config
 from bayes_densing.data import ScoreData
 from bayes_densing.inference.sample import chain_method, select_device, unconstrained_starts
-from bayes_densing.model.build import build_model, log_binomial, setting_values
-from bayes_densing.model.build import setting_inputs as model_setting_inputs
+from bayes_densing.model.build import build_model
+from bayes_densing.model.likelihood import log_binomial
+from bayes_densing.model.inputs import setting_values
+from bayes_densing.model.inputs import setting_inputs as model_setting_inputs
 from bayes_densing.sampling import dense_nuts
 
 

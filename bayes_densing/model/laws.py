@@ -29,7 +29,7 @@ _NUMPY = SimpleNamespace(exp=np.exp, log=np.log, sigmoid=_special.expit, maximum
                          minimum=np.minimum, where=np.where)
 
 
-def _namespace(*xs):
+def namespace(*xs):
     """numpy, jax.numpy or pytensor.tensor, by the types of the arguments."""
     for x in xs:
         module = type(x).__module__
@@ -51,7 +51,7 @@ def _namespace(*xs):
 
 def loss_law(N, D, *, a, alpha, b, beta, E=0.0):
     """Conditional loss ``L(N, D) = E + a·N^-α + b·D^-β`` (N in billions, D in trillions)."""
-    xp = _namespace(N, D, a, alpha, b, beta, E)
+    xp = namespace(N, D, a, alpha, b, beta, E)
     return E + a * xp.exp(-alpha * xp.log(N)) + b * xp.exp(-beta * xp.log(D))
 
 
@@ -60,7 +60,7 @@ def loss_law_size(L, D, *, a, alpha, b, beta, E=0.0):
 
     Returns NaN (numpy) where the loss is at or below what infinite parameters would reach.
     """
-    xp = _namespace(L, D, a, alpha, b, beta, E)
+    xp = namespace(L, D, a, alpha, b, beta, E)
     excess = (L - E - b * xp.exp(-beta * xp.log(D))) / a
     return xp.exp(-xp.log(excess) / alpha)
 
@@ -69,7 +69,7 @@ def loss_law_size(L, D, *, a, alpha, b, beta, E=0.0):
 
 def performance(L, c, gamma, l, d):
     """Score from loss: ``S(L) = d + c·σ(γ·(l − L))`` — d the chance floor, c + d the ceiling."""
-    xp = _namespace(L, c, gamma, l, d)
+    xp = namespace(L, c, gamma, l, d)
     return d + c * xp.sigmoid(gamma * (l - L))
 
 
@@ -80,7 +80,7 @@ def performance_loss(S, c, gamma, l, d):
     make every effective size wrong, and tests/test_laws.py pins the identity.)
     Defined for d < S < d + c; NaN outside (a score at or below chance carries no size).
     """
-    xp = _namespace(S, c, gamma, l, d)
+    xp = namespace(S, c, gamma, l, d)
     return l + xp.log(c / (S - d) - 1.0) / gamma
 
 
@@ -121,7 +121,7 @@ def trend_mean(t, A, B):
 
 def changepoint_mean(t, A_before, A_after, B, t_change):
     """Continuous broken line: slope A_before before t_change, A_after after; B at t_change."""
-    xp = _namespace(t, A_before, A_after, B, t_change)
+    xp = namespace(t, A_before, A_after, B, t_change)
     dt = t - t_change
     return B + A_before * xp.minimum(dt, 0.0) + A_after * xp.maximum(dt, 0.0)
 
@@ -151,7 +151,7 @@ def frontier_skewnormal(sigma_v, sigma_u):
     Aigner, Lovell & Schmidt (1977): the density of ε = v − u is the skew-normal with scale
     ω = √(σ_v² + σ_u²) and shape −σ_u/σ_v. Its mean is −σ_u·√(2/π).
     """
-    xp = _namespace(sigma_v, sigma_u)
+    xp = namespace(sigma_v, sigma_u)
     omega = xp.exp(0.5 * xp.log(sigma_v**2 + sigma_u**2))
     return omega, -sigma_u / sigma_v
 

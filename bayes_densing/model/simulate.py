@@ -21,7 +21,8 @@ from bayes_densing.model import laws
 from bayes_densing.data.registry import REGISTRY
 from bayes_densing.config import Config
 from bayes_densing.data import ScoreData
-from bayes_densing.model.build import obs_concentration, score_probability
+from bayes_densing.model.curves import score_probability
+from bayes_densing.model.likelihood import draw_counts, obs_concentration
 
 DEFAULT_BENCHMARKS = ("mmlu", "arc_challenge", "hellaswag", "winogrande", "gsm8k", "bbh",
                       "math", "humaneval", "mmlu_pro", "gpqa", "mbpp", "musr")
@@ -64,48 +65,18 @@ def simulate(n_models: int = 60, n_benchmarks: int = 5, doubling_months: float =
     u = np.abs(rng.normal(0.0, sigma_u, n_models))
     log_density = laws.trend_mean(t - t.mean(), A, B_centre) + v - u
     eta = np.log(params) + log_density
+    truth_params, phi_reference, phi_target = _curve_truth(rng, nb, config)
 
-    truth_params = {
-        "alpha": 0.3 * np.exp(0.15 * rng.normal(size=nb)),
-        "z_centre": rng.normal(-0.3, 0.5, nb),
-        "z_gain": rng.uniform(2.0, 4.5, nb),
-        "ceiling_frac": (rng.uniform(0.85, 1.0, nb) if config.model.ceiling == "free"
-                         else np.ones(nb)),
-        "b": 0.5, "beta": 0.28,
-    }
-    phi_reference = rng.uniform(300.0, 1000.0, nb)
-    phi_target = rng.uniform(60.0, 200.0, nb)
-
-    ref_names = [f"ref-{s:g}b" for s in ref_sizes]
     tgt_names = [f"sim-{i:03d}-{p:g}b" for i, p in enumerate(params)]
-    models = pd.DataFrame({
-        "model": ref_names + tgt_names,
-        "family": ["SimRef"] * len(ref_sizes) + [f"SimFam{i % 7}" for i in range(n_models)],
-        "params": np.concatenate([ref_sizes, params]),
-        # references trained at D0: the data term b·D^-β is then the same constant for every
-        # model and cancels, so recovery tests the identified part of the model (with other
-        # token counts it is identified by its prior alone — a sensitivity question, not a
-        # recovery one)
-        "tokens": np.concatenate([np.full(len(ref_sizes), config.model.d0), np.full(n_models, np.nan)]),
-        "release_date": [day0 - pd.Timedelta(days=30)] * len(ref_sizes) + list(dates),
-        "role": ["reference"] * len(ref_sizes) + ["target"] * n_models,
-    })
-    models["params_total"] = models["params_active"] = models.params
-    models["t"] = np.concatenate([np.zeros(len(ref_sizes)), t])
-    chance = np.array([REGISTRY[b].chance for b in benches])
-    n_items = np.array([REGISTRY[b].n_items for b in benches])
-    mi, bj = np.meshgrid(np.arange(len(models)), np.arange(nb), indexing="ij")
-    obs = pd.DataFrame({"model_idx": mi.ravel(), "bench_idx": bj.ravel(), "loss": np.nan})
-    data = ScoreData(models=models, benchmarks=benches, chance=chance, n_items=n_items, obs=obs,
-                     source="simulated", sha256="", date_origin=config.model.date_origin)
-
+    targets = pd.DataFrame({"model": tgt_names, "params": params, "release_date": dates, "t": t})
+    models = _models_table(ref_sizes, targets, day0, config)
+    data = _score_data(models, benches, config)
+    obs = data.obs
     sim_params = {k: np.asarray(val, dtype=float)[None] for k, val in truth_params.items()}
     sim_params["log_effective_size"] = eta[None]
     p, _ = score_probability(sim_params, data, config, xp=np)
-    p = p[0]
-    n = n_items[obs.bench_idx]
-    f = obs_concentration(phi_reference, phi_target, data, xp=np)
-    k = rng.binomial(n, rng.beta(p * f, (1 - p) * f))
+    n = data.n_items[obs.bench_idx]
+    k = draw_counts(rng, n, p[0], obs_concentration(phi_reference, phi_target, data, xp=np))
 
     rows = models.iloc[obs.model_idx].reset_index(drop=True)
     df = pd.DataFrame({
@@ -124,6 +95,49 @@ def simulate(n_models: int = 60, n_benchmarks: int = 5, doubling_months: float =
                     for name, ld, e in zip(tgt_names, log_density, eta)},
     }
     return df, truth
+
+
+def _curve_truth(rng: np.random.Generator, nb: int, config: Config) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The benchmarks' true curve parameters and the two families' concentrations."""
+    truth_params = {
+        "alpha": 0.3 * np.exp(0.15 * rng.normal(size=nb)),
+        "z_centre": rng.normal(-0.3, 0.5, nb),
+        "z_gain": rng.uniform(2.0, 4.5, nb),
+        "ceiling_frac": (rng.uniform(0.85, 1.0, nb) if config.model.ceiling == "free"
+                         else np.ones(nb)),
+        "b": 0.5, "beta": 0.28,
+    }
+    return truth_params, rng.uniform(300.0, 1000.0, nb), rng.uniform(60.0, 200.0, nb)
+
+
+def _models_table(ref_sizes: np.ndarray, targets: pd.DataFrame, day0: pd.Timestamp,
+                  config: Config) -> pd.DataFrame:
+    """The references (released a month before the first target) and the targets."""
+    n_ref, n_models = len(ref_sizes), len(targets)
+    models = pd.DataFrame({
+        "model": [f"ref-{s:g}b" for s in ref_sizes] + list(targets.model),
+        "family": ["SimRef"] * n_ref + [f"SimFam{i % 7}" for i in range(n_models)],
+        "params": np.concatenate([ref_sizes, targets.params]),
+        # references trained at D0: the data term b·D^-β is then the same constant for every
+        # model and cancels, so recovery tests the identified part of the model
+        "tokens": np.concatenate([np.full(n_ref, config.model.d0), np.full(n_models, np.nan)]),
+        "release_date": [day0 - pd.Timedelta(days=30)] * n_ref + list(targets.release_date),
+        "role": ["reference"] * n_ref + ["target"] * n_models,
+    })
+    models["params_total"] = models["params_active"] = models.params
+    models["t"] = np.concatenate([np.zeros(n_ref), targets.t])
+    return models
+
+
+def _score_data(models: pd.DataFrame, benches: list[str], config: Config) -> ScoreData:
+    """Every model on every benchmark, with the registry's chance levels and item counts."""
+    nb = len(benches)
+    chance = np.array([REGISTRY[b].chance for b in benches])
+    n_items = np.array([REGISTRY[b].n_items for b in benches])
+    mi, bj = np.meshgrid(np.arange(len(models)), np.arange(nb), indexing="ij")
+    obs = pd.DataFrame({"model_idx": mi.ravel(), "bench_idx": bj.ravel(), "loss": np.nan})
+    return ScoreData(models=models, benchmarks=benches, chance=chance, n_items=n_items, obs=obs,
+                     source="simulated", sha256="", date_origin=config.model.date_origin)
 
 
 def write(df: pd.DataFrame, truth: dict, out: str | Path) -> tuple[Path, Path]:

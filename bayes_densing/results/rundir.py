@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bayes_densing import __version__
-from bayes_densing.results import interrupts
+from bayes_densing import interrupts
 
 FORMAT = "bayes-densing"
 FORMAT_VERSION = 1

@@ -2,8 +2,7 @@
 
 While NumPyro samples, the main thread sits inside one XLA call for the whole run, and Python
 runs a signal handler only when the main thread returns to the interpreter: a Ctrl-C would
-wait for sampling to end (measured: a SIGINT 40 s into a run was ignored and the run was
-written as if nothing had happened). So the console script (``cli.main``) blocks SIGINT and
+wait for sampling to end, and the run would be written as if nothing had happened. So the console script (``cli.main``) blocks SIGINT and
 SIGTERM in every thread and waits for them in a thread of its own, which
 
 1. takes the lock that every directory rename holds (a rename in progress finishes first),
