@@ -55,7 +55,7 @@ def estimate(draws: np.ndarray, d_global: int, scales_only: bool = False,
              n_eff: float | None = None) -> tuple:
     """The preconditioner from a window's positions ``draws`` (n × d, the globals first).
 
-    The globals' covariance is shrunk as the dense metric's (``dense_nuts.shrunk_covariance``),
+    The globals' covariance is shrunk as the dense metric's (``covariance.shrunk_covariance``),
     its off-diagonal towards zero by p = (d_g + 1) / (n_eff + d_g + 1), and each latent's
     regression on the globals by how much of its variance it explains (below): d_g + 1 numbers
     per latent from ``n_eff`` independent draws (default n; the windows' draws are

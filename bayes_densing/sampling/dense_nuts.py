@@ -1,63 +1,15 @@
-"""The default sampler (``sampler.mass_matrix = "auto"``): NumPyro's NUTS transition on PyMC's
-compiled log density, with a dense mass matrix learnt by our own windowed warm-up — or, above
-:data:`DENSE_UP_TO` parameters, the conditional metric of :mod:`conditional_metric` (dense over
-the global parameters, each target's latent regressed on them), which NUTS applies as a linear
-map of the vector it moves, with NumPyro's identity metric.
+"""The default sampler (``sampler.mass_matrix = "auto"``): NumPyro's NUTS transition on a log
+density written in JAX (:class:`density.LogDensity`), with our own windowed warm-up of a dense
+metric or, above :data:`DENSE_UP_TO` parameters, of the conditional metric
+(:mod:`conditional_metric`). A :class:`Sampler` compiles its programs once per shape of the
+model's runtime inputs, and its runs (a sweep's subsets, an SBC's datasets, a warm start from
+another run's adapted state) reuse them.
 
-Why: the trend's slope, the targets' log densities and the curves' levels are correlated,
-which a diagonal metric cannot follow. With NumPyro's own dense adaptation the model written
-directly in NumPyro (benchmarks/floor.py) took 31 instead of 50 leapfrog steps per draw and
-the ESS of the doubling time rose from 1,467 to 4,737 (4 × 1000 draws) — but its warm-up
-took 112 s at 600+ steps per iteration: its first windows estimate a 138-parameter covariance
-from 25 draws of one chain, which is singular, and the step size collapses. Here:
-
-1. **Windows of doubling length** (as Stan's). The first (~5% of the warm-up) starts from the
-   identity metric and ends with the diagonal of its positions' variances, which cuts the
-   next windows' trajectories from ~190 to ~70 leapfrog steps. At each later window's end
-   the metric becomes the covariance of that window's positions, pooled over all chains
-   (4 × the draws of one chain), its off-diagonal shrunk towards zero by d / (n + d)
-   (``shrunk_covariance``). After each update the step size's dual averaging starts again.
-   **Until the first dense metric** (the identity window and the diagonal one) a tree has at
-   most 2^6 − 1 = 63 leapfrog steps instead of 1023 (``EARLY_DEPTH``): with a metric that does
-   not know the posterior's scales yet, the step size follows the narrowest direction and the
-   trees grew to ~200 and ~96 steps per iteration, 5 of the default fit's 20 s of sampling,
-   to feed estimates that the next window replaces. Capped, the same windows took ~2.3 s and
-   the next ones ~0.5 s more, with no loss of ESS over 4 seeds (benchmarks/README.md, "The
-   default fit", sixth update).
-   **The conditional metric's cold start** instead climbs the log density (500 Adam steps)
-   and takes its first metric from the curvature there (:meth:`Sampler.laplace`), uncapped;
-   every window's end then re-estimates the whole preconditioner.
-2. A last stretch (~10% of the warm-up) adapts only the step size; the draws use its average.
-
-NumPyro's own warm-up adaptation is not used (its step size and metric adaptation are off;
-its ``num_warmup`` only switches the depth cap): its schedule would be baked into the compiled
-transition, and each new schedule or metric shape costs another ~15 s compile.
-
-Measured on the bundled data (benchmarks/README.md, "Dense mass matrix"): about 4× the min bulk
-ESS of NumPyro's diagonal metric at 31 instead of 48 leapfrog steps per draw. The target
-acceptance is 0.9 (``sampler.target_accept``). At 0.95, the default until 2026-12-01, the
-bundled data's draws took 23–26 leapfrog steps at a step size of 0.20; at 0.9 they take 15 at
-0.255–0.271, with 0 divergences in six seeds and 0.98–1.57× the ESS of the doubling time
-(benchmarks/README.md, "Target acceptance"). Before the exponents were sampled partially
-non-centred (``model.exponents``), 0.9 had cost 2 divergent transitions in 4,000 draws.
-
-NUTS moves one flat vector of the unconstrained parameters (:meth:`Sampler.flatten`), not
-PyMC's dict of 12 arrays: every update of a position, momentum or gradient and every select of
-NUTS's tree was otherwise one XLA kernel per array, 214 of the sampler's kernels per leapfrog
-step against 55 (JAX's profiler, benchmarks/profile_fit.py), and the same draws took 1.2× the
-sampling time.
-
-Chains run in parallel on the XLA devices (``pmap``; on the CPU, one host device per chain,
-``inference.select_device``), and several chains share a device when there are fewer devices
-than chains: batched (``vmap``) on one GPU, one after the other (``lax.map``) on a CPU host
-device. Batched on 2 host devices × 2 chains, the default fit's sampling took 2.0–2.3× as long
-as one after the other, which takes as long as 4 × 1 (benchmarks/README.md "Host devices").
-With one chain per device the programs are not batched at all.
-Each phase runs in chunks so that a progress bar can follow it; the chunks reuse one compiled
-program each. A :class:`Sampler` compiles once for a model whose inputs other than the
-parameters (a sweep's weights, an SBC dataset's counts) are arguments, and its runs reuse the
-programs: the sweeps (``sweep.py``) fit every subset or dataset with one compile, and a run
-can start from another's adapted metric, step size and positions (``warm``).
+Our own warm-up because the trend's slope, the targets' log densities and the curves' levels
+are correlated, which a diagonal metric cannot follow, while NumPyro's dense adaptation
+estimates its first metrics from a few draws of one chain (singular: the step size collapses)
+and compiles its schedule into the transition (benchmarks/README.md, "Dense mass matrix").
+:class:`Schedule` is the warm-up's plan.
 """
 
 from __future__ import annotations
@@ -70,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayes_densing.sampling import conditional_metric
-from bayes_densing.sampling.covariance import regularised, shrunk_covariance, shrunk_variance  # noqa: F401
+from bayes_densing.sampling.covariance import shrunk_covariance, shrunk_variance
 from bayes_densing.sampling.density import LogDensity
 
 CHUNKS = 20          # progress updates over the draws (the warm-up has as many per length)
@@ -81,9 +33,9 @@ ADAPT, FIXED = np.array(True), np.array(False)   # arrays, not Python bools: one
 ADAM_STEPS, ADAM_RATE = 500, 0.02   # a large model's cold start first climbs the log density
 DENSE_UP_TO = 500    # "auto": a dense metric up to this many parameters, the conditional above
 # a metric is estimated from a window of at least MIN_DRAWS positions pooled over the chains
-# (below 5, Stan's regularisation weighs its 1e-3 prior more than the draws: ``regularised``),
-# the diagonal and the dense alike (the dense estimate's shrinkage keeps it positive definite
-# whatever n), and with the conditional metric from MIN_CHAIN_DRAWS of each chain (its
+# (below 5, Stan's regularisation, ``covariance.regularised``, weighs its 1e-3 prior more than
+# the draws), the diagonal and the dense alike (the dense estimate's shrinkage keeps it positive
+# definite whatever n), and with the conditional metric from MIN_CHAIN_DRAWS of each chain (its
 # ``effective_draws`` is ArviZ's bulk ESS, NaN below 4 draws a chain)
 MIN_DRAWS = 5
 MIN_CHAIN_DRAWS = 4
@@ -154,6 +106,64 @@ class Draws:
     last: list[dict]
 
 
+def joined(outs: list, n: int) -> list:
+    """The chunks' outputs ``outs`` (each a tuple of arrays (chains, iterations, ...)) joined
+    along the iterations, the first ``n`` kept."""
+    return [np.concatenate([o[i] for o in outs], axis=1)[:, :n] for i in range(len(outs[0]))]
+
+
+@dataclass(frozen=True)
+class Update:
+    """The end of a warm-up window, after chunk ``at``: the metric is estimated from the
+    window's positions if ``estimate`` (else it is kept and the window goes on in the next),
+    from their variances only if ``scales_only``, from the window before it as well if
+    ``pooled``; the step size's dual averaging starts again, and the next window's first
+    ``capped`` iterations have capped trees."""
+
+    at: int
+    estimate: bool
+    scales_only: bool
+    pooled: bool
+    capped: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A warm-up's plan: ``chunks`` chunks, the first window's first ``capped`` iterations with
+    capped trees, and the windows' ends, ``updates`` (:meth:`Sampler.schedule`).
+
+    The windows double in length, as Stan's (:func:`metric_updates`). From a cold start the
+    first (~5% of the warm-up) starts from the identity metric and ends with its positions'
+    variances; at each later window's end the metric becomes the covariance of the window's
+    positions pooled over the chains, its off-diagonal shrunk towards zero by d / (n + d)
+    (``shrunk_covariance``). Until the first dense metric the trees have at most
+    2^EARLY_DEPTH − 1 leapfrog steps: a metric that does not know the posterior's scales yet
+    grows long trees that only feed estimates the next window replaces (benchmarks/README.md,
+    "The default fit on the bundled dataset", sixth update). The conditional metric's cold
+    start begins from the curvature at the top of a climb instead (:meth:`Sampler.laplace`),
+    uncapped, and every window's end re-estimates the whole preconditioner. A warm start's last
+    estimate also takes the window before it, as its windows are short (benchmarks/README.md,
+    "Where issue #7's targets stand"). After the last window (~10% of the warm-up) only the
+    step size adapts; the draws use its average."""
+
+    chunks: int
+    capped: int
+    updates: tuple[Update, ...]
+
+
+@dataclass
+class Chains:
+    """The chains between two chunks: NUTS's ``state`` and the step size's dual averaging
+    ``da`` (on the devices), the ``metric`` and the chunk program's ``inputs`` for it, and the
+    last chunk's ``positions`` (chains, iterations, d)."""
+
+    state: object
+    da: object
+    metric: object
+    inputs: tuple
+    positions: np.ndarray | None = None
+
+
 class Sampler:
     """NUTS with our windowed warm-up for one compiled log density, reusable across runs.
 
@@ -166,155 +176,189 @@ class Sampler:
     ``parallel``: the chains on as many XLA devices as there are, else batched on one (a GPU).
     ``ess``: the effective sample size of draws (chain, draw, d) → (d,) the conditional
     metric weighs its windows by (:func:`conditional_metric.effective_draws`).
+
+    NUTS moves one flat vector of the unconstrained parameters (:meth:`flatten`): with a
+    dict of arrays every update of a position, momentum or gradient was one XLA kernel per
+    array (benchmarks/README.md, "Where a leapfrog step's time goes"). Every phase runs in
+    chunks of one length, so one compiled program advances them all; the warm-up is rounded up
+    to whole chunks.
     """
 
     def __init__(self, density: LogDensity, cfg, *, parallel: bool = True, ess=None):
+        import jax
+
+        self.cfg, self.parallel = cfg, parallel
+        self.ess = ess or conditional_metric.numpyro_ess
+        self.names = names = list(density.names)
+        self.initial_point = dict(density.initial_point)   # (the starting points' centre)
+        self.shapes = {n: np.shape(self.initial_point[n]) for n in names}
+        self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
+        self.layout = metric_layout(cfg.mass_matrix, self.d)
+        conditional = self.layout == "conditional"
+        # the flat vector's order: sorted names (NumPyro's order of a dict, the metric's); with
+        # the conditional metric the globals (the parameters not per target) come first
+        latent = density.latent
+        self.order = sorted(names, key=lambda n: (conditional and n in latent, n))
+        self.d_global = sum(int(np.prod(self.shapes[n])) for n in names if n not in latent)
+        self.n_pre = 4 if conditional else 0    # the preconditioner's arrays lead the inputs
+        self.length = chunk_length(cfg.draws)
+        self.n_draw = math.ceil(cfg.draws / self.length)
+        self.n_dev = max(1, min(jax.local_device_count(), cfg.chains)) if parallel else 1
+        self.per_dev = math.ceil(cfg.chains / self.n_dev)
+        self.slots = self.n_dev * self.per_dev    # spare slots repeat the last chain; dropped
+        self.pad = [min(i, cfg.chains - 1) for i in range(self.slots)]   # each slot's chain
+        self.potential = self._potential(density.logp)
+        self._nuts_programs()
+        self.optimise = self.on_devices(self._adam)
+        self.curvature = self.on_devices(self._curvature)
+        self._programs: dict = {}     # the inputs' shapes → the compiled (restart, advance)
+        self._nested: dict = {}       # conditional_runs' programs, by inner length
+
+    def _potential(self, logp):
+        """−log density of the unconstrained parameters, flattened: ``potential(x, *args)``."""
+        import jax
+
+        names = self.names
+
+        @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr
+        def potential(x, *args):
+            params = self.unflatten(x)
+            return -logp(*[params[n] for n in names], *args)
+        return potential
+
+    def position(self, y, args):
+        """x, the flat parameters, from the vector NUTS moves (y; x itself but with the
+        conditional metric) and the programs' inputs ``args``."""
+        if self.layout != "conditional":
+            return y
+        import jax.numpy as jnp
+
+        return conditional_metric.to_position(y, args[:self.n_pre], jnp)
+
+    def moved_potential(self, *args):
+        """−log density of the vector NUTS moves, for the programs' inputs ``args``."""
+        return lambda y: self.potential(self.position(y, args), *args[self.n_pre:])
+
+    def on_devices(self, f, in_axes=0):
+        """``f`` of one chain as a program over arrays (devices, chains each, ...)."""
+        import jax
+        from jax import lax
+
+        if self.per_dev > 1 and not self.parallel:       # one device (a GPU): batched
+            return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
+
+        def one(*xs):
+            axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(xs)
+            if self.per_dev > 1:
+                # several chains on a host device: one after the other (lax.map), not batched
+                # (vmap): a batch's trees wait for its longest, and on the CPU its log density
+                # costs more per chain (benchmarks/README.md, "Host devices: one per chain,
+                # not 100")
+                mapped = [x for x, a in zip(xs, axes) if a is not None]
+
+                def each(chain):
+                    it = iter(chain)
+                    return f(*[next(it) if a is not None else x for x, a in zip(xs, axes)])
+                return lax.map(each, mapped)
+            # one chain per device (the CPU default): unbatched, which compiles sooner than
+            # vmapped over an axis of 1 and steps no slower (benchmarks/README.md, "The default
+            # fit on the bundled dataset", sixth update)
+            xs = [x if a is None else jax.tree_util.tree_map(lambda v: v[0], x)
+                  for x, a in zip(xs, axes)]
+            return jax.tree_util.tree_map(lambda v: v[None], f(*xs))
+        return jax.pmap(one, in_axes=in_axes)
+
+    def _nuts_programs(self) -> None:
+        """NUTS's programs over the devices: ``advance`` (one chunk of transitions),
+        ``restart`` (states at given positions, step size and metric), ``new_da`` and
+        ``set_step`` (the step size), and the kernel :meth:`nested_program` runs.
+
+        NUTS runs with a given step size and metric, with NumPyro's adaptation off (its
+        schedule would be compiled into the transition): we adapt between chunks."""
         import jax
         import jax.numpy as jnp
         from jax import lax
         from numpyro.infer.hmc import hmc
         from numpyro.infer.hmc_util import dual_averaging
 
-        self.ess = ess or conditional_metric.numpyro_ess
-        self.names = names = list(density.names)
-        self.initial_point = dict(density.initial_point)   # (the starting points' centre)
-        self.shapes = {n: np.shape(self.initial_point[n]) for n in names}
-        self.d = sum(int(np.prod(shape)) for shape in self.shapes.values())
-        # the per-target latents (one or more per target model) and the global parameters
-        latent = density.latent
-        self.layout = layout = metric_layout(cfg.mass_matrix, self.d)
-        conditional = layout == "conditional"
-        # the flat vector's order: sorted names (NumPyro's order of a dict, the metric's); with
-        # the conditional metric the globals come first
-        self.order = sorted(names, key=lambda n: (conditional and n in latent, n))
-        self.d_global = sum(int(np.prod(self.shapes[n])) for n in names if n not in latent)
-        logp = density.logp
-
-        @jax.jit     # traced once: NUTS's init and leapfrog reuse the jaxpr (≈ 2.4 s less tracing)
-        def potential(x, *args):
-            params = self.unflatten(x)
-            return -logp(*[params[n] for n in names], *args)
-
-        self.potential = potential   # −log density of the unconstrained parameters, flattened
-        n_pre = 4 if conditional else 0    # the preconditioner's arrays lead the inputs
-
-        def position(y, args):
-            """x, the flat parameters, from the vector NUTS moves (y; x itself but with the
-            conditional metric) and the inputs."""
-            return conditional_metric.to_position(y, args[:n_pre], jnp) if conditional else y
-
-        init_kernel, sample_kernel = hmc(
-            potential_fn_gen=lambda *args: (lambda y: potential(position(y, args), *args[n_pre:])),
-            algo="NUTS")
-        self.cfg = cfg
-        chains, draws = cfg.chains, cfg.draws
-        # every phase runs in chunks of one length, so one compiled program advances them all
-        # (a program holding NUTS takes ~15-20 s to compile here); the warm-up is rounded up
-        # to whole chunks
-        self.length = length = chunk_length(draws)
-        self.n_draw = math.ceil(draws / length)
-        self.n_dev = max(1, min(jax.local_device_count(), chains)) if parallel else 1
-        self.per_dev = math.ceil(chains / self.n_dev)
-        self.slots = self.n_dev * self.per_dev    # spare slots repeat the last chain; dropped
+        init_kernel, sample_kernel = hmc(potential_fn_gen=self.moved_potential, algo="NUTS")
         da_init, da_update = dual_averaging()
+        position, dense = self.position, self.layout == "dense"
 
         def chunk(state, da, adapting, args):
             """``length`` NUTS transitions; while ``adapting``, dual averaging of the step size."""
             def step(carry, _):
                 s, da = carry
                 s = sample_kernel(s, model_args=args)
-                da_new = da_update(cfg.target_accept - s.accept_prob, da)
+                da_new = da_update(self.cfg.target_accept - s.accept_prob, da)
                 da = jax.tree_util.tree_map(lambda new, old: jnp.where(adapting, new, old),
                                             da_new, da)
                 eps = jnp.where(adapting, jnp.exp(da[0]), s.adapt_state.step_size)
                 s = s._replace(adapt_state=s.adapt_state._replace(step_size=eps))
                 return (s, da), (position(s.z, args), s.diverging, s.num_steps, s.energy,
                                  s.potential_energy, s.accept_prob)
-            return lax.scan(step, (state, da), None, length=length)
+            return lax.scan(step, (state, da), None, length=self.length)
 
-        def on_devices(f, in_axes=0):
-            # arrays are (devices, chains each, ...); with one chain per device (the CPU
-            # default) each device runs f on its chain unbatched: traced and compiled ≈ 0.5 s
-            # faster than vmapped, and its leapfrog steps were not slower (before NUTS moved one
-            # flat vector, batching had been faster; benchmarks/README.md, "The default fit")
-            if self.per_dev > 1 and not parallel:       # one device (a GPU): batched
-                return jax.pmap(jax.vmap(f, in_axes=in_axes), in_axes=in_axes)
-
-            def one(*xs):
-                axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(xs)
-                if self.per_dev > 1:
-                    # several chains on a host device: one after the other (lax.map), not
-                    # batched (vmap), whose trees wait for the longest of the batch and whose
-                    # batched log density costs more per chain on the CPU: the default fit's
-                    # sampling took 2.0–2.3× as long (benchmarks/README.md, "Host devices")
-                    mapped = [x for x, a in zip(xs, axes) if a is not None]
-
-                    def each(chain):
-                        it = iter(chain)
-                        return f(*[next(it) if a is not None else x for x, a in zip(xs, axes)])
-                    return lax.map(each, mapped)
-                xs = [x if a is None else jax.tree_util.tree_map(lambda v: v[0], x)
-                      for x, a in zip(xs, axes)]
-                return jax.tree_util.tree_map(lambda v: v[None], f(*xs))
-            return jax.pmap(one, in_axes=in_axes)
-
-        self.advance = on_devices(chunk, in_axes=(0, 0, None, 0))
-        # for :meth:`conditional_runs`, whose programs depend on the inner length
-        self._kernel, self._position, self._on_devices = sample_kernel, position, on_devices
-        self._n_pre, self._nested = n_pre, {}
-        # NUTS with a given step size and metric, no adaptation of its own (NumPyro's warm-up
-        # would bake its schedule into the compiled transition): we adapt between chunks. The
-        # metric is one for all chains (in_axes None), so NumPyro factors it once per device:
-        # batched over a device's chains, jaxlib's LAPACK Cholesky splits the batch over XLA's
-        # CPU thread pool and waits for it from inside that pool, which deadlocked (idle CPU)
-        # once every pool thread was a device's program, as with 2 devices × 2 chains on 2
-        # cores, or 4 × 2 at d ≥ ~150 (gdb: lapack_dpotrf_ffi → ParallelBatchMap → Wait).
         # ``capped``: how many of the next iterations have trees of at most EARLY_DEPTH.
         # NumPyro caps at max_tree_depth's first entry while its iteration counter is below
-        # num_warmup (its own adaptation is off here: only the counter is used), so the start
-        # sets the counter ``capped`` below that
+        # num_warmup (its adaptation is off: only the counter is used), so the start sets the
+        # counter ``capped`` below that. (Two kernels of fixed depths would not set the
+        # counter, but would compile a second NUTS program for every sampler.)
+        # The metric is one for all chains (in_axes None), so NumPyro factors it once per
+        # device: batched, jaxlib's LAPACK Cholesky waits inside XLA's CPU pool for tasks of
+        # that pool, which deadlocked once every pool thread ran a device's program
+        # (benchmarks/README.md, "Host devices: one per chain, not 100")
         def restart(key, z, eps, inv_mass, capped, args):
             state = init_kernel(z, UNCAPPED, step_size=eps, inverse_mass_matrix=inv_mass,
                                 adapt_step_size=False, adapt_mass_matrix=False,
-                                dense_mass=layout == "dense", max_tree_depth=(EARLY_DEPTH, 10),
+                                dense_mass=dense, max_tree_depth=(EARLY_DEPTH, 10),
                                 model_args=args, rng_key=key)
             return state._replace(i=(UNCAPPED - capped).astype(state.i.dtype))
-        self.restart = on_devices(restart, in_axes=(0, 0, 0, None, None, 0))
-        self.new_da = on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
+        self.advance = self.on_devices(chunk, in_axes=(0, 0, None, 0))
+        self.restart = self.on_devices(restart, in_axes=(0, 0, 0, None, None, 0))
+        self.new_da = self.on_devices(lambda eps: da_init(jnp.log(10.0 * eps)))
         # on the devices, so the state stays there between chunks
-        self.set_step = on_devices(lambda s, eps: s._replace(adapt_state=s.adapt_state._replace(
-            step_size=eps)))
-        self._programs: dict = {}     # the inputs' shapes → the compiled (restart, advance)
+        self.set_step = self.on_devices(lambda s, eps: s._replace(
+            adapt_state=s.adapt_state._replace(step_size=eps)))
+        self._sample_kernel = sample_kernel
 
-        def optimise(x, args):
-            """:data:`ADAM_STEPS` of Adam on the log density from one chain's start ``x``; the
-            start itself where the end is not finite or not higher."""
-            grad = jax.grad(potential)
+    def _adam(self, x, args):
+        """:data:`ADAM_STEPS` of Adam on the log density from one chain's start ``x``; the
+        start itself where the end is not finite or not higher."""
+        import jax
+        import jax.numpy as jnp
+        from jax import lax
 
-            def step(i, carry):
-                x, m, v = carry
-                g = grad(x, *args)
-                m, v, t = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g, i + 1.0
-                x = x - ADAM_RATE * (m / (1 - 0.9 ** t)) / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-                return x, m, v
+        potential = self.potential
+        grad = jax.grad(potential)
 
-            zero = jnp.zeros_like(x)
-            end = lax.fori_loop(0, ADAM_STEPS, step, (x, zero, zero))[0]
-            better = potential(end, *args) <= potential(x, *args)     # False if NaN
-            return jnp.where(better & jnp.all(jnp.isfinite(end)), end, x)
-        self.optimise = on_devices(optimise)
+        def step(i, carry):
+            x, m, v = carry
+            g = grad(x, *args)
+            m, v, t = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g, i + 1.0
+            x = x - ADAM_RATE * (m / (1 - 0.9 ** t)) / (jnp.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+            return x, m, v
 
-        def curvature(x, args):
-            """The Hessian of −log density at one chain's ``x``, as far as the conditional
-            metric needs it: the globals' rows (d_g Hessian-vector products) and the latents'
-            diagonal, which is their whole block, from one more product along all of them."""
-            def hvp(v):
-                return jax.jvp(lambda x: jax.grad(potential)(x, *args), (x,), (v,))[1]
-            d_g = self.d_global
-            rows = jax.vmap(hvp)(jnp.eye(d_g, self.d, dtype=x.dtype))
-            along = jnp.concatenate([jnp.zeros(d_g, x.dtype), jnp.ones(self.d - d_g, x.dtype)])
-            return rows, hvp(along)[d_g:]
-        self.curvature = on_devices(curvature)
+        zero = jnp.zeros_like(x)
+        end = lax.fori_loop(0, ADAM_STEPS, step, (x, zero, zero))[0]
+        better = potential(end, *args) <= potential(x, *args)     # False if NaN
+        return jnp.where(better & jnp.all(jnp.isfinite(end)), end, x)
+
+    def _curvature(self, x, args):
+        """The Hessian of −log density at one chain's ``x``, as far as the conditional
+        metric needs it: the globals' rows (d_g Hessian-vector products) and the latents'
+        diagonal, which is their whole block, from one more product along all of them."""
+        import jax
+        import jax.numpy as jnp
+
+        potential = self.potential
+
+        def hvp(v):
+            return jax.jvp(lambda x: jax.grad(potential)(x, *args), (x,), (v,))[1]
+        d_g = self.d_global
+        rows = jax.vmap(hvp)(jnp.eye(d_g, self.d, dtype=x.dtype))
+        along = jnp.concatenate([jnp.zeros(d_g, x.dtype), jnp.ones(self.d - d_g, x.dtype)])
+        return rows, hvp(along)[d_g:]
 
     def laplace(self, z, args: tuple) -> tuple:
         """The conditional metric's preconditioner from the curvature at the chains' positions
@@ -371,9 +415,7 @@ class Sampler:
 
         The chunk program is lowered from the start-up program's output shapes and both are
         compiled at once, the start-up program in a thread (XLA's compiler releases the GIL),
-        instead of each at its first call, one after the other: their ≈ 1.8 s and ≈ 3.0 s of
-        XLA compilation overlap, and the default fit took 34.5 instead of 35.6 s on 2 cores
-        without the compilation cache (benchmarks/README.md, "The default fit")."""
+        instead of each at its first call, one after the other: their compilations overlap."""
         import threading
 
         import jax
@@ -482,6 +524,22 @@ class Sampler:
         return [{n: np.asarray(z[n][c, -1]) for n in self.names}
                 for c in range(self.cfg.chains)]
 
+    def keys(self, seed: int, n: int) -> np.ndarray:
+        """``n`` random keys for each slot from ``seed``: (n, slots, 2)."""
+        import jax
+
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), n * self.slots))
+        return keys.reshape(n, self.slots, -1)
+
+    def spread_points(self, points: list[dict]) -> np.ndarray:
+        """Each chain's point of ``points`` (one dict per chain), flattened and spread over the
+        slots (devices, chains each, d)."""
+        return self.spread(np.stack([self.flatten(points[i]) for i in self.pad]))
+
+    def averaged_step(self, da) -> float:
+        """The step size of the dual averaging states ``da``: their average over the chains."""
+        return float(np.exp(np.mean(self.gather(da[1]))))
+
     def nested_program(self, inner: int):
         """The program of :meth:`conditional_runs` for ``inner`` transitions per input value:
         (states, preconditioner, the inputs' values with a leading axis of steps) → (states,
@@ -491,15 +549,13 @@ class Sampler:
 
         if inner in self._nested:
             return self._nested[inner]
-        kernel, position, n_pre, potential = (self._kernel, self._position, self._n_pre,
-                                              self.potential)
+        kernel, position = self._sample_kernel, self.position
 
         def runs(state, pre, values, fixed):
             def one(s, value):
                 args = tuple(pre) + tuple(value) + tuple(fixed)
                 # the state's log density and gradient were for the previous value
-                pe, grad = jax.value_and_grad(
-                    lambda y: potential(position(y, args), *args[n_pre:]))(s.z)
+                pe, grad = jax.value_and_grad(self.moved_potential(*args))(s.z)
                 s = s._replace(potential_energy=pe, z_grad=grad)
 
                 def step(s, _):
@@ -508,7 +564,7 @@ class Sampler:
                 s, (div, steps, energy, accept) = lax.scan(step, s, None, length=inner)
                 return s, (position(s.z, args), div, steps, energy, s.potential_energy, accept)
             return lax.scan(one, state, values)
-        self._nested[inner] = self._on_devices(runs, in_axes=(0, 0, 0, 0))
+        self._nested[inner] = self.on_devices(runs, in_axes=(0, 0, 0, 0))
         return self._nested[inner]
 
     def conditional_runs(self, warm: Draws, values: tuple, inner: int, *, seed: int,
@@ -529,16 +585,14 @@ class Sampler:
         # chunk_length(steps)
         length = length or chunk_length(steps)
         n_chunks = math.ceil(steps / length)
-        pad = [min(i, chains - 1) for i in range(self.slots)]
         # whole chunks (one compiled program): the last value repeated, its draws dropped
         at = np.minimum(np.arange(n_chunks * length), steps - 1)
-        values = tuple(self.spread(np.asarray(v, dtype=float)[pad][:, at]) for v in values)
+        values = tuple(self.spread(np.asarray(v, dtype=float)[self.pad][:, at]) for v in values)
         fixed = self.per_chain(fixed)
         first = tuple(v[:, :, 0] for v in values) + fixed
-        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), self.slots))
-        z = self.spread(np.stack([self.flatten(warm.last[i]) for i in pad]))
+        z = self.spread_points(warm.last)
         pre = self.per_chain(warm.metric) if self.layout == "conditional" else ()
-        state, _ = self.start(keys, z, warm.step_size, warm.metric, first)
+        state, _ = self.start(self.keys(seed, 1)[0], z, warm.step_size, warm.metric, first)
         program = self.nested_program(inner)
         bar = Progress(steps * inner, chains, progressbar)
         t0 = time.perf_counter()
@@ -550,8 +604,7 @@ class Sampler:
             bar.update(min(length, steps - i * length) * inner, "conditional runs")
         seconds = time.perf_counter() - t0
         bar.close()
-        z, diverging, n_steps, energy, potential_energy, accept = (
-            np.concatenate([o[i] for o in outs], axis=1)[:, :steps] for i in range(6))
+        z, diverging, n_steps, energy, potential_energy, accept = joined(outs, steps)
         z = self.unflatten(z)
         stats = {"diverging": diverging.any(axis=-1), "n_steps": n_steps.sum(axis=-1),
                  "inner_energy": energy, "energy": energy[..., -1], "lp": -potential_energy,
@@ -559,6 +612,28 @@ class Sampler:
                  "step_size": np.full(diverging.shape[:2], warm.step_size)}
         return Draws(z=z, stats=stats, seconds=seconds, metric=warm.metric,
                      step_size=warm.step_size, last=self.last_positions(z))
+
+    def schedule(self, tune: int, warm: bool) -> Schedule:
+        """The :class:`Schedule` of ``tune`` warm-up iterations (rounded up to whole chunks, at
+        least four), from a ``warm`` start or a cold one."""
+        from_identity = not warm and self.layout != "conditional"
+        chunks = warmup_chunks(tune, self.length)
+        ends = metric_updates(chunks)
+        # at an update whose window is too short (e.g. one iteration of one chain) the metric
+        # is kept and the window carries over: a variance from one draw is NaN
+        plan = estimated(ends, self.length, self.cfg.chains, self.layout)
+        updates, done = [], 0
+        for k, (at, estimate) in enumerate(zip(ends, plan)):
+            last = k + 1 == len(ends)
+            # capped until the first dense metric (the identity's and the diagonal's windows)
+            capped = from_identity and done + estimate < 2 and not last
+            updates.append(Update(at=at, estimate=estimate,
+                                  scales_only=from_identity and done == 0,
+                                  pooled=warm and last,
+                                  capped=(ends[k + 1] - at) * self.length if capped else 0))
+            done += estimate
+        return Schedule(chunks=chunks, capped=ends[0] * self.length if from_identity else 0,
+                        updates=tuple(updates))
 
     def run(self, starts: list[dict], args=(), *, seed: int, warm: Draws | None = None,
             tune: int | None = None, progressbar: bool = True,
@@ -570,99 +645,96 @@ class Sampler:
         chunks, at least four), on the same schedule of doubling windows; from ``warm``, the
         last metric is estimated from the last two windows. ``warmup_only``: no draws; the
         result holds the adapted state only (``z`` and ``stats`` empty)."""
-        import jax
-
-        chains, n_dev, per_dev, slots = self.cfg.chains, self.n_dev, self.per_dev, self.slots
-        n_tune = warmup_chunks(self.cfg.tune if tune is None else tune, self.length)
-        updates = metric_updates(n_tune)
-        # at an update whose window is too short (e.g. one iteration of one chain) the metric
-        # is kept and the window carries over: a variance from one draw is NaN
-        plan = estimated(updates, self.length, chains, self.layout)
-        spread, gather = self.spread, self.gather
+        plan = self.schedule(self.cfg.tune if tune is None else tune, warm is not None)
         args = self.per_chain(args)
-        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), (len(updates) + 1) * slots))
-        keys = keys.reshape(len(updates) + 1, slots, -1)
-        pad = [min(i, chains - 1) for i in range(slots)]
-        if warm is not None:
-            starts = warm.last
-        z = spread(np.stack([self.flatten(starts[i]) for i in pad]))
-        bar = Progress((n_tune + (0 if warmup_only else self.n_draw)) * self.length, chains,
-                       progressbar)
+        bar = Progress((plan.chunks + (0 if warmup_only else self.n_draw)) * self.length,
+                       self.cfg.chains, progressbar)
         t0 = time.perf_counter()
-        # warm-up: windows of doubling length; at each window's end the metric becomes the
-        # positions' covariance in that window, pooled over the chains (shrunk towards its
-        # diagonal), and the step size's dual averaging starts again from where it was. From
-        # a cold start the trees are capped in the first two windows (identity, diagonal).
-        # A cold start of the conditional metric first climbs the log density and starts from
-        # its curvature there instead (the Laplace approximation): the identity and diagonal
-        # windows' positions, still travelling, gave it estimates that cost 400-700 leapfrog
-        # steps per iteration in the next windows
-        from_identity = warm is None and self.layout != "conditional"
-        if warm is not None:
-            inv_mass, eps = warm.metric, warm.step_size
-        elif from_identity:
-            inv_mass, eps = self.identity(), INITIAL_STEP
-        else:
-            z = np.asarray(self.optimise(z, args))
-            inv_mass, eps = self.laplace(z, args), INITIAL_STEP
-        capped = updates[0] * self.length if from_identity else 0
-        state, da = self.start(keys[0], z, eps, inv_mass, args, capped)
-        inputs = self.inputs(inv_mass, args)
-        _, advance = self.programs(inputs)
-        window, previous, n_estimated = [], [], 0
-        for i in range(n_tune):
-            (state, da), out = advance(state, da, ADAPT, inputs)
-            positions = gather(out[0])
-            window.append(positions)
-            bar.update(self.length, "warm-up")
-            if i + 1 in updates:
-                eps = float(np.exp(np.mean(gather(da[1]))))
-                early = from_identity and n_estimated == 0
-                k = updates.index(i + 1)
-                if plan[k]:      # else the metric is kept and this window goes on in the next
-                    # (from the identity: only the scales.) A warm start's last estimate also
-                    # takes the window before it: its windows are short (100 iterations of the
-                    # sweep's 300), and from 800 draws instead of 400 the subsets' draws took
-                    # 36.0 and 32.7 leapfrog steps on average instead of 40.3 and 36.3 (two
-                    # seeds, benchmarks/README.md, "Where issue #7's targets stand")
-                    pool = previous if warm is not None and k == len(updates) - 1 else []
-                    inv_mass = self.metric(np.concatenate(pool + window, axis=1),
-                                           scales_only=early, previous=inv_mass)
-                    n_estimated += 1
-                    previous, window = window, []
-                # capped until the first dense metric (the identity's and the diagonal's windows)
-                capped = ((updates[k + 1] - updates[k]) * self.length
-                          if from_identity and n_estimated < 2 and k + 1 < len(updates) else 0)
-                state, da = self.start(keys[k + 1], spread(positions[:, -1]), eps, inv_mass,
-                                       args, capped)
-                inputs = self.inputs(inv_mass, args)
+        chains = self.warm_up(plan, self.begin(starts, args, warm), args, seed, bar)
         # the draws use the averaged step size of the last stretch, the same for every chain
-        eps = float(np.exp(np.mean(gather(da[1]))))
+        eps = self.averaged_step(chains.da)
         if warmup_only:
             bar.close()
-            last = [self.unflatten(positions[c, -1]) for c in range(chains)]
-            return Draws(z={}, stats={}, seconds=time.perf_counter() - t0, metric=inv_mass,
-                         step_size=eps, last=last)
-        state = self.set_step(state, np.full((n_dev, per_dev), eps))
-
-        outs = []
-        for _ in range(self.n_draw):
-            (state, da), out = advance(state, da, FIXED, inputs)
-            outs.append(jax.tree_util.tree_map(gather, out))
-            bar.update(self.length, "draws")
+            last = [self.unflatten(chains.positions[c, -1]) for c in range(self.cfg.chains)]
+            return Draws(z={}, stats={}, seconds=time.perf_counter() - t0,
+                         metric=chains.metric, step_size=eps, last=last)
+        outs = self.draw(chains, eps, bar)
         seconds = time.perf_counter() - t0
         bar.close()
+        return self.draws_of(outs, seconds, chains.metric, eps)
 
-        z, diverging, n_steps, energy, potential_energy, accept = (
-            jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=1)[:, :self.cfg.draws],
-                                   *[o[i] for o in outs])
-            for i in range(6))
+    def begin(self, starts: list[dict], args: tuple, warm: Draws | None) -> tuple:
+        """Where the warm-up begins: the positions (spread), the metric and the step size; a
+        ``warm`` run's, or the identity's at ``starts``, or with the conditional metric the
+        curvature's (:meth:`laplace`) at the top of a climb from ``starts``: the identity's
+        and the diagonal's windows, still travelling, gave it estimates that made the next
+        windows' trees long (benchmarks/README.md, "The first metric from the curvature")."""
+        z = self.spread_points(starts if warm is None else warm.last)
+        if warm is not None:
+            return z, warm.metric, warm.step_size
+        if self.layout != "conditional":
+            return z, self.identity(), INITIAL_STEP
+        z = np.asarray(self.optimise(z, args))
+        return z, self.laplace(z, args), INITIAL_STEP
+
+    def warm_up(self, plan: Schedule, begin: tuple, args: tuple, seed: int,
+                bar: Progress) -> Chains:
+        """The warm-up ``plan`` from ``begin`` (:meth:`begin`), with the inputs' values
+        ``args`` (from :meth:`per_chain`) and keys from ``seed``: the chains at its end."""
+        keys = self.keys(seed, len(plan.updates) + 1)
+        z, metric, eps = begin
+        state, da = self.start(keys[0], z, eps, metric, args, plan.capped)
+        chains = Chains(state, da, metric, self.inputs(metric, args))
+        _, advance = self.programs(chains.inputs)
+        ends = {u.at: k for k, u in enumerate(plan.updates)}
+        window, previous = [], []
+        for i in range(plan.chunks):
+            (chains.state, chains.da), out = advance(chains.state, chains.da, ADAPT,
+                                                     chains.inputs)
+            chains.positions = self.gather(out[0])
+            window.append(chains.positions)
+            bar.update(self.length, "warm-up")
+            if i + 1 not in ends:
+                continue
+            k = ends[i + 1]
+            update = plan.updates[k]
+            eps = self.averaged_step(chains.da)
+            if update.estimate:     # else the metric is kept and this window goes on
+                pool = previous if update.pooled else []
+                chains.metric = self.metric(np.concatenate(pool + window, axis=1),
+                                            scales_only=update.scales_only,
+                                            previous=chains.metric)
+                previous, window = window, []
+            chains.state, chains.da = self.start(keys[k + 1],
+                                                 self.spread(chains.positions[:, -1]), eps,
+                                                 chains.metric, args, update.capped)
+            chains.inputs = self.inputs(chains.metric, args)
+        return chains
+
+    def draw(self, chains: Chains, eps: float, bar: Progress) -> list:
+        """The draws from the warmed-up ``chains`` at the step size ``eps``: each chunk's
+        outputs (positions and stats), gathered."""
+        import jax
+
+        state = self.set_step(chains.state, np.full((self.n_dev, self.per_dev), eps))
+        da = chains.da
+        _, advance = self.programs(chains.inputs)
+        outs = []
+        for _ in range(self.n_draw):
+            (state, da), out = advance(state, da, FIXED, chains.inputs)
+            outs.append(jax.tree_util.tree_map(self.gather, out))
+            bar.update(self.length, "draws")
+        return outs
+
+    def draws_of(self, outs: list, seconds: float, metric, eps: float) -> Draws:
+        """The :class:`Draws` of the draws' chunk outputs ``outs`` (:meth:`draw`)."""
+        z, diverging, n_steps, energy, potential_energy, accept = joined(outs, self.cfg.draws)
         z = self.unflatten(z)
         stats = {"diverging": diverging, "n_steps": n_steps, "energy": energy,
                  "lp": -potential_energy, "acceptance_rate": accept,
                  "tree_depth": np.log2(n_steps).astype(int) + 1,
                  "step_size": np.full(diverging.shape, eps)}
-        return Draws(z=z, stats=stats, seconds=seconds, metric=inv_mass, step_size=eps,
+        return Draws(z=z, stats=stats, seconds=seconds, metric=metric, step_size=eps,
                      last=self.last_positions(z))
 
 
