@@ -1,4 +1,4 @@
-"""Forecasts (bayes_densing.analyses.forecast, `bayes-densing forecast`, plots.forecast_figure):
+"""Forecasts (bayes_densing.analyses.forecast, `bayes-densing forecast`, figures.forecast):
 the date algebra on hand-made posteriors, the new-model draw against the frontier's definition,
 a small coverage study on prior-predictive datasets, and the command on a real posterior.
 
@@ -117,7 +117,7 @@ def _curves(n=400, ceiling_frac=None):
 
 
 def test_a_score_is_read_off_the_run_curves_and_one_above_the_ceiling_is_unreachable():
-    from bayes_densing.model.build import curve_parameters
+    from bayes_densing.model.curves import curve_parameters
 
     run = _run({**_frontier(0.1, -1.0), **_curves(ceiling_frac=0.8)}, ceiling="free")
     coefs, l, gamma, c = curve_parameters(results.curve_draws(run.idata), REF_SIZES,
@@ -213,7 +213,7 @@ def test_the_new_model_draw_is_the_frontier_composed_error():
 
 
 def test_the_figure_marks_the_dates_and_both_bands():
-    from bayes_densing.figures.plots import forecast_figure
+    from bayes_densing.figures.forecast import forecast_figure
 
     run = _run(_frontier(0.1, -1.0))
     f = fc.forecast(run, at=[_when(24.0), _when(30.0)], params=2.0, match="org/t3")

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_densing.figures import plots
+from bayes_densing.figures import (changepoint, common, density, diagnostics, doubling, run_set,
+                                    scaling)
 from bayes_densing import results
 from bayes_densing.results import rundir
 
@@ -38,7 +39,7 @@ def legend_texts(fig):
 def test_fit_draws_every_figure_with_a_manifest(lib_run):
     figures = lib_run.out / "figures"
     index = json.loads((figures / "index.json").read_text())
-    assert [e["name"] for e in index] == [n for n, _, _ in plots.RUN_FIGURES]
+    assert [e["name"] for e in index] == [n for n, _, _ in run_set.RUN_FIGURES]
     skipped = {e["name"]: e["skipped"] for e in index if "skipped" in e}
     assert list(skipped) == ["changepoint"] and "--model changepoint" in skipped["changepoint"]
     for entry in index:
@@ -52,7 +53,7 @@ def test_fit_draws_every_figure_with_a_manifest(lib_run):
 
 
 def test_density_figure_has_labels_legend_band_and_no_overlapping_names(run):
-    fig = plots.density_figure(run)
+    fig = density.density_figure(run)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "release date" and "density" in ax.get_ylabel()
     assert ax.get_yscale() == "log"
@@ -72,21 +73,21 @@ def test_density_figure_has_labels_legend_band_and_no_overlapping_names(run):
             assert not a.overlaps(b), (names[i].get_text(), "overlaps another label")
     labelled = {t.get_text() for t in names}
     densest = run.models.query("role == 'target'").sort_values("density").model.iloc[-1]
-    assert plots._short(densest) in labelled
+    assert common.short_name(densest) in labelled
 
 
 def test_place_labels_drops_a_name_that_has_no_free_place():
-    fig = plots.new_figure(4.0, 3.0)
+    fig = common.new_figure(4.0, 3.0)
     ax = fig.add_subplot()
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     points = [(0.5, 0.5)] * 30
-    placed = plots.place_labels(ax, points, [f"model {i}" for i in range(30)])
+    placed = common.place_labels(ax, points, [f"model {i}" for i in range(30)])
     assert 0 < len(placed) < 30
 
 
 def test_doubling_figure_marks_the_claims_with_their_probabilities(run):
-    fig = plots.doubling_figure(run, claims=(3.3, 3.5, 12.0))
+    fig = doubling.doubling_figure(run, claims=(3.3, 3.5, 12.0))
     ax = fig.axes[0]
     assert "months" in ax.get_xlabel() and ax.get_ylabel() == "posterior density"
     T = results.doubling_months(results.slope_draws(run.idata, run.config))
@@ -98,7 +99,7 @@ def test_doubling_figure_marks_the_claims_with_their_probabilities(run):
 
 
 def test_scaling_figure_has_one_panel_per_benchmark(run):
-    fig = plots.scaling_figure(run)
+    fig = scaling.scaling_figure(run)
     benches = list(run.idata.constant_data["benchmark"].values)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     # with target offsets each panel names its δ_j and draws the targets' shifted curve
@@ -106,7 +107,7 @@ def test_scaling_figure_has_one_panel_per_benchmark(run):
     assert [ax.get_title() for ax in visible] == [
         f"{b} (targets' offset δ = {d:+.2f})" for b, d in zip(benches, delta)]
     for ax in visible:
-        assert any(line.get_linestyle() == "--" and line.get_color() == plots.TARGET
+        assert any(line.get_linestyle() == "--" and line.get_color() == common.TARGET
                    for line in ax.get_lines())
         assert ax.get_xscale() == "log" and ax.get_ylabel() == "score"
         assert ax.collections, "no band or points"
@@ -123,25 +124,25 @@ def test_the_reference_fit_note_says_when_the_references_are_off_their_curve():
     from matplotlib.figure import Figure
 
     ax = Figure().subplots()
-    plots._reference_fit_note(ax, {"verdict": "above", "mean_pit": 0.84, "z": 3.3})
-    plots._reference_fit_note(ax, {"verdict": "ok", "mean_pit": 0.52, "z": 0.2})
-    plots._reference_fit_note(ax, None)
+    scaling._reference_fit_note(ax, {"verdict": "above", "mean_pit": 0.84, "z": 3.3})
+    scaling._reference_fit_note(ax, {"verdict": "ok", "mean_pit": 0.52, "z": 0.2})
+    scaling._reference_fit_note(ax, None)
     assert [t.get_text() for t in ax.texts] == [
         "references above the curve: mean LOO-PIT 0.84 (z +3.3)",
         "references: mean LOO-PIT 0.52 (z +0.2)"]
-    assert ax.texts[0].get_color() == plots.EXTRAPOLATED
+    assert ax.texts[0].get_color() == common.EXTRAPOLATED
 
 
 def test_scaling_figure_adds_the_loss_law_when_losses_were_given(loss_robust_fit):
     run = results.load_run(loss_robust_fit.out)
-    fig = plots.scaling_figure(run)
+    fig = scaling.scaling_figure(run)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert sum(t.endswith(": loss") for t in titles) == len(run.idata.constant_data.benchmark)
 
 
 def test_changepoint_figure_shows_both_slopes_and_the_ratio(changepoint_fit, tmp_path):
     run = results.load_run(changepoint_fit.out)
-    fig = plots.changepoint_figure(run, tmp_path / "cp")
+    fig = changepoint.changepoint_figure(run, tmp_path / "cp")
     left, right = fig.axes[:2]
     legend = " ".join(legend_texts(fig))
     assert "before 2022-11-30" in legend and "after 2022-11-30" in legend
@@ -158,7 +159,7 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
     import xarray as xr
 
     from bayes_densing.model import laws
-    from bayes_densing.model.build import resolve_change_date
+    from bayes_densing.model.trend import resolve_change_date
 
     run = results.load_run(changepoint_fit.out)
     post = run.idata.posterior.to_dataset()
@@ -173,7 +174,7 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
         A_after_by_date=post.A_after.expand_dims(dates, axis=-1))
     run.idata["posterior"] = resolve_change_date(post.drop_vars(["A_before", "A_after"]))
     run.config.model.changepoint = "marginal"
-    fig = plots.changepoint_figure(run, tmp_path / "cpm")
+    fig = changepoint.changepoint_figure(run, tmp_path / "cpm")
     left, right = fig.axes[:2]
     assert any("marginalised, mode 2022-11-01 (P 0.80)" in t.get_text() for t in left.texts)
     assert "before the change" in " ".join(legend_texts(fig))
@@ -182,18 +183,18 @@ def test_changepoint_figure_of_a_marginalised_date(changepoint_fit, tmp_path):
 
 def test_changepoint_figure_refuses_a_run_without_a_changepoint(run):
     with pytest.raises(ValueError, match="--trend changepoint"):
-        plots.changepoint_figure(run)
+        changepoint.changepoint_figure(run)
 
 
 def test_trace_figure_titles_carry_rhat_and_ess(run):
-    fig = plots.trace_figure(run)
+    fig = diagnostics.trace_figure(run)
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("A: R-hat") and "ESS bulk" in t for t in titles)
     assert "diagnostics" in fig.get_suptitle().lower()
 
 
 def test_ppc_figure_reports_coverage_per_benchmark(run):
-    fig = plots.ppc_figure(run, n_replicates=10)
+    fig = diagnostics.ppc_figure(run, n_replicates=10)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == run.idata.constant_data.sizes["benchmark"]
     assert all("predictive interval" in ax.get_title() for ax in visible)
@@ -206,7 +207,7 @@ def test_plot_directory_redraws_run_subsets_and_sensitivity_figures(lib_run, tmp
     run_dir = tmp_path / "run"
     shutil.copytree(lib_run.out, run_dir)
     shutil.rmtree(run_dir / "figures")
-    written = plots.plot_directory(run_dir)
+    written = run_set.plot_directory(run_dir)
     assert {p.stem for p in written} == {"density", "doubling", "scaling", "trace", "ppc"}
     assert all(p.exists() for p in written) and (run_dir / "figures" / "index.json").exists()
     assert not list(tmp_path.glob(".figures.*")), "a temporary figures directory was left"
@@ -218,15 +219,15 @@ def test_plot_directory_redraws_run_subsets_and_sensitivity_figures(lib_run, tmp
                   "n_benchmarks": [1, 1, 2], "diagnostics": ["OK", "failed", "OK"]}
                  ).to_csv(subsets / "subsets.csv", index=False)
     with pytest.raises(results.RunDirError, match="not a complete subsets directory"):
-        plots.plot_directory(subsets)                 # no manifest: not what `subsets` writes
+        run_set.plot_directory(subsets)                 # no manifest: not what `subsets` writes
     rundir.write_manifest(subsets, "subsets", ["subsets.csv"])
-    assert plots.plot_directory(subsets) == [subsets / "forest.png"]
+    assert run_set.plot_directory(subsets) == [subsets / "forest.png"]
     assert png_size(subsets / "forest.png")[0] > 300
 
     with pytest.raises(results.RunDirError, match="not a run, subsets or sensitivity"):
-        plots.plot_directory(tmp_path)
+        run_set.plot_directory(tmp_path)
     with pytest.raises(results.RunDirError, match="no such directory"):
-        plots.plot_directory(tmp_path / "nowhere")
+        run_set.plot_directory(tmp_path / "nowhere")
 
 
 def test_figures_use_no_pyplot_state(run):
@@ -234,8 +235,8 @@ def test_figures_use_no_pyplot_state(run):
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
-    plots.doubling_figure(run)
-    plots.trace_figure(run)
+    doubling.doubling_figure(run)
+    diagnostics.trace_figure(run)
     assert plt.get_fignums() == before
 
 
@@ -250,8 +251,8 @@ def test_density_figure_rings_the_extrapolated_effective_sizes(run):
     models["extrapolation"] = "no"
     models.loc[targets[:3], "extrapolation"] = "below"
     models.loc[targets[3:4], "extrapolation"] = "interval"
-    legend = " ".join(legend_texts(plots.density_figure(dataclasses.replace(run, models=models))))
+    legend = " ".join(legend_texts(density.density_figure(dataclasses.replace(run, models=models))))
     assert "outside the reference sizes (3)" in legend and "past the reference sizes (1)" in legend
-    legend = " ".join(legend_texts(plots.density_figure(
+    legend = " ".join(legend_texts(density.density_figure(
         dataclasses.replace(run, models=models.drop(columns="extrapolation")))))
     assert "reference sizes" not in legend

@@ -287,7 +287,7 @@ def test_a_damaged_figure_is_redrawn_not_fatal(lib_run, tmp_path):
     done = _run(["report", run], timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "figures are missing or damaged: drawing them" in done.stderr
-    from bayes_densing.figures.plots import figures_ok
+    from bayes_densing.figures.run_set import figures_ok
 
     assert figures_ok(run) and (run / "figures" / "ppc.svg").exists()
     assert rundir.derived_ok(run, ["report.md", "report.html"])

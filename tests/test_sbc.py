@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from bayes_densing.analyses import sbc
+from bayes_densing.figures.sbc import rank_figure
 from bayes_densing.config import Config
 
 N_RANKS = 20
@@ -72,7 +73,7 @@ def test_small_sbc_of_the_model_shows_no_gross_miscalibration(small_sbc):
 def test_record_and_rank_figure(small_sbc, tmp_path):
     record = json.loads(json.dumps(small_sbc.to_dict()))
     assert record["min_p"] == min(record["p_values"].values()) and len(record["fits"]) == 20
-    fig = sbc.rank_figure(small_sbc)
+    fig = rank_figure(small_sbc)
     assert len(fig.axes) == len(small_sbc.ranks)
     assert all("χ² p =" in ax.get_title() for ax in fig.axes)
     path = tmp_path / "sbc.png"
@@ -99,7 +100,7 @@ def test_small_sbc_of_the_cut_calibrates_the_curves_and_is_never_too_narrow(smal
     truths are drawn from; when the model holds it may be wider, never narrower or biased."""
     result = small_cut_sbc
     assert result.settings["model"]["curves"] == "cut"
-    title = sbc.rank_figure(result)._suptitle.get_text()
+    title = rank_figure(result)._suptitle.get_text()
     assert "cut" in title and "target offsets" in title      # the default model has them
     for label in CURVE_QUANTITIES:
         assert sbc.gross_problems(result.ranks[label], N_RANKS) == [], (label, result.ranks[label])

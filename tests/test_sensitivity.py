@@ -254,7 +254,7 @@ def test_a_failing_variant_is_recorded_not_fatal(sweep):
 
 
 def test_tornado_png_exists_and_names_what_it_shows(sweep):
-    from bayes_densing.figures.plots import tornado
+    from bayes_densing.figures.sweeps import tornado
 
     result, out, _ = sweep
     png = out / "tornado.png"
@@ -276,7 +276,7 @@ def test_tornado_png_exists_and_names_what_it_shows(sweep):
 
 
 def test_tornado_handles_infinite_and_interior_values(tmp_path):
-    from bayes_densing.figures.plots import tornado
+    from bayes_densing.figures.sweeps import tornado
 
     rows = [("base", "", "", "", 3.0, 2.5, 3.6, "base"),
             ("trend=envelope", "trend", "envelope", "frontier", 4.0, 3.0, 5.0, "trend=envelope"),

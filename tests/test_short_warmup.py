@@ -344,7 +344,7 @@ def test_the_issue_3000_targets_one_chain_ten_draws_runs_to_the_end(tmp_path):
     """`bayes-densing sample --draws 10 --tune MIN_TUNE --chains 1 --no-figures` on 3,000
     simulated targets × 2 benchmarks (the conditional metric), through the console script: it
     ends with exit 3 (ten draws fail the ESS threshold), finite draws, no traceback. (With
-    figures it stops in plots.ppc_figure: test_the_ppc_figure_of_fewer_than_60_draws below.)"""
+    figures it stops in diagnostics.ppc_figure: test_the_ppc_figure_of_fewer_than_60_draws below.)"""
     from bayes_densing.model.simulate import simulate, write
 
     df, truth = simulate(n_models=3000, n_benchmarks=2, seed=0)
@@ -377,21 +377,23 @@ def _run(result) -> Run:
 
 def test_every_figure_of_a_ten_draw_run(short_fit, tmp_path):
     """A run of 1 chain × 10 draws has fewer draws than the 60 replicates the PPC shows."""
-    from bayes_densing.figures import plots
+    from bayes_densing.figures.diagnostics import ppc_figure
+    from bayes_densing.figures.run_set import run_figures
 
-    index = plots.run_figures(_run(short_fit[0]), tmp_path / "figures")
+    index = run_figures(_run(short_fit[0]), tmp_path / "figures")
     assert all((tmp_path / e["png"]).stat().st_size > 10_000 for e in index if "png" in e)
-    ppc = plots.ppc_figure(_run(short_fit[0]))
+    ppc = ppc_figure(_run(short_fit[0]))
     assert max(len(ax.lines) for ax in ppc.axes) >= 10        # the 10 replicates are drawn
 
 
 def test_every_figure_of_a_run_with_a_failed_chain(conditional_fit, tmp_path):
-    from bayes_densing.figures import plots
+    from bayes_densing.figures.diagnostics import trace_figure
+    from bayes_densing.figures.run_set import run_figures
     from bayes_densing.run import fit
 
     result, cfg, data = conditional_fit
     bad = fit(cfg, data=data, progressbar=False, draws=_poisoned(result.sampled, 1, None))
-    index = plots.run_figures(_run(bad), tmp_path / "figures")
+    index = run_figures(_run(bad), tmp_path / "figures")
     assert all((tmp_path / e["png"]).stat().st_size > 10_000 for e in index if "png" in e)
-    trace = plots.trace_figure(_run(bad))
+    trace = trace_figure(_run(bad))
     assert "chain 1 left out: non-finite draws" in trace._suptitle.get_text().replace("\n", " ")

@@ -14,7 +14,7 @@ from bayes_densing.cli.app import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
 from bayes_densing.model.build import build_model
-from bayes_densing.figures.plots import forest
+from bayes_densing.figures.sweeps import forest
 from bayes_densing.sampling import conditional_metric
 from bayes_densing.sampling.families import state_from_arrays
 from bayes_densing.model.simulate import simulate, write as write_sim
@@ -270,12 +270,10 @@ def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, sma
 
 
 def test_forest_plot_has_its_elements():
-    from bayes_densing.figures import plots
-
     table = pd.DataFrame({"subset": ["a+b", "a", "b"], "n_benchmarks": [2, 1, 1],
                           "doubling_median": [4.0, 3.0, 6.0], "hdi_low": [3.0, 2.0, 4.0],
                           "hdi_high": [5.0, 4.5, 9.0], "diagnostics": ["OK", "OK", "max R-hat"]})
-    fig = plots.forest(table)
+    fig = forest(table)
     ax = fig.axes[0]
     assert "doubling time" in ax.get_xlabel()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a + b", "a"]  # by median
