@@ -221,7 +221,7 @@ def test_the_entry_point_leaves_its_objects_to_the_os_at_exit(monkeypatch, capsy
     import gc
 
     from bayes_densing.cli import app as cli
-    from bayes_densing.results import interrupts
+    from bayes_densing import interrupts
 
     monkeypatch.setattr(sys, "argv", ["bayes-densing", "datasets"])
     monkeypatch.setattr(interrupts, "install", lambda: True)   # the test process's signals
@@ -243,11 +243,11 @@ def test_the_fitting_commands_import_the_stack_with_the_collector_paused_then_fr
     import builtins
     import gc
 
-    from bayes_densing.cli import app as cli
+    from bayes_densing.cli import common as cli
 
     gc.unfreeze()
     try:
-        cli._import_stack()
+        cli.import_stack()
         assert gc.isenabled() and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
@@ -261,7 +261,7 @@ def test_the_fitting_commands_import_the_stack_with_the_collector_paused_then_fr
     monkeypatch.setattr(builtins, "__import__", failing)
     try:
         with pytest.raises(ImportError):
-            cli._import_stack()
+            cli.import_stack()
     finally:
         monkeypatch.undo()
         gc.unfreeze()

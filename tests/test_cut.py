@@ -206,7 +206,7 @@ def test_the_default_command_runs_the_cut_and_says_so(synth, tmp_path):
 
 
 def test_other_samplers_fall_back_to_the_joint_unless_the_cut_is_asked_for(tmp_path, capsys):
-    from bayes_densing.cli.app import _config
+    from bayes_densing.cli.common import build_config as _config
     from bayes_densing.config import load_config
 
     assert Config().model.curves == "cut" and load_config("default").model.curves == "cut"
