@@ -79,12 +79,12 @@ def write_figures_and_report(run_dir: Path, run: results.Run, progressbar: bool 
     """Every figure of the run (``figures/``) and the report (report.md, report.html).
     ``run``: the run (here, still in memory);
     ``shown_as``: the directory the run will be renamed to, for the report's text."""
-    from bayes_densing.figures import plots, report
+    from bayes_densing.figures import report, run_set
 
     say = ((lambda name: print(f"  drawing figure: {name}", file=sys.stderr, flush=True))
            if progressbar else None)
-    plots.run_figures(run, Path(run_dir) / "figures", progress=say)
-    plots.record_figures(run_dir)
+    run_set.run_figures(run, Path(run_dir) / "figures", progress=say)
+    run_set.record_figures(run_dir)
     report.write_report(run_dir, shown_as)
 
 
@@ -117,6 +117,72 @@ def _announce(config: Config, n_scores: int) -> None:
               file=sys.stderr, flush=True)
 
 
+def _sample(model, data: data_mod.ScoreData, config: Config, progressbar: bool) -> SampleResult:
+    """The sampler's draws: the cut's curves, then the targets given them, or the joint model."""
+    if progressbar:
+        _announce(config, len(data.obs))
+    if config.model.curves == "cut":
+        from bayes_densing.inference import cut
+
+        return cut.sample(data, config, progressbar=progressbar)
+    return sample(model, config.sampler, progressbar=progressbar)
+
+
+@dataclass
+class _Fit:
+    """A fit on its way to a :class:`FitResult`: what the steps after sampling share."""
+
+    data: data_mod.ScoreData
+    config: Config
+    model: object                  # the PyMC model: its free variables are diagnosed
+    sampled: SampleResult
+    idata: xr.DataTree | None = None
+    unanchored: object | None = None   # sequential.anchor's answer for tasks without references
+
+    def add_groups(self, progressbar: bool) -> None:
+        """``idata``: the sampler's groups, the unanchored tasks' posterior, and the posterior
+        predictive, log-likelihood and constant data of this fit."""
+        data, config = self.data, self.config
+        # a new tree of the sampler's groups: those added below are this fit's own
+        idata = self.sampled.idata.copy()
+        if sequential.has_unanchored(data):
+            if progressbar:
+                print("Anchoring the tasks without reference scores "
+                      f"({', '.join(sequential.tasks(data))}) by the models they share with "
+                      "the others", file=sys.stderr, flush=True)
+            self.unanchored = sequential.anchor(idata, data, config)
+            idata["posterior"] = xr.merge([idata.posterior.to_dataset(),
+                                           self.unanchored.posterior])
+        p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
+        idata["posterior_predictive"] = results.posterior_predictive(idata, data, config,
+                                                                     config.sampler.seed, p_phi)
+        idata["log_likelihood"] = results.log_likelihood(idata, data, config, p_phi)
+        idata["constant_data"] = results.constant_data(data)
+        self.idata = idata
+
+    def diagnostics(self, models: pd.DataFrame, doubling: dict, classic_point: dict,
+                    command: str | None) -> dict:
+        """diagnostics.json: the sampler's diagnostics, how the fit was made and its headline
+        numbers."""
+        data, config, sampled = self.data, self.config, self.sampled
+        out = diagnose(self.idata, [rv.name for rv in self.model.free_RVs])
+        out.update({
+            "estimand": config.model.curves,
+            "sampler": config.sampler.sampler, "device": config.sampler.device,
+            "chain_method": sampled.chain_method, "mass_matrix": sampled.mass_matrix,
+            "wall_s": sampled.wall_s,
+            "sampling_s": sampled.sampling_s, "seed": config.sampler.seed,
+            "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
+            "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
+            "versions": versions(), "config": config.to_dict(), "classic": classic_point,
+            "extrapolation": results.extrapolation_summary(models),
+            "reference_fit": results.reference_fit_summary(
+                results.reference_fit(self.idata, config.sampler.seed)),
+            "command": command or "bayes_densing.run.fit (Python)",
+        })
+        return out
+
+
 def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path | None = None,
         force: bool = False, progressbar: bool = True, data: data_mod.ScoreData | None = None,
         figures: bool = False, command: str | None = None,
@@ -142,58 +208,23 @@ def fit(config: Config, data_path: str | Path | None = None, *, out: str | Path 
         data = data_mod.load(config, data_path)
     config = resolved_config(config, data)
     model = build_model(data, config)
-    if progressbar and draws is None:
-        _announce(config, len(data.obs))
-    if draws is not None:
-        sampled = draws
-    elif config.model.curves == "cut":
-        from bayes_densing.inference import cut
-
-        sampled = cut.sample(data, config, progressbar=progressbar)
-    else:
-        sampled = sample(model, config.sampler, progressbar=progressbar)
-    # a new tree of the sampler's groups: those added below are this fit's own
-    idata = sampled.idata.copy()
-    unanchored = None
-    if sequential.has_unanchored(data):
-        if progressbar:
-            print(f"Anchoring the tasks without reference scores ({', '.join(sequential.tasks(data))}) "
-                  "by the models they share with the others", file=sys.stderr, flush=True)
-        unanchored = sequential.anchor(idata, data, config)
-        idata["posterior"] = xr.merge([idata.posterior.to_dataset(), unanchored.posterior])
-    p_phi = results.likelihood_draws(idata, data, config)   # shared by the two groups below
-    idata["posterior_predictive"] = results.posterior_predictive(idata, data, config,
-                                                                 config.sampler.seed, p_phi)
-    idata["log_likelihood"] = results.log_likelihood(idata, data, config, p_phi)
-    idata["constant_data"] = results.constant_data(data)
-    free = [rv.name for rv in model.free_RVs]
-    diagnostics = diagnose(idata, free)
+    sampled = draws if draws is not None else _sample(model, data, config, progressbar)
+    f = _Fit(data, config, model, sampled)
+    f.add_groups(progressbar)
+    idata = f.idata
     models = results.models_table(idata, data, config)
     trend = results.trend_table(idata, data, config)
     doubling = results.doubling_summary(results.slope_draws(idata, config))
     classic_point = classic_summary(data, config)
-    diagnostics.update({
-        "estimand": config.model.curves,
-        "sampler": config.sampler.sampler, "device": config.sampler.device,
-        "chain_method": sampled.chain_method, "mass_matrix": sampled.mass_matrix,
-        "wall_s": sampled.wall_s,
-        "sampling_s": sampled.sampling_s, "seed": config.sampler.seed,
-        "input": data.source, "input_sha256": data.sha256, "data": data.describe(),
-        "notices": data.notices, "warnings": data.warnings, "doubling": doubling,
-        "versions": versions(), "config": config.to_dict(), "classic": classic_point,
-        "extrapolation": results.extrapolation_summary(models),
-        "reference_fit": results.reference_fit_summary(
-            results.reference_fit(idata, config.sampler.seed)),
-        "command": command or "bayes_densing.run.fit (Python)",
-    })
-    if unanchored is not None:
+    diagnostics = f.diagnostics(models, doubling, classic_point, command)
+    if f.unanchored is not None:
         table = sequential.table(idata.posterior, data)
-        diagnostics["unanchored"] = {**unanchored.diagnostics,
+        diagnostics["unanchored"] = {**f.unanchored.diagnostics,
                                      "table": table.to_dict(orient="records")}
     summary = results.summary_text(trend, models, diagnostics, doubling, data.describe(),
                                    data.notices, data.warnings, classic_point)
-    if unanchored is not None:
-        summary += "\n\n" + "\n".join(sequential.summary_lines(table, unanchored.diagnostics))
+    if f.unanchored is not None:
+        summary += "\n\n" + "\n".join(sequential.summary_lines(table, f.unanchored.diagnostics))
     written = None
     if out is not None:
         where: list[Path] = []

@@ -1,42 +1,16 @@
-"""Which benchmarks (tasks) enter the default set: one rule, with fixed bounds.
+"""Which benchmarks (tasks) enter the default set: one rule, with bounds fixed for every
+dataset, none tuned to a dataset's outcome (docs/analyses.md, "Which benchmarks enter the
+default set"). A benchmark enters when all three criteria hold:
 
-A benchmark enters the default set when all three criteria hold:
+1. the reference family identifies its curve, in the references-only posterior (the cut's
+   curve module, ``cut.CutSampler.curves``) (:func:`identified`);
+2. scores rise with size across the targets (:func:`targets_rise`);
+3. the references are monotone up to binomial noise (:func:`refs_monotone`).
 
-1. **The reference family identifies its curve.** From the references-only posterior (the cut's
-   curve module, ``cut.CutSampler.curves``: θ from the reference scores alone, one fit for every
-   benchmark at once), either the 5% quantile of the benchmark's gain ``z_gain`` (the logit's
-   rise from the smallest to the largest reference model, ``model.py``) is above
-   :data:`GAIN_MIN`, or the 90% interval of ln N̂ at the targets' median score, each curve draw
-   inverted by ``model.curve_parameters`` and ``laws.effective_size``, is narrower than
-   :data:`WIDTH_MAX`.
-2. **Scores rise with size across the targets**: the Spearman rank correlation of the targets'
-   scores with ln N (their actual sizes) is above :data:`TARGET_SPEARMAN_MIN`.
-3. **The references are monotone up to noise**: no score falls from one reference size to the
-   next by more than max(:data:`DROP_SE` binomial standard errors of the difference, with the
-   benchmark's item count, :data:`DROP_FLOOR`).
-
-The references' own Spearman correlation is reported beside them, not judged. Criterion 1's
-statistics are posterior quantiles, known to a Monte Carlo error: where criteria 2 and 3
-pass and criterion 1's deciding statistic is within :data:`BORDER_MCSE` of its standard errors
-(ArviZ's quantile MCSE) of its bound, the verdict is ``borderline`` and the benchmark stays out
-of the default set (a verdict the seed could turn is not taken as in; one exactly at the boundary
-can still differ between seeds). The bounds, one line of reason each:
-
-* ``GAIN_MIN = 1``: the prior HalfNormal(4) has its 5% quantile at 0.25; a posterior 5% quantile
-  above one logit (from halfway between chance and ceiling to 73% of the way) means the
-  references, not the prior, rule out a flat curve.
-* ``WIDTH_MAX = ln 4``: a typical target's size is then known within a factor of 2 either way
-  from the curve alone, before any target's own scatter.
-* ``TARGET_SPEARMAN_MIN = 0.5``: half-way between no relation and a perfect ranking; a benchmark
-  whose targets' scores rank their sizes worse than that carries more recipe than size.
-* ``DROP_SE = 3``: under binomial noise a drop past 3 standard errors has a one-sided chance of
-  0.13% per pair of sizes (under 1% over the 7 pairs of an 8-size family).
-* ``DROP_FLOOR = 0.03``: on benchmarks of 10,000+ items 3 SE is under 2 points, less than the
-  prompt and harness details that binomial noise leaves out move a score.
-* ``BORDER_MCSE = 2``: a statistic 2 Monte Carlo SEs past its bound is on the same side with
-  infinitely many draws with about 98% probability (one-sided).
-
-The bounds are fixed for every dataset: none is tuned to a dataset's outcome.
+The references' own Spearman correlation is reported beside them, not judged. Where criteria
+2 and 3 pass and criterion 1's deciding statistic, a posterior quantile, is within
+:data:`BORDER_MCSE` Monte Carlo standard errors of its bound, the verdict is ``borderline``
+and the benchmark stays out: a verdict the seed could turn is not taken as in.
 
     from bayes_densing.analyses.benchmark_rule import evaluate, load_all, text
     data = load_all(config)               # every benchmark with reference scores
@@ -61,15 +35,22 @@ from bayes_densing.data import (DATASETS, DataError, ScoreData, bundled_referenc
                     read_scores)
 
 GAIN_QUANTILE = 0.05          # criterion 1: the quantile of z_gain that must clear GAIN_MIN
+# the prior HalfNormal(4)'s 5% quantile is 0.25: above one logit the references, not the prior,
+# rule out a flat curve
 GAIN_MIN = 1.0
 WIDTH_LEVEL = 0.90            # criterion 1: the central interval of ln N̂ whose width is judged
-WIDTH_MAX = math.log(4.0)
-TARGET_SPEARMAN_MIN = 0.5     # criterion 2
-DROP_SE = 3.0                 # criterion 3: a drop past max(DROP_SE · SE, DROP_FLOOR) fails
+WIDTH_MAX = math.log(4.0)     # a target's size within a factor of 2 either way from the curve alone
+TARGET_SPEARMAN_MIN = 0.5     # criterion 2: half-way between no relation and a perfect ranking
+# criterion 3: a drop past max(DROP_SE · SE, DROP_FLOOR) fails. Past 3 SE binomial noise has a
+# one-sided chance of 0.13% per pair of sizes (under 1% over an 8-size family's 7 pairs); on
+# 10,000+ items 3 SE is under 2 points, less than prompt and harness details move a score
+DROP_SE = 3.0
 DROP_FLOOR = 0.03
 
 CRITERIA = ("identified", "targets_rise", "refs_monotone")
-BORDER_MCSE = 2.0             # criterion 1 within this many Monte Carlo SEs of a bound: flagged
+# criterion 1 within this many Monte Carlo SEs of a bound: borderline (2 SEs past it, the same
+# side with infinitely many draws with about 98% probability, one-sided)
+BORDER_MCSE = 2.0
 COLUMNS = ("benchmark", "n_refs", "n_targets", "refs_spearman", "targets_spearman",
            "ref_drop", "ref_drop_se", "ref_drop_at", "gain_q05", "median_target_score",
            "log_size_width", *CRITERIA, "verdict", "borderline")
@@ -124,8 +105,10 @@ def targets_rise(target_params, target_scores) -> bool:
 
 
 def identified(gain_q05: float, log_size_width: float) -> bool:
-    """Criterion 1: the gain's quantile clears :data:`GAIN_MIN` or ln N̂'s interval is narrower
-    than :data:`WIDTH_MAX`."""
+    """Criterion 1: the :data:`GAIN_QUANTILE` quantile of the benchmark's gain ``z_gain`` (the
+    score logit's rise from the smallest to the largest reference model) clears
+    :data:`GAIN_MIN`, or the central interval of ln N̂ at the targets' median score, each curve
+    draw inverted (:func:`log_effective_size`), is narrower than :data:`WIDTH_MAX`."""
     return bool(gain_q05 > GAIN_MIN or log_size_width < WIDTH_MAX)
 
 
@@ -167,7 +150,7 @@ def log_effective_size(draws: dict[str, np.ndarray], data: ScoreData, config: Co
     """ln N̂ (draws, benchmark) of a model scoring ``scores`` (one per benchmark) on each curve
     draw; a score the curve cannot reach is +∞ (at or past the ceiling, or a loss below what
     infinite size gives) or −∞ (at or below chance)."""
-    from bayes_densing.model.build import curve_parameters
+    from bayes_densing.model.curves import curve_parameters
 
     refs = data.references.params.to_numpy(dtype=float)
     coefs, l, gamma, c = curve_parameters(draws, refs, data.chance, config.model.d0, xp=np)

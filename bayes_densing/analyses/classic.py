@@ -1,38 +1,11 @@
 """The Densing paper's point pipeline (Xiao et al. 2024), for side-by-side comparison.
 
 The paper computes the doubling time of capability density with point fits and no
-uncertainty. This module does the same from the same :class:`~bayes_densing.data.ScoreData`
-the Bayesian model consumes, with every formula taken from :mod:`bayes_densing.model.laws`:
-
-1. **Reference curves, per benchmark j.**
-   *With observed losses* (a ``loss`` column): least squares of the loss law
-   ``L = E + a·N^-α (+ b·D^-β)`` to the reference models' losses (the data term when every
-   reference has known tokens and ``model.data_term`` allows it, as in the Bayesian model),
-   then least squares of the performance map ``S = d + c·σ(γ(l − L))`` to (fitted L, observed
-   S).
-   *Score-only* (the usual case): the loss scale is not identified, so, as in the Bayesian
-   model, a = 1 and E = 0 are fixed and (α_j, l_j, γ_j) are fitted jointly to the references'
-   scores by nonlinear least squares (several starts). If the data term is on here, b and β
-   are fixed at the centres of their priors (``priors.data_coef``, ``priors.beta``): scores
-   alone cannot tell them apart from α.
-   The floor d_j is the benchmark's chance level and the ceiling is fixed, c_j = 1 − d_j (the
-   model's default ``model.ceiling = "fixed"``).
-2. **Effective size** of every target on every benchmark: invert the performance map, then
-   the loss law at D0 (``laws.effective_size``). A score at or below chance, at the ceiling,
-   or with a loss below what infinite parameters would reach gives no size (NaN); these are
-   counted and reported, never fatal.
-3. **One density per model.** The paper reports one effective size per model from several
-   benchmarks; here it is the mean of ln N̂ over the benchmarks where N̂ is finite, i.e. the
-   *geometric* mean of the per-benchmark effective sizes. (The paper's text does not spell out
-   how it combines its five benchmarks — averaging the scores or the losses before one
-   inversion would be the alternatives; the geometric mean is used because effective sizes
-   span orders of magnitude and ln N̂ is what the Bayesian model works with.) Then
-   ρ = N̂ / N and ln ρ = ln N̂ − ln N.
-4. **Trend.** OLS of ln ρ on t, with t in *days* since ``model.date_origin`` (the paper's
-   unit; 2023-02-24, Llama-1, by default), over the running-maximum envelope models
-   (``laws.envelope_mask`` + ``laws.weighted_ols``): slope A per day, intercept B, R² on the
-   envelope points, doubling time ln 2 / A in days and months. The plain OLS over all targets
-   (the "mean" trend) is reported beside it.
+uncertainty. :func:`fit` does the same from the same :class:`~bayes_densing.data.ScoreData`
+the Bayesian model consumes, every formula from :mod:`bayes_densing.model.laws`, in the
+paper's four steps: reference curves per benchmark (:func:`_reference_curve`), the targets'
+effective sizes (:func:`_target_sizes`), one density per model (:func:`one_size`) and the
+trend of ln ρ over the running-maximum envelope (:func:`_trends`).
 
 >>> from bayes_densing.config import Config
 >>> from bayes_densing.data import load
@@ -185,6 +158,67 @@ def _jsonable(x):
     return str(x)
 
 
+# --- what the steps share ----------------------------------------------------------------------
+
+@dataclass
+class _Setup:
+    """The input and the settings every step reads, and the notices they gather on the way."""
+
+    data: ScoreData
+    config: Config
+    data_term: bool                       # the b·D^-β term is in the loss law
+    loss_mode: bool                       # observed losses are given
+    d0: float
+    notices: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, data: ScoreData, config: Config) -> "_Setup":
+        from bayes_densing.model.loss_law import data_term_on   # the Bayesian model's rule
+
+        try:
+            data_term = data_term_on(data, config)
+        except ValueError as exc:
+            raise ClassicError(str(exc)) from None
+        s = cls(data, config, data_term, data.has_loss, float(config.model.d0))
+        if config.model.ceiling != "fixed":
+            s.notices.append("the classic pipeline fixes the ceiling at c = 1 − chance "
+                             f"(model.ceiling = {config.model.ceiling!r} is ignored)")
+        if data_term and not s.loss_mode:
+            s.notices.append("score-only mode with the data term on: "
+                             f"b = {config.priors.data_coef:g} and β = {config.priors.beta:g} "
+                             "fixed at their prior centres")
+        return s
+
+
+@dataclass
+class _Refs:
+    """One benchmark's reference models, as the curve fits of step 1 read them."""
+
+    bench: str
+    N: np.ndarray                         # sizes, billions
+    D: np.ndarray                         # tokens, trillions (D0 where the data term is off)
+    S: np.ndarray                         # scores
+    loss: np.ndarray | None               # observed losses (NaN where missing), loss mode only
+    c: float                              # the ceiling above the floor, 1 − chance
+    d: float                              # the floor, chance
+    d0: float
+
+    @classmethod
+    def of(cls, s: _Setup, j: int) -> "_Refs":
+        data = s.data
+        refs = data.references
+        ob = data.obs[data.obs.bench_idx == j]
+        ro = ob[ob.model_idx < data.n_ref]
+        ri = ro.model_idx.to_numpy()
+        N_all = data.models.params.to_numpy(dtype=float)
+        D_all = refs.tokens.to_numpy(dtype=float) if s.data_term else np.full(data.n_ref, s.d0)
+        d = float(data.chance[j])
+        return cls(bench=data.benchmarks[j], N=N_all[ri], D=D_all[ri],
+                   S=ro.score.to_numpy(dtype=float),
+                   loss=ro.loss.to_numpy(dtype=float) if s.loss_mode else None,
+                   c=1.0 - d, d=d, d0=s.d0)
+
+
 # --- step 1: reference curves ------------------------------------------------------------------
 
 def _logit(S, c, d):
@@ -211,47 +245,49 @@ def _least_squares(residual, starts, lower, upper):
     return best
 
 
-def _curve(law, N, D, d0, c, d, z, gain):
+def _curve(law, refs: _Refs, z, gain):
     """Scores of the references under a loss law and a performance map given as (z, gain)."""
-    L = laws.loss_law(N, D, **law)
-    L_low = laws.loss_law(N.min(), d0, **law)
-    L_high = laws.loss_law(N.max(), d0, **law)
+    L = laws.loss_law(refs.N, refs.D, **law)
+    L_low = laws.loss_law(refs.N.min(), refs.d0, **law)
+    L_high = laws.loss_law(refs.N.max(), refs.d0, **law)
     l, gamma = laws.sigmoid_through(z, L.mean(), gain, L_low, L_high)
-    return laws.performance(L, c, gamma, l, d), l, gamma
+    return laws.performance(L, refs.c, gamma, l, refs.d), l, gamma
 
 
-def _map_starts(law, N, D, d0, c, d, S):
+def _map_starts(law, refs: _Refs):
     """Starting (z, gain) from a straight-line fit of the score logit on the loss."""
-    L = laws.loss_law(N, D, **law)
-    z = _logit(S, c, d)
+    N = refs.N
+    L = laws.loss_law(N, refs.D, **law)
+    z = _logit(refs.S, refs.c, refs.d)
     with np.errstate(all="ignore"):
         slope, _ = np.polyfit(L, z, 1)
-        spread = laws.loss_law(N.min(), d0, **law) - laws.loss_law(N.max(), d0, **law)
+        spread = laws.loss_law(N.min(), refs.d0, **law) - laws.loss_law(N.max(), refs.d0, **law)
     z_centre = float(np.clip(z.mean() if np.isfinite(z.mean()) else 0.0, -0.9 * Z_BOUND, 0.9 * Z_BOUND))
     gain = float(-slope * spread) if np.isfinite(slope * spread) else 1.0
     return [(z_centre, float(np.clip(gain, 0.1, 0.9 * GAIN_BOUNDS[1]))), (z_centre, 2.0), (0.0, 4.0)]
 
 
-def _fit_score_only(bench, N, D, S, c, d, d0, fixed):
+def _fit_score_only(refs: _Refs, fixed):
     """(α, z, gain) by least squares of the references' scores; a = 1, E = 0 fixed."""
-    if len(N) < 3:
-        raise ClassicError(f"benchmark {bench!r}: {len(N)} reference score(s); the score-only fit "
-                           "of (α, l, γ) needs at least 3 reference models of different sizes")
+    if len(refs.N) < 3:
+        raise ClassicError(f"benchmark {refs.bench!r}: {len(refs.N)} reference score(s); the "
+                           "score-only fit of (α, l, γ) needs at least 3 reference models of "
+                           "different sizes")
 
     def law(log_alpha):
         return dict(a=1.0, E=0.0, alpha=math.exp(log_alpha), **fixed)
 
     def residual(x):
-        return _curve(law(x[0]), N, D, d0, c, d, x[1], x[2])[0] - S
+        return _curve(law(x[0]), refs, x[1], x[2])[0] - refs.S
 
     starts = [(math.log(a0), *zg) for a0 in ALPHA_STARTS
-              for zg in _map_starts(law(math.log(a0)), N, D, d0, c, d, S)]
+              for zg in _map_starts(law(math.log(a0)), refs)]
     lower = [math.log(ALPHA_BOUNDS[0]), -Z_BOUND, GAIN_BOUNDS[0]]
     upper = [math.log(ALPHA_BOUNDS[1]), Z_BOUND, GAIN_BOUNDS[1]]
     res = _least_squares(residual, starts, lower, upper)
     if res is None:
-        raise ClassicError(f"benchmark {bench!r}: the least-squares fit of the reference scores "
-                           "failed from every start (non-finite scores)")
+        raise ClassicError(f"benchmark {refs.bench!r}: the least-squares fit of the reference "
+                           "scores failed from every start (non-finite scores)")
     fitted = law(res.x[0])
     return fitted, res.x[1], res.x[2]
 
@@ -289,162 +325,198 @@ def _fit_loss_law(bench, N, D, L_obs, data_term):
     return law(res.x), float(np.sqrt(np.mean(res.fun ** 2)))
 
 
-def _fit_map(bench, law, N, D, S, c, d, d0):
+def _fit_map(refs: _Refs, law):
     """(z, gain) of the performance map by least squares of the scores at fixed losses."""
-    if len(N) < 2:
-        raise ClassicError(f"benchmark {bench!r}: {len(N)} reference score(s); the performance "
-                           "map needs at least 2")
+    if len(refs.N) < 2:
+        raise ClassicError(f"benchmark {refs.bench!r}: {len(refs.N)} reference score(s); the "
+                           "performance map needs at least 2")
 
     def residual(x):
-        return _curve(law, N, D, d0, c, d, x[0], x[1])[0] - S
+        return _curve(law, refs, x[0], x[1])[0] - refs.S
 
-    res = _least_squares(residual, _map_starts(law, N, D, d0, c, d, S),
+    res = _least_squares(residual, _map_starts(law, refs),
                          [-Z_BOUND, GAIN_BOUNDS[0]], [Z_BOUND, GAIN_BOUNDS[1]])
     if res is None:
-        raise ClassicError(f"benchmark {bench!r}: the least-squares fit of the performance map "
-                           "to the reference scores failed from every start")
+        raise ClassicError(f"benchmark {refs.bench!r}: the least-squares fit of the performance "
+                           "map to the reference scores failed from every start")
     return res.x[0], res.x[1]
 
 
-# --- the pipeline ------------------------------------------------------------------------------
+def _fit_reference(s: _Setup, refs: _Refs):
+    """The loss law and the performance map's (z, gain) of one benchmark, and the loss law's
+    RMSE on the observed losses (NaN in score-only mode)."""
+    if s.loss_mode:
+        has = pd.notna(refs.loss)
+        if not has.any():
+            raise ClassicError(f"benchmark {refs.bench!r}: observed losses are given for other "
+                               "benchmarks but no reference model has one here")
+        law, rmse_loss = _fit_loss_law(refs.bench, refs.N[has], refs.D[has], refs.loss[has],
+                                       s.data_term)
+        z, gain = _fit_map(refs, law)
+        return law, z, gain, rmse_loss
+    # scores alone cannot tell b and β apart from α: fixed at their prior centres
+    fixed = (dict(b=float(s.config.priors.data_coef), beta=float(s.config.priors.beta))
+             if s.data_term else dict(b=0.0, beta=1.0))
+    law, z, gain = _fit_score_only(refs, fixed)
+    return law, z, gain, np.nan
 
-def fit(data: ScoreData, config: Config) -> ClassicResult:
-    """The paper's point pipeline on ``data`` under ``config`` (D0, data term, date origin)."""
-    from bayes_densing.model.build import data_term_on   # the same rule as the Bayesian model
 
-    try:
-        data_term = data_term_on(data, config)
-    except ValueError as exc:
-        raise ClassicError(str(exc)) from None
-    d0 = float(config.model.d0)
-    loss_mode = data.has_loss
-    notices: list[str] = []
-    if config.model.ceiling != "fixed":
-        notices.append("the classic pipeline fixes the ceiling at c = 1 − chance "
-                       f"(model.ceiling = {config.model.ceiling!r} is ignored)")
-    if data_term and not loss_mode:
-        notices.append(f"score-only mode with the data term on: b = {config.priors.data_coef:g} "
-                       f"and β = {config.priors.beta:g} fixed at their prior centres")
+def _at_bound(law, z, gain) -> list[str]:
+    """The fitted shape parameters that stopped at the edge of their range."""
+    return [f"{name} = {value:.3g}" for name, value, (lo, hi) in (
+        ("α", law["alpha"], ALPHA_BOUNDS), ("the logit's rise", gain, GAIN_BOUNDS),
+        ("the logit at the mean loss", z, (-Z_BOUND, Z_BOUND)))
+        if value <= lo + 1e-3 * abs(lo) or value >= hi - 1e-3 * abs(hi)]
 
-    obs = data.obs
-    n_ref = data.n_ref
-    refs, targets = data.references, data.targets
-    N_all = data.models.params.to_numpy(dtype=float)
-    D_ref_all = refs.tokens.to_numpy(dtype=float) if data_term else np.full(n_ref, d0)
-    nb = len(data.benchmarks)
-    log_nhat = np.full((data.n_target, nb), np.nan)
-    rows = []
-    for j, bench in enumerate(data.benchmarks):
-        d = float(data.chance[j])
-        c = 1.0 - d
-        ob = obs[obs.bench_idx == j]
-        ro = ob[ob.model_idx < n_ref]
-        ri = ro.model_idx.to_numpy()
-        N, D, S = N_all[ri], D_ref_all[ri], ro.score.to_numpy(dtype=float)
-        if np.unique(N).size < 2:
-            raise ClassicError(f"benchmark {bench!r}: reference scores at {np.unique(N).size} "
-                               "size(s) only; the reference curve needs at least 2 sizes")
-        row = {"benchmark": bench, "chance": d, "ceiling": d + c, "n_reference": len(ri)}
-        if loss_mode:
-            has = ro.loss.notna().to_numpy()
-            if not has.any():
-                raise ClassicError(f"benchmark {bench!r}: observed losses are given for other "
-                                   "benchmarks but no reference model has one here")
-            law, rmse_loss = _fit_loss_law(bench, N[has], D[has], ro.loss.to_numpy(dtype=float)[has],
-                                           data_term)
-            z, gain = _fit_map(bench, law, N, D, S, c, d, d0)
-            row["rmse_loss"] = rmse_loss
-        else:
-            fixed = (dict(b=float(config.priors.data_coef), beta=float(config.priors.beta))
-                     if data_term else dict(b=0.0, beta=1.0))
-            law, z, gain = _fit_score_only(bench, N, D, S, c, d, d0, fixed)
-            row["rmse_loss"] = np.nan
-        pred, l, gamma = _curve(law, N, D, d0, c, d, z, gain)
-        if not (np.all(np.isfinite(pred)) and np.isfinite(l) and np.isfinite(gamma)):
-            raise ClassicError(f"benchmark {bench!r}: the fitted reference curve is not finite")
-        if gain < FLAT_GAIN:
-            raise ClassicError(f"benchmark {bench!r}: the reference models' scores do not rise with "
-                               f"size (fitted rise of the score logit {gain:.2g}), so no effective size "
-                               "can be read off it; drop it with --benchmarks")
-        at_bound = [f"{name} = {value:.3g}" for name, value, (lo, hi) in (
-            ("α", law["alpha"], ALPHA_BOUNDS), ("the logit's rise", gain, GAIN_BOUNDS),
-            ("the logit at the mean loss", z, (-Z_BOUND, Z_BOUND)))
-            if value <= lo + 1e-3 * abs(lo) or value >= hi - 1e-3 * abs(hi)]
-        if at_bound:
-            notices.append(f"{bench}: the reference fit stopped at the edge of its range "
-                           f"({', '.join(at_bound)}): the references' scores do not pin down the "
-                           "curve's shape (e.g. they level off), so its effective sizes are fragile")
-        curve = dict(c=c, gamma=gamma, l=l, d=d, d0=d0, **law)
-        with np.errstate(all="ignore"):
-            ref_size = laws.effective_size(S, **curve)
-        ref_err = np.log(ref_size) - np.log(N)
-        row.update({"alpha": law["alpha"], "a": law["a"], "E": law["E"],
-                    "b": law["b"] if data_term else np.nan,
-                    "beta": law["beta"] if data_term else np.nan,
-                    "l": l, "gamma": gamma, "z_centre": z, "gain": gain,
-                    "rmse_score": float(np.sqrt(np.mean((pred - S) ** 2))),
-                    "rmse_log_size": float(np.sqrt(np.nanmean(ref_err ** 2)))
-                    if np.isfinite(ref_err).any() else np.nan})
 
-        # --- step 2: effective sizes of the targets on this benchmark -----------------------
-        to = ob[ob.model_idx >= n_ref]
-        ti = to.model_idx.to_numpy() - n_ref
-        St = to.score.to_numpy(dtype=float)
-        with np.errstate(all="ignore"):
-            nhat = laws.effective_size(St, **curve)
-            ln = np.log(nhat)
-        ok = np.isfinite(ln)
-        below = St <= d
-        above = St >= d + c
-        beyond = ~ok & ~below & ~above
-        log_nhat[ti[ok], j] = ln[ok]
-        row.update({"n_target_scores": len(ti), "n_sized": int(ok.sum()),
+def _reference_curve(s: _Setup, j: int) -> tuple[dict, dict]:
+    """Step 1: benchmark j's reference curve; its row of the benchmark table and the curve
+    (the keyword arguments of ``laws.effective_size``).
+
+    *With observed losses* (a ``loss`` column): least squares of the loss law
+    ``L = E + a·N^-α (+ b·D^-β)`` to the reference models' losses (the data term when every
+    reference has known tokens and ``model.data_term`` allows it, as in the Bayesian model),
+    then least squares of the performance map ``S = d + c·σ(γ(l − L))`` to (fitted L, observed
+    S). *Score-only* (the usual case): the loss scale is not identified, so, as in the
+    Bayesian model, a = 1 and E = 0 are fixed and (α_j, l_j, γ_j) are fitted jointly to the
+    references' scores by nonlinear least squares (several starts); with the data term on, b
+    and β are fixed at the centres of their priors (``priors.data_coef``, ``priors.beta``).
+    The floor d_j is the benchmark's chance level and the ceiling is fixed, c_j = 1 − d_j (the
+    model's default ``model.ceiling = "fixed"``).
+    """
+    refs = _Refs.of(s, j)
+    bench, N, S, c, d = refs.bench, refs.N, refs.S, refs.c, refs.d
+    if np.unique(N).size < 2:
+        raise ClassicError(f"benchmark {bench!r}: reference scores at {np.unique(N).size} "
+                           "size(s) only; the reference curve needs at least 2 sizes")
+    law, z, gain, rmse_loss = _fit_reference(s, refs)
+    pred, l, gamma = _curve(law, refs, z, gain)
+    if not (np.all(np.isfinite(pred)) and np.isfinite(l) and np.isfinite(gamma)):
+        raise ClassicError(f"benchmark {bench!r}: the fitted reference curve is not finite")
+    if gain < FLAT_GAIN:
+        raise ClassicError(f"benchmark {bench!r}: the reference models' scores do not rise "
+                           f"with size (fitted rise of the score logit {gain:.2g}), so no "
+                           "effective size can be read off it; drop it with --benchmarks")
+    at_bound = _at_bound(law, z, gain)
+    if at_bound:
+        s.notices.append(f"{bench}: the reference fit stopped at the edge of its range "
+                         f"({', '.join(at_bound)}): the references' scores do not pin down the "
+                         "curve's shape (e.g. they level off), so its effective sizes are fragile")
+    curve = dict(c=c, gamma=gamma, l=l, d=d, d0=s.d0, **law)
+    with np.errstate(all="ignore"):
+        ref_size = laws.effective_size(S, **curve)
+    ref_err = np.log(ref_size) - np.log(N)
+    row = {"benchmark": bench, "chance": d, "ceiling": d + c, "n_reference": len(N),
+           "rmse_loss": rmse_loss, "alpha": law["alpha"], "a": law["a"], "E": law["E"],
+           "b": law["b"] if s.data_term else np.nan,
+           "beta": law["beta"] if s.data_term else np.nan,
+           "l": l, "gamma": gamma, "z_centre": z, "gain": gain,
+           "rmse_score": float(np.sqrt(np.mean((pred - S) ** 2))),
+           "rmse_log_size": float(np.sqrt(np.nanmean(ref_err ** 2)))
+           if np.isfinite(ref_err).any() else np.nan}
+    return row, curve
+
+
+# --- step 2: effective sizes -------------------------------------------------------------------
+
+def _target_sizes(s: _Setup, j: int, curve: dict) -> tuple[np.ndarray, dict]:
+    """Step 2: every target's ln N̂ on benchmark j (NaN where it has none), by inverting the
+    performance map, then the loss law at D0 (``laws.effective_size``); and the counts of the
+    benchmark table. A score at or below chance, at the ceiling, or with a loss below what
+    infinite parameters would reach gives no size: counted and reported, never fatal."""
+    data = s.data
+    ob = data.obs[data.obs.bench_idx == j]
+    to = ob[ob.model_idx >= data.n_ref]
+    ti = to.model_idx.to_numpy() - data.n_ref
+    St = to.score.to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        nhat = laws.effective_size(St, **curve)
+        ln = np.log(nhat)
+    ok = np.isfinite(ln)
+    below = St <= curve["d"]
+    above = St >= curve["d"] + curve["c"]
+    beyond = ~ok & ~below & ~above
+    column = np.full(data.n_target, np.nan)
+    column[ti[ok]] = ln[ok]
+    bench = data.benchmarks[j]
+    for mask, why in ((below, "at or below chance"), (above, "at the ceiling"),
+                      (beyond, "beyond the fitted law (loss below its asymptote)")):
+        if mask.any():
+            names = data.targets.model.to_numpy()[ti[mask]]
+            s.notices.append(f"{bench}: {mask.sum()} target score(s) {why} have no effective size "
+                             f"({', '.join(names[:4])}{' …' if len(names) > 4 else ''})")
+    return column, {"n_target_scores": len(ti), "n_sized": int(ok.sum()),
                     "n_below_chance": int(below.sum()), "n_at_ceiling": int(above.sum()),
-                    "n_beyond_law": int(beyond.sum())})
-        for mask, why in ((below, "at or below chance"), (above, "at the ceiling"),
-                          (beyond, "beyond the fitted law (loss below its asymptote)")):
-            if mask.any():
-                names = targets.model.to_numpy()[ti[mask]]
-                notices.append(f"{bench}: {mask.sum()} target score(s) {why} have no effective size "
-                               f"({', '.join(names[:4])}{' …' if len(names) > 4 else ''})")
-        rows.append(row)
-    bench_table = pd.DataFrame(rows)[[
-        "benchmark", "chance", "ceiling", "alpha", "a", "E", "b", "beta", "l", "gamma",
-        "z_centre", "gain", "rmse_score", "rmse_loss", "rmse_log_size", "n_reference",
-        "n_target_scores", "n_sized", "n_below_chance", "n_at_ceiling", "n_beyond_law"]]
+                    "n_beyond_law": int(beyond.sum())}
 
-    # --- step 3: one density per model --------------------------------------------------------
-    mean_ln, used = one_size(log_nhat)
-    log_n = np.log(targets.params.to_numpy(dtype=float))
-    log_rho = laws.log_density(mean_ln, log_n)
-    origin = pd.Timestamp(data.date_origin or config.model.date_origin)
-    t_days = (targets.release_date - origin).dt.days.to_numpy(dtype=float)
-    missing = targets.model.to_numpy()[used == 0]
-    if len(missing):
-        notices.append(f"{len(missing)} target model(s) have no effective size on any benchmark and "
-                       f"are left out of the trend: {', '.join(missing[:6])}"
-                       f"{' …' if len(missing) > 6 else ''}")
 
-    # --- step 4: trends ------------------------------------------------------------------------
+# --- step 4: trends ----------------------------------------------------------------------------
+
+def _trends(s: _Setup, t_days: np.ndarray, log_rho: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Step 4: OLS of ln ρ on t (days since ``model.date_origin``, the paper's unit) over the
+    running-maximum envelope (``laws.envelope_mask`` + ``laws.weighted_ols``), and the plain
+    OLS over every target with a density (the "mean" trend); :class:`ClassicResult`'s trend
+    fields, and which targets are on the envelope."""
     ok = np.isfinite(log_rho)
     if np.unique(t_days[ok]).size < 2:
         raise ClassicError(f"{ok.sum()} target model(s) with an effective size, on "
-                           f"{np.unique(t_days[ok]).size} release date(s); the trend needs at least "
-                           "2 dates")
+                           f"{np.unique(t_days[ok]).size} release date(s); the trend needs at "
+                           "least 2 dates")
     t_ok, y_ok = t_days[ok], log_rho[ok]
     mask = laws.envelope_mask(t_ok, y_ok)
     if mask.sum() < 2 or np.unique(t_ok[mask]).size < 2:
         raise ClassicError(f"the running-max envelope has {int(mask.sum())} model(s) on "
-                           f"{np.unique(t_ok[mask]).size} date(s); its OLS trend needs at least 2 "
-                           "dates (the earliest model is the densest of all: widen --since/--until)")
+                           f"{np.unique(t_ok[mask]).size} date(s); its OLS trend needs at least "
+                           "2 dates (the earliest model is the densest of all: widen "
+                           "--since/--until)")
     A, B = (float(v) for v in laws.weighted_ols(t_ok, y_ok, mask))
     A_mean, B_mean = (float(v) for v in laws.weighted_ols(t_ok, y_ok, np.ones_like(y_ok)))
     if A <= 0:
-        notices.append(f"the envelope's slope A = {A:.3g} per day is not positive: density is not "
-                       "growing over this window, and the doubling time is negative")
-    on_envelope = np.zeros(len(targets), dtype=bool)
+        s.notices.append(f"the envelope's slope A = {A:.3g} per day is not positive: density is "
+                         "not growing over this window, and the doubling time is negative")
+    on_envelope = np.zeros(len(log_rho), dtype=bool)
     on_envelope[np.flatnonzero(ok)[mask]] = True
+    days = laws.doubling_time(A)
+    days_mean = laws.doubling_time(A_mean)
+    return dict(
+        A_per_day=A, B=B, r2=_r2(t_ok[mask], y_ok[mask], A, B), n_envelope=int(mask.sum()),
+        doubling_days=days, doubling_months=days / laws.DAYS_PER_MONTH,
+        mean_A_per_day=A_mean, mean_B=B_mean, mean_r2=_r2(t_ok, y_ok, A_mean, B_mean),
+        mean_doubling_days=days_mean, mean_doubling_months=days_mean / laws.DAYS_PER_MONTH,
+        n_trend_models=int(ok.sum())), on_envelope
 
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+BENCHMARK_COLUMNS = [
+    "benchmark", "chance", "ceiling", "alpha", "a", "E", "b", "beta", "l", "gamma",
+    "z_centre", "gain", "rmse_score", "rmse_loss", "rmse_log_size", "n_reference",
+    "n_target_scores", "n_sized", "n_below_chance", "n_at_ceiling", "n_beyond_law"]
+
+
+def fit(data: ScoreData, config: Config) -> ClassicResult:
+    """The paper's point pipeline on ``data`` under ``config`` (D0, data term, date origin)."""
+    s = _Setup.of(data, config)
+    targets = data.targets
+    log_nhat = np.full((data.n_target, len(data.benchmarks)), np.nan)
+    rows = []
+    for j in range(len(data.benchmarks)):
+        row, curve = _reference_curve(s, j)
+        log_nhat[:, j], counts = _target_sizes(s, j, curve)
+        rows.append({**row, **counts})
+
+    # step 3: one density per model
+    mean_ln, used = one_size(log_nhat)
+    log_rho = laws.log_density(mean_ln, np.log(targets.params.to_numpy(dtype=float)))
+    origin = pd.Timestamp(data.date_origin or config.model.date_origin)
+    t_days = (targets.release_date - origin).dt.days.to_numpy(dtype=float)
+    missing = targets.model.to_numpy()[used == 0]
+    if len(missing):
+        s.notices.append(f"{len(missing)} target model(s) have no effective size on any benchmark "
+                         f"and are left out of the trend: {', '.join(missing[:6])}"
+                         f"{' …' if len(missing) > 6 else ''}")
+
+    trend, on_envelope = _trends(s, t_days, log_rho)
     models = pd.DataFrame({
         "model": targets.model.to_numpy(), "family": targets.family.to_numpy(),
         "params": targets.params.to_numpy(dtype=float),
@@ -453,21 +525,21 @@ def fit(data: ScoreData, config: Config) -> ClassicResult:
         "n_benchmarks_used": used, "on_envelope": on_envelope})
     by_bench = pd.DataFrame(log_nhat, columns=data.benchmarks,
                             index=pd.Index(targets.model.to_numpy(), name="model"))
-    days = laws.doubling_time(A)
-    days_mean = laws.doubling_time(A_mean)
     return ClassicResult(
-        benchmarks=bench_table, models=models, log_effective_by_benchmark=by_bench,
-        A_per_day=A, B=B, r2=_r2(t_ok[mask], y_ok[mask], A, B), n_envelope=int(mask.sum()),
-        doubling_days=days, doubling_months=days / laws.DAYS_PER_MONTH,
-        mean_A_per_day=A_mean, mean_B=B_mean, mean_r2=_r2(t_ok, y_ok, A_mean, B_mean),
-        mean_doubling_days=days_mean, mean_doubling_months=days_mean / laws.DAYS_PER_MONTH,
-        n_trend_models=int(ok.sum()), loss_mode=loss_mode, data_term=data_term, d0=d0,
-        date_origin=str(origin.date()), source=data.source, notices=notices)
+        benchmarks=pd.DataFrame(rows)[BENCHMARK_COLUMNS], models=models,
+        log_effective_by_benchmark=by_bench, **trend, loss_mode=s.loss_mode,
+        data_term=s.data_term, d0=s.d0, date_origin=str(origin.date()), source=data.source,
+        notices=s.notices)
 
 
 def one_size(log_nhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 3: one ln N̂ per model from its per-benchmark ones (..., model, benchmark), the
-    mean over the benchmarks where it is finite (NaN where none is); and how many those are."""
+    mean over the benchmarks where it is finite (NaN where none is); and how many those are.
+
+    The mean of ln N̂ is the *geometric* mean of the effective sizes: they span orders of
+    magnitude, and ln N̂ is what the Bayesian model works with. (The paper does not say how it
+    combines its benchmarks; averaging the scores or the losses before one inversion would be
+    the alternatives.) Then ln ρ = ln N̂ − ln N."""
     finite = np.isfinite(log_nhat)
     used = finite.sum(axis=-1)
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -482,7 +554,7 @@ def sizes_per_draw(posterior, data: ScoreData, config: Config) -> np.ndarray:
     (``laws.effective_size``), one ln N̂ per target by :func:`one_size`. ``posterior``: the
     run's posterior Dataset; returns (draws, target). How far the cut's curves reproduce
     classic's own numbers (docs/model.md, "Cut or joint")."""
-    from bayes_densing.model.build import curve_parameters
+    from bayes_densing.model.curves import curve_parameters
 
     flat = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
     params = {k: flat[k].values for k in ("z_centre", "z_gain", "alpha", "ceiling_frac", "a",

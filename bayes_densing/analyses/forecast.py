@@ -1,34 +1,21 @@
-"""Forecasts from a run: the frontier at a future date, a new model's density there, and the
-date at which a model of N parameters matches a given model or reaches a given score.
-
-From a run directory (nothing is re-sampled)::
+"""Forecasts from a run (nothing is re-sampled): the frontier at a future date, a new model's
+density there, and the date at which a model of N parameters matches a given model or reaches a
+given score::
 
     from bayes_densing.analyses.forecast import forecast
     f = forecast("runs/demo", at=["2026-06-01"], params=7, match="google/gemma-2-9b")
     print(f.text())                       # or f.to_dict() for JSON
     f = forecast("runs/demo", params=7, score=0.8, benchmark="mmlu")
-    write_figure("runs/demo", f)          # RUN_DIR/figures/forecast.png (plots.forecast_figure)
+    from bayes_densing.figures.forecast import write_figure
+    write_figure("runs/demo", f)          # RUN_DIR/figures/forecast.png
 
-Per posterior draw:
-
-* **the frontier** μ(t) (the trend's line: the frontier A·t + B for ``frontier``, the broken
-  line for ``changepoint``, the mean line for ``mean``, each draw's envelope OLS for
-  ``envelope``), by ``laws.trend_mean`` / ``laws.changepoint_mean``, at each ``at`` date;
-* **a new model's log density** at that date: one draw from the trend's own distribution
-  around μ(t), the one ``model.build_model`` puts on every target (:func:`new_model_draws`),
-  plus a new release group's N(0, σ_group) shift when the run has one;
-* **the date** at which ln N + μ(t) = η*, on the trend's last segment:
-  t = t_last + (η* − ln N − μ(t_last)) / A. η* is a model's posterior log effective size
-  (``match``), or the log size at which a reference-family model scores S on the benchmark
-  (``score``: the inverse curves, ``laws.effective_size``), less the targets' offset δ_B on
-  that benchmark when the run has offsets (a target of size η scores as a reference model of
-  η + δ_B). A draw reaches it when A > 0 (then t is finite; it may lie before the data's
-  end: "already reached"); a draw with A ≤ 0 never does, nor one where S is at or above the
-  curve's ceiling (chance + c) or at or below chance.
-
-Intervals are 90% HDIs (ArviZ), medians are posterior medians. A forecast further past the
-last target's release than the data span, or an effective size outside the reference models'
-sizes, is flagged as an extrapolation.
+Everything is per posterior draw: the trend's line μ(t) (:func:`frontier_draws`), a new model's
+log density around it (:func:`predictive_draws`), and the date at which ln N + μ(t) reaches a
+needed log size η* on the trend's last segment (:func:`crossing_time`), η* a model's posterior
+log effective size (``match``) or the size that scores S (``score``, :func:`score_log_size`).
+Intervals are 90% HDIs (ArviZ), medians posterior medians. A date further past the last
+target's release than the data span, or a size outside the reference models', is flagged as
+an extrapolation.
 """
 
 from __future__ import annotations
@@ -37,7 +24,6 @@ import difflib
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +43,9 @@ class ForecastError(ValueError):
 
 def frontier_draws(idata, config, t) -> np.ndarray:
     """μ(t), the trend's line in log density at times ``t`` (months from the date origin), per
-    draw: shape (samples, len(t)); an envelope draw without a slope is NaN (draws stay aligned)."""
+    draw: shape (samples, len(t)): the frontier A·t + B for ``frontier``, the broken line for
+    ``changepoint``, the mean line for ``mean``, each draw's envelope OLS for ``envelope`` (a
+    draw without an envelope slope is NaN, so draws stay aligned)."""
     t = np.atleast_1d(np.asarray(t, dtype=float))[None, :]
     trend = config.model.trend
     if trend == "envelope":
@@ -96,9 +84,10 @@ def new_model_draws(mu, *, rng, sigma_v=None, sigma_u=None, sigma=None, sigma_gr
 
 
 def predictive_draws(idata, config, t, rng) -> np.ndarray:
-    """A new model's log density at times ``t``, one per posterior draw: (samples, len(t)).
-    Around the model's own trend: the frontier, the broken line, or (``mean`` and
-    ``envelope``, whose model is the mean trend) the mean line with its σ."""
+    """A new model's log density at times ``t``, one per posterior draw: (samples, len(t)),
+    from the distribution the model puts on every target around its own trend: the frontier,
+    the broken line, or (``mean`` and ``envelope``, whose model is the mean trend) the mean line
+    with its σ; plus a new release group's shift when the run has one."""
     post = idata.posterior
     trend = config.model.trend
     group = results.draws(idata, "sigma_group")[:, None] if "sigma_group" in post else None
@@ -123,8 +112,9 @@ def predictive_at(idata, config, t, seed: int = SEED) -> np.ndarray:
 
 def crossing_time(log_params, needed, A, t0, mu0) -> np.ndarray:
     """The time t at which ln N + μ(t) = ``needed`` on the line through (t0, μ0) of slope A,
-    per draw: t0 + (needed − ln N − μ0) / A; +∞ where A ≤ 0 (the trend never rises to it) and
-    NaN where ``needed`` or A is NaN (no such size; an envelope draw without a slope)."""
+    per draw: t0 + (needed − ln N − μ0) / A, which may lie before t0 ("already reached"); +∞
+    where A ≤ 0 (the trend never rises to it) and NaN where ``needed`` or A is NaN (no such
+    size; an envelope draw without a slope)."""
     A = np.asarray(A, dtype=float)
     gap = np.asarray(needed, dtype=float) - log_params - np.asarray(mu0, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,9 +125,9 @@ def crossing_time(log_params, needed, A, t0, mu0) -> np.ndarray:
 def score_log_size(idata, config, score: float, j: int) -> np.ndarray:
     """Per draw, the log size (billions) at which a reference-family model trained on D0
     tokens scores ``score`` on benchmark ``j``: the curves' inverse (``laws.effective_size``)
-    with the run's curve parameters (``model.curve_parameters``). NaN where the score is at
+    with the run's curve parameters (``model.curves.curve_parameters``). NaN where the score is at
     or above the curve's ceiling, at or below chance, or below the loss law's floor."""
-    from bayes_densing.model.build import curve_parameters
+    from bayes_densing.model.curves import curve_parameters
 
     cd = idata.constant_data
     ref = cd["role"].values == "reference"
@@ -361,6 +351,135 @@ def _model_log_size(idata, name: str) -> tuple[np.ndarray, str]:
     return results.draws(idata, "log_effective_size")[:, k], name
 
 
+def _check_request(params, match, score, benchmark) -> None:
+    """A :class:`ForecastError` for arguments that do not make a question."""
+    if (match is not None or score is not None) and params is None:
+        raise ForecastError("--match and --score need --params N (the new model's size, billions)")
+    if params is not None and not (params > 0 and math.isfinite(params)):
+        raise ForecastError("--params must be a positive number of billions")
+    if (score is None) != (benchmark is None):
+        raise ForecastError("--score and --benchmark go together (the score S on benchmark B)")
+    if score is not None and not 0.0 < score < 1.0:
+        raise ForecastError(f"--score must lie in (0, 1); got {score:g}")
+
+
+@dataclass
+class _Run:
+    """What every part of a forecast reads from the run."""
+
+    idata: object
+    config: object
+    A: np.ndarray                       # the slope of the trend's last segment, per draw
+    t_last: float                       # the last target's release, months from the origin
+    window: float                       # months from the first target's release to the last
+    ref_sizes: np.ndarray               # the reference models' sizes, billions
+    data_start: str                     # the first and last target's release date
+    data_end: str
+
+    @classmethod
+    def of(cls, run: results.Run) -> "_Run":
+        idata, config = run.idata, run.config
+        cd = idata.constant_data
+        role = cd["role"].values
+        t_targets = cd["t_months"].values[role == "target"].astype(float)
+        dates = cd["release_date"].values[role == "target"].astype(str)
+        t_first, t_last = float(t_targets.min()), float(t_targets.max())
+        return cls(idata=idata, config=config, A=last_slope(idata, config), t_last=t_last,
+                   window=t_last - t_first,
+                   ref_sizes=cd["params"].values[role == "reference"].astype(float),
+                   data_start=str(min(dates)), data_end=str(max(dates)))
+
+
+@dataclass
+class _Query:
+    """One --match/--score question: the log effective size η* a model must reach."""
+
+    kind: str                           # "match" or "score"
+    what: str                           # the model's name, or "S on BENCH"
+    needed: np.ndarray                  # η* per draw
+    read_at: np.ndarray                 # where the reference curves are read, per draw
+    extra: dict = field(default_factory=dict)    # further fields of its Reach
+
+
+def _add_dates(fc: Forecast, r: _Run, at, params: float | None, seed: int) -> None:
+    """The frontier and a new model's log density at each ``at`` date, into ``fc.at``."""
+    when = sorted({_parse_date(d) for d in at})
+    for d in when:
+        if d < date.fromisoformat(fc.data_start):
+            raise ForecastError(f"--at {d}: before the data (the first target was released "
+                                f"{fc.data_start}); a forecast is for dates from then on")
+    if not when:
+        return
+    t_at = r.config.model.months([d.isoformat() for d in when])
+    mu = frontier_draws(r.idata, r.config, t_at)
+    new = predictive_at(r.idata, r.config, t_at, seed)
+    for k, d in enumerate(when):
+        f_log, n_log = interval(mu[:, k]), interval(new[:, k])
+        fc.at.append(AtDate(
+            date=d.isoformat(), t_months=float(t_at[k]),
+            months_after_data=float(t_at[k] - r.t_last),
+            frontier_log=f_log, frontier_density=_exp(f_log),
+            new_model_log=n_log, new_model_density=_exp(n_log),
+            effective_params=(_exp(interval(math.log(params) + mu[:, k]))
+                              if params is not None else None),
+            extrapolated=bool(t_at[k] - r.t_last > r.window)))
+
+
+def _score_query(r: _Run, score: float, benchmark: str) -> _Query:
+    """η* for ``score`` on ``benchmark``, per draw: the log size at which a reference-family
+    model scores it, less the targets' offset δ_B there when the run has offsets; with the
+    shares of draws where no size scores it."""
+    idata, cd = r.idata, r.idata.constant_data
+    benches = [str(b) for b in cd["benchmark"].values]
+    tasks = [b for b in benches if benchmark_registry.base_benchmark(b) == benchmark]
+    if benchmark not in benches and len(tasks) == 1:     # "mmlu" for the run's mmlu@swallow
+        benchmark = tasks[0]
+    if benchmark not in benches:
+        raise ForecastError(f"--benchmark {benchmark!r} is not in the run (it has "
+                            f"{', '.join(benches)}); {_closest(benchmark, benches)}")
+    j = benches.index(benchmark)
+    size = score_log_size(idata, r.config, score, j)
+    chance = float(cd["chance"].values[j])
+    extra = {"p_above_ceiling": float(np.mean(score >= ceiling_of(idata, j))),
+             "p_below_chance": float(score <= chance)}
+    extra["p_no_size"] = max(0.0, float(np.mean(np.isnan(size))) - extra["p_above_ceiling"]
+                             - extra["p_below_chance"])
+    offset = "target_offset" in idata.posterior
+    # a target of size η scores on j as a reference model of η + δ_j: it needs η = size − δ_j
+    needed = size - results.draws(idata, "target_offset")[:, j] if offset else size
+    extra["offset_included"] = offset
+    return _Query("score", f"{score:g} on {benchmark}", needed, size, extra)
+
+
+def _reach(r: _Run, q: _Query, params: float, mu_last: np.ndarray) -> Reach:
+    """When a frontier model of ``params`` billions reaches the query's η*, over the draws."""
+    t = crossing_time(math.log(params), q.needed, r.A, r.t_last, mu_last)
+    ok = np.isfinite(t)
+    t_int = interval(t[ok])
+    size = interval(q.needed)
+    reach = Reach(kind=q.kind, params=float(params), what=q.what, needed_log_size=size,
+                  needed_size=_exp(size), p_reachable=float(np.mean(ok)),
+                  p_already=float(np.mean(ok & (t <= r.t_last))), t_months=t_int,
+                  date={k: to_date(r.config, v) for k, v in t_int.items()}, **q.extra)
+    with np.errstate(invalid="ignore"):
+        reach.p_above_largest_reference = float(np.mean(q.read_at > math.log(r.ref_sizes.max())))
+        reach.p_below_smallest_reference = float(np.mean(q.read_at < math.log(r.ref_sizes.min())))
+    lo_ref, hi_ref = float(r.ref_sizes.min()), float(r.ref_sizes.max())
+    beyond = [f"{where} in {_share(p)} of draws" for p, where in (
+        (reach.p_above_largest_reference, f"above the largest reference model ({hi_ref:g}B)"),
+        (reach.p_below_smallest_reference, f"below the smallest ({lo_ref:g}B)")) if p]
+    if beyond:
+        reach.extrapolated.append("the size on the reference curve lies " + " and ".join(beyond)
+                                  + ": there the curves are read where no reference model is")
+    if q.kind == "score":
+        reach.curve_size = _exp(interval(q.read_at))
+    if ok.any() and t_int["median"] - r.t_last > r.window:
+        reach.extrapolated.append(
+            f"the median date lies {t_int['median'] - r.t_last:.1f} months after the last "
+            f"target's release, further than the data span ({r.window:.1f} months)")
+    return reach
+
+
 def forecast(run, at=(), params: float | None = None, match: str | None = None,
              score: float | None = None, benchmark: str | None = None,
              seed: int = SEED) -> Forecast:
@@ -370,121 +489,27 @@ def forecast(run, at=(), params: float | None = None, match: str | None = None,
     ``benchmark``. ``seed``: of the predictive draws. Raises :class:`ForecastError` for a
     request that cannot be answered (unknown model or benchmark, a date before the data, a
     score outside (0, 1))."""
-    if (match is not None or score is not None) and params is None:
-        raise ForecastError("--match and --score need --params N (the new model's size, billions)")
-    if params is not None and not (params > 0 and math.isfinite(params)):
-        raise ForecastError("--params must be a positive number of billions")
-    if (score is None) != (benchmark is None):
-        raise ForecastError("--score and --benchmark go together (the score S on benchmark B)")
-    if score is not None and not 0.0 < score < 1.0:
-        raise ForecastError(f"--score must lie in (0, 1); got {score:g}")
+    _check_request(params, match, score, benchmark)
     if not isinstance(run, results.Run):
         run = results.load_run(run)
-    idata, config = run.idata, run.config
-    cd = idata.constant_data
-    role = cd["role"].values
-    t_targets = cd["t_months"].values[role == "target"].astype(float)
-    dates = cd["release_date"].values[role == "target"].astype(str)
-    t_first, t_last = float(t_targets.min()), float(t_targets.max())
-    window = t_last - t_first
-    ref_sizes = cd["params"].values[role == "reference"].astype(float)
-    A = last_slope(idata, config)
-    fc = Forecast(trend=config.model.trend, estimand=config.model.curves, n_draws=int(A.size),
-                  data_start=str(min(dates)), data_end=str(max(dates)), window_months=window,
-                  reference_sizes=[float(ref_sizes.min()), float(ref_sizes.max())],
+    r = _Run.of(run)
+    fc = Forecast(trend=r.config.model.trend, estimand=r.config.model.curves,
+                  n_draws=int(r.A.size), data_start=r.data_start, data_end=r.data_end,
+                  window_months=r.window,
+                  reference_sizes=[float(r.ref_sizes.min()), float(r.ref_sizes.max())],
                   params=None if params is None else float(params),
-                  release_group="sigma_group" in idata.posterior)
-    if config.model.trend == "envelope" and not np.isfinite(A).all():
-        fc.notes.append(f"{int((~np.isfinite(A)).sum())} draws have no envelope slope; they "
+                  release_group="sigma_group" in r.idata.posterior)
+    if r.config.model.trend == "envelope" and not np.isfinite(r.A).all():
+        fc.notes.append(f"{int((~np.isfinite(r.A)).sum())} draws have no envelope slope; they "
                         "are left out of the trend line's intervals")
-
-    when = sorted({_parse_date(d) for d in at})
-    for d in when:
-        if d < date.fromisoformat(fc.data_start):
-            raise ForecastError(f"--at {d}: before the data (the first target was released "
-                                f"{fc.data_start}); a forecast is for dates from then on")
-    if when:
-        t_at = config.model.months([d.isoformat() for d in when])
-        mu = frontier_draws(idata, config, t_at)
-        new = predictive_at(idata, config, t_at, seed)
-        for k, d in enumerate(when):
-            f_log, n_log = interval(mu[:, k]), interval(new[:, k])
-            fc.at.append(AtDate(
-                date=d.isoformat(), t_months=float(t_at[k]),
-                months_after_data=float(t_at[k] - t_last),
-                frontier_log=f_log, frontier_density=_exp(f_log),
-                new_model_log=n_log, new_model_density=_exp(n_log),
-                effective_params=(_exp(interval(math.log(params) + mu[:, k]))
-                                  if params is not None else None),
-                extrapolated=bool(t_at[k] - t_last > window)))
-
+    _add_dates(fc, r, at, params, seed)
     queries = []
     if match is not None:
-        eta, name = _model_log_size(idata, match)
-        queries.append(("match", name, eta, eta, {}))
+        eta, name = _model_log_size(r.idata, match)
+        queries.append(_Query("match", name, eta, eta))
     if score is not None:
-        benches = [str(b) for b in cd["benchmark"].values]
-        tasks = [b for b in benches if benchmark_registry.base_benchmark(b) == benchmark]
-        if benchmark not in benches and len(tasks) == 1:     # "mmlu" for the run's mmlu@swallow
-            benchmark = tasks[0]
-        if benchmark not in benches:
-            raise ForecastError(f"--benchmark {benchmark!r} is not in the run (it has "
-                                f"{', '.join(benches)}); {_closest(benchmark, benches)}")
-        j = benches.index(benchmark)
-        size = score_log_size(idata, config, score, j)
-        chance = float(cd["chance"].values[j])
-        extra = {"p_above_ceiling": float(np.mean(score >= ceiling_of(idata, j))),
-                 "p_below_chance": float(score <= chance)}
-        extra["p_no_size"] = max(0.0, float(np.mean(np.isnan(size))) - extra["p_above_ceiling"]
-                                 - extra["p_below_chance"])
-        offset = "target_offset" in idata.posterior
-        # a target of size η scores on j as a reference model of η + δ_j: it needs η = size − δ_j
-        needed = size - results.draws(idata, "target_offset")[:, j] if offset else size
-        extra["offset_included"] = offset
-        queries.append(("score", f"{score:g} on {benchmark}", needed, size, extra))
+        queries.append(_score_query(r, score, benchmark))
     if queries:
-        mu_last = frontier_draws(idata, config, [t_last])[:, 0]
-    for kind, what, needed, read_at, extra in queries:     # read_at: where the curves are read
-        t = crossing_time(math.log(params), needed, A, t_last, mu_last)
-        ok = np.isfinite(t)
-        t_int = interval(t[ok])
-        size = interval(needed)
-        r = Reach(kind=kind, params=float(params), what=what, needed_log_size=size,
-                  needed_size=_exp(size), p_reachable=float(np.mean(ok)),
-                  p_already=float(np.mean(ok & (t <= t_last))), t_months=t_int,
-                  date={k: to_date(config, v) for k, v in t_int.items()}, **extra)
-        with np.errstate(invalid="ignore"):
-            r.p_above_largest_reference = float(np.mean(read_at > math.log(ref_sizes.max())))
-            r.p_below_smallest_reference = float(np.mean(read_at < math.log(ref_sizes.min())))
-        lo_ref, hi_ref = fc.reference_sizes
-        beyond = [f"{where} in {_share(p)} of draws" for p, where in (
-            (r.p_above_largest_reference, f"above the largest reference model ({hi_ref:g}B)"),
-            (r.p_below_smallest_reference, f"below the smallest ({lo_ref:g}B)")) if p]
-        if beyond:
-            r.extrapolated.append("the size on the reference curve lies " + " and ".join(beyond)
-                                  + ": there the curves are read where no reference model is")
-        if kind == "score":
-            r.curve_size = _exp(interval(read_at))
-        if ok.any() and t_int["median"] - t_last > window:
-            r.extrapolated.append(
-                f"the median date lies {t_int['median'] - t_last:.1f} months after the last "
-                f"target's release, further than the data span ({window:.1f} months)")
-        fc.reach.append(r)
+        mu_last = frontier_draws(r.idata, r.config, [r.t_last])[:, 0]
+        fc.reach += [_reach(r, q, params, mu_last) for q in queries]
     return fc
-
-
-def write_figure(run, fc: Forecast, directory: str | Path | None = None) -> Path:
-    """Draw :func:`bayes_densing.figures.plots.forecast_figure` to ``RUN_DIR/figures/forecast.png``
-    (and .svg) and list it in the run's ``derived.json``; ``directory``: elsewhere instead."""
-    from bayes_densing.figures import plots
-    from bayes_densing.results import rundir
-
-    if not isinstance(run, results.Run):
-        run = results.load_run(run)
-    in_run = directory is None
-    root = Path(run.directory) / "figures" if in_run else Path(directory)
-    png, svg = plots.save(plots.forecast_figure(run, fc), root / "forecast")
-    if in_run:
-        rundir.record_derived(Path(run.directory), [p.relative_to(run.directory).as_posix()
-                                                    for p in (png, svg)])
-    return png

@@ -1,39 +1,19 @@
-"""Influence: which models drive the answer?
-
-Leave-one-model-out cross-validation by PSIS-LOO (ArviZ), from a run directory alone::
+"""Influence: which models drive the answer? Leave-one-model-out PSIS-LOO (ArviZ) from a run
+directory alone, the move of the doubling time each model's importance weights imply, and
+refits without the models at the top (docs/analyses.md, section 6)::
 
     from bayes_densing.analyses.influence import influence
     inf = influence("runs/demo", refit=True, max_refits=5)
     print(inf.text())
     inf.write("runs/demo")                     # influence.csv + influence.json
 
-* The log-likelihood of every score is recomputed for every posterior draw with numpy, by the
-  model's own formulas (``results.likelihood_draws``: ``model.score_probability`` and
-  ``model.obs_concentration``) and scipy's beta-binomial — for the ``robust`` likelihood the
-  two-component mixture with ``model.OUTLIER_PHI``.
-* Leaving a model out means leaving all its scores out, so the pointwise log-likelihood is
-  summed over each model's benchmarks, and PSIS-LOO runs over models: every model gets its
-  contribution to elpd_loo and a Pareto k. Reference models are included (leaving one out
-  moves the curves that define every effective size) and marked as such.
-* Each target model has its own latent effective size, informed mostly by its own scores;
-  leaving the model out removes what is known about that latent. So a target's likelihood is
-  taken with its latent integrated out over the trend's prior (``stratified.integrated_loglik``,
-  a grid per draw): the importance weights then depend on the shared parameters only, and k
-  is usable for targets too (docs/analyses.md, section 6).
-* Every model gets the move of the doubling time's median that its importance weights imply
-  (``loo_shift``). A model with k > 0.7 (``K_THRESHOLD``) has a posterior so unlike the
-  posterior without it that importance sampling cannot say what leaving it out would do: it
-  is *flagged*. The table is ranked flagged first, then by the move, and (up to
-  ``max_refits``) the models at its top are refitted without them.
-* A cut run (``model.curves = "cut"``) reweights each target within each curve draw
-  (``analyses/stratified.py``); its targets' refits reuse the curves.
-
-The inputs are rebuilt from the run's ``constant_data`` (model sizes, dates, roles, scores, item
-counts, chance levels), so neither this nor the refits need the original CSV. The one
-exception is a run with observed losses (a ``loss`` column; constant_data does not keep them):
-its refits reload the input recorded in diagnostics.json (or ``data_path``), and the losses'
-own likelihood is not part of the LOO (only the scores are), and the targets' latents are
-not integrated out (their losses would have to enter the integral).
+Leaving a model out leaves all its scores out, so the log-likelihood, recomputed per draw by
+the model's own formulas (``results.score_loglik``), is summed over each model's benchmarks;
+reference models are included, since leaving one out moves every curve. The inputs are rebuilt
+from the run's ``constant_data``, so no CSV is needed, except for a run with observed losses
+(constant_data keeps none): its refits reload the recorded input, its LOO covers the scores
+only, and its targets' latents are not integrated out (their losses would have to enter the
+integral).
 """
 
 from __future__ import annotations
@@ -58,7 +38,7 @@ from bayes_densing.config import Config
 from bayes_densing.data import DataError, ScoreData
 from bayes_densing.analyses import stratified
 
-K_THRESHOLD = 0.7
+K_THRESHOLD = 0.7      # Pareto k above it: importance sampling cannot tell what leaving out does
 MAX_REFITS = 5
 TABLE_COLUMNS = ["model", "role", "family", "n_scores", "elpd_loo_i", "pareto_k", "flagged",
                  "loo_shift", "doubling_median", "hdi_low", "hdi_high", "shift", "refit_note"]
@@ -220,7 +200,7 @@ class RefitFamily:
     def errors(self):
         from bayes_densing.config import ConfigError
         from bayes_densing.inference.sample import SamplerError
-        from bayes_densing.model.build import ModelError
+        from bayes_densing.model import ModelError
 
         return (DataError, ConfigError, ModelError, SamplerError)
 
@@ -231,6 +211,23 @@ class RefitFamily:
         return results.json_safe({
             "doubling": results.doubling_summary(results.slope_draws(fitted.idata, fitted.config)),
             "problems": list(fitted.diagnostics.get("problems", []))}), {}
+
+
+def _refits(run: results.Run | None, config: Config, names: list[str],
+            data_path) -> tuple[list[Refit], dict[str, str]]:
+    """A refit without each of ``names``, and why for those whose data or config cannot be
+    built."""
+    from bayes_densing.config import ConfigError
+
+    refits, errors = [], {}
+    for name in names:
+        cfg = copy.deepcopy(config)
+        cfg.data.exclude_models = [name]
+        try:
+            refits.append(Refit(name, cfg, _refit_data(run, config, [name], data_path)))
+        except (DataError, ConfigError) as exc:
+            errors[name] = str(exc)
+    return refits, errors
 
 
 def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=None,
@@ -249,7 +246,6 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
     their sweep directory (each refit kept as it finishes, resumed by a re-run), else a
     temporary one.
     """
-    from bayes_densing.config import ConfigError
     from bayes_densing.distributed import runner, store
 
     run, config = _as_run(run_or_config)
@@ -265,14 +261,7 @@ def leave_out(run_or_config, models, *, max_refits: int = MAX_REFITS, data_path=
         progress(f"refitting without {len(todo)} model(s), one full fit each"
                  + (f" (the run's own fit took {took:.0f} s)" if took else "")
                  + (f"; {len(skipped)} more skipped (max_refits = {max_refits})" if skipped else ""))
-    refits, errors = [], {}
-    for name in todo:
-        cfg = copy.deepcopy(config)
-        cfg.data.exclude_models = [name]
-        try:
-            refits.append(Refit(name, cfg, _refit_data(run, config, [name], data_path)))
-        except (DataError, ConfigError) as exc:
-            errors[name] = str(exc)
+    refits, errors = _refits(run, config, todo, data_path)
     sha = run.diagnostics.get("input_sha256", "") if run is not None else ""
     spec = {"config": store.config_spec(config), "refits": [r.name for r in refits]}
 
@@ -405,9 +394,10 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     flagged models first (k above ``k_threshold``: that move is unreliable), then by how
     far they move it. With ``refit``, the first ``max_refits`` of them are refitted.
 
-    A target's own latent is integrated out of its likelihood (``stratified.integrated_loglik``):
-    leaving the target out removes what is known about that latent, and with it integrated
-    the weights depend on the shared parameters only. Under the joint model that is PSIS over
+    A target's own latent is integrated out of its likelihood over the trend's prior
+    (``stratified.integrated_loglik``, a grid per draw): leaving the target out removes what
+    is known about that latent, and with it integrated the weights depend on the shared
+    parameters only, so k is usable for targets too. Under the joint model that is PSIS over
     the pooled draws; under the cut it is within each curve draw (``analyses/stratified.py``),
     and a target's refit reuses the curves. ``place`` and ``refit_dir``: where the full refits
     run and their sweep directory (:func:`leave_out`)."""
@@ -445,16 +435,8 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
                      "the refits are the direct check")
     todo = table.model[:max(max_refits, 0)].tolist() if refit else []
     skipped = [m for m in table.model[table.flagged] if m not in todo] if refit else []
-    rows: list[dict] = []
-    for name in (m for m in todo if cut_run and m not in names[refs]):
-        start = time.perf_counter()
-        r = stratified.refit_without_target(strata, name)
-        problems = [f"{r['divergences']} divergent transitions"] if r["divergences"] else []
-        rows.append({"model": name, "doubling": r["doubling"], "problems": problems,
-                     "wall_s": time.perf_counter() - start, "error": ""})
-        say(f"refit without {name} (the curves reused): T = "
-            f"{r['doubling']['median_months']:.2f} months (full data "
-            f"{full['median_months']:.2f}), {rows[-1]['wall_s']:.0f} s")
+    rows = _target_refits(strata, [m for m in todo if cut_run and m not in names[refs]], full,
+                          say)
     full_fits = [m for m in todo if not cut_run or m in names[refs]]
     if full_fits:
         rows += leave_out(run, full_fits, max_refits=len(full_fits), data_path=data_path,
@@ -466,6 +448,22 @@ def influence(run, *, refit: bool = True, max_refits: int = MAX_REFITS, data_pat
     return Influence(table=table, elpd_loo=loo["elpd"], se=loo["se"], p_loo=loo["p_loo"],
                      n_draws=loo["n_draws"], k_threshold=k_threshold, full_doubling=full,
                      refitted=bool(rows), skipped=skipped, notes=notes)
+
+
+def _target_refits(strata, targets: list[str], full: dict, say: Progress) -> list[dict]:
+    """Under the cut, each target refitted without its scores, the curves reused
+    (``stratified.refit_without_target``): rows as :func:`leave_out`'s refits."""
+    rows: list[dict] = []
+    for name in targets:
+        start = time.perf_counter()
+        r = stratified.refit_without_target(strata, name)
+        problems = [f"{r['divergences']} divergent transitions"] if r["divergences"] else []
+        rows.append({"model": name, "doubling": r["doubling"], "problems": problems,
+                     "wall_s": time.perf_counter() - start, "error": ""})
+        say(f"refit without {name} (the curves reused): T = "
+            f"{r['doubling']['median_months']:.2f} months (full data "
+            f"{full['median_months']:.2f}), {rows[-1]['wall_s']:.0f} s")
+    return rows
 
 
 def _loo_per_model(idata, data: ScoreData, config: Config, strata, integrated: bool,

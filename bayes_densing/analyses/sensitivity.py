@@ -1,40 +1,10 @@
 """Sensitivity analysis: how far does the doubling time move with each modelling choice?
 
-One choice at a time: every ``--vary KEY=v1,v2,…`` varies alone around the base configuration
-(the base is a variant of its own, fitted once), which is what a tornado plot shows. Any config
-key can vary — by a short alias or its full dotted name::
-
-    reference=Qwen1.5,Llama-2          data.reference      the reference family
-    d0=0.3,1,3                         model.d0            D0, trillions of tokens
-    trend=frontier,envelope,mean       model.trend
-    likelihood=betabinomial,robust     model.likelihood
-    since=2023-06-01 / until=…         data.since / data.until   the targets' date window
-    params=total,active                data.params
-    drop_family=Llama-2,Mistral        data.exclude_families     leave one family out (each
-    (leave_out=…)                                                value added to the base's list)
-    drop_model=Mistral-7B,…            data.exclude_models       leave one model out
-    benchmarks=mmlu+gsm8k,mmlu+bbh     data.benchmarks     one benchmark set per value, '+'-joined
-    seed=0,1,2                         sampler.seed        Monte Carlo noise, for scale
-    priors.slope_sd=0.15,0.6           any section.key of bayes_densing/config.py
-
-A variant equal to another (a value that is the base's own, or a D0 where the loss law has no
-data term, so that D0 enters nothing) is not re-run, and the ``mean`` and ``envelope`` trends,
-which read one posterior two ways, share one sampling run.
-
-Every variant's config is validated and its data loaded before anything is fitted: an unknown
-key, a bad value or a name that is not in the data (reference family, benchmark, family to
-leave out) is a :class:`ConfigError`. A variant whose data or model cannot be built for a
-legitimate reason (too few models in a date window, a changepoint with no models before it) or
-whose sampler fails is recorded in the table with its error; the sweep goes on.
-
-Output directory (a sweep directory, ``distributed/store.py``: each variant's run directory
-appears whole as it finishes, an interrupted sweep is resumed by the same command, the table
-and tornado are written when every variant is done)::
-
-    OUT/sensitivity.csv, sensitivity.json   one row per variant (see COLUMNS)
-    OUT/tornado.png, tornado.svg            how far each choice moves the median
-    OUT/prior_sensitivity.csv               power-scaling check of the base run (optional)
-    OUT/variants/base/, OUT/variants/trend=envelope/, …   every fitted variant's run directory
+One choice at a time: every ``--vary KEY=v1,v2,…`` (any config key, by a short alias or its
+dotted name: :func:`parse_vary`) varies alone around the base configuration, which is what a
+tornado plot shows. :func:`prepare` validates every variant and loads its data before anything
+is fitted; :func:`sensitivity` fits them as one sweep (``distributed/store.py``: resumable,
+each variant's run directory kept) and writes the table and the tornado.
 
 Example::
 
@@ -66,7 +36,8 @@ from bayes_densing.results import rundir
 from bayes_densing.config import Config, ConfigError
 from bayes_densing.distributed import runner, store
 from bayes_densing.inference.sample import SamplerError
-from bayes_densing.model.build import ModelError, data_term_on
+from bayes_densing.model import ModelError
+from bayes_densing.model.loss_law import data_term_on
 
 ALIASES = {
     "reference": "data.reference", "d0": "model.d0", "trend": "model.trend",
@@ -163,7 +134,23 @@ def _known_settings() -> dict[str, set[str]]:
 
 
 def parse_vary(spec: str) -> Vary:
-    """Parse ``KEY=v1,v2,…`` (KEY an alias or a dotted config key); ConfigError if malformed."""
+    """Parse ``KEY=v1,v2,…`` (KEY an alias or a dotted config key); ConfigError if malformed.
+
+    The aliases (:data:`ALIASES`), and the keys they name::
+
+        reference=Qwen1.5,Llama-2          data.reference      the reference family
+        d0=0.3,1,3                         model.d0            D0, trillions of tokens
+        trend=frontier,envelope,mean       model.trend
+        likelihood=betabinomial,robust     model.likelihood
+        since=2023-06-01 / until=…         data.since / data.until   the targets' date window
+        params=total,active                data.params
+        drop_family=Llama-2,Mistral        data.exclude_families     leave one family out (each
+        (leave_out=…)                                                value added to the base's list)
+        drop_model=Mistral-7B,…            data.exclude_models       leave one model out
+        benchmarks=mmlu+gsm8k,mmlu+bbh     data.benchmarks     one benchmark set per value, '+'-joined
+        seed=0,1,2                         sampler.seed        Monte Carlo noise, for scale
+        priors.slope_sd=0.15,0.6           any section.key of bayes_densing/config.py
+    """
     key, sep, rest = spec.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -258,8 +245,12 @@ def prepare(base: Config, specs: list[str], data_path: str | Path | None = None)
     """Parse, validate and load every variant up front (nothing is fitted).
 
     Raises ConfigError for a malformed ``--vary``, a bad value, or a value naming something
-    that is not in the data; DataError if the base itself cannot be loaded. Any other data
-    problem of a variant is recorded in its ``error``.
+    that is not in the data (reference family, benchmark, family to leave out); DataError if
+    the base itself cannot be loaded. Any other data problem of a variant (too few models in a
+    date window, a changepoint with no models before it) is recorded in its ``error``, and the
+    sweep goes on. A variant equal to another (a value that is the base's own, or a D0 where
+    the loss law has no data term, so that D0 enters nothing) is not re-run, and the ``mean``
+    and ``envelope`` trends, which read one posterior two ways, share one sampling run.
     """
     variants = build_variants(base, parse_varies(specs))
     base_v = variants[0]
@@ -470,14 +461,21 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
                 place=None) -> SensitivityResult:
     """Fit the base and every one-at-a-time variant; write the table, tornado and run dirs.
 
-    ``vary``: ``KEY=v1,v2,…`` strings (see the module docstring). ``out``: the sweep directory
+    ``vary``: ``KEY=v1,v2,…`` strings (:func:`parse_vary`). ``out``: the sweep directory
     (``distributed.store``: each variant's run directory under ``variants/`` as it finishes;
     an unfinished sweep of the same settings is resumed, ``force`` discards it); without it
-    nothing is kept. ``place``: where the fits run (``distributed.runner.executor``; default
-    this process). ``prior_scaling``: also run the power-scaling prior-sensitivity check on
-    the base run. Progress goes to ``echo``, one line per variant, unless ``quiet``.
+    nothing is kept. When every variant is done it holds::
+
+        OUT/sensitivity.csv, sensitivity.json   one row per variant (see COLUMNS)
+        OUT/tornado.png, tornado.svg            how far each choice moves the median
+        OUT/prior_sensitivity.csv               power-scaling check of the base run (optional)
+        OUT/variants/base/, OUT/variants/trend=envelope/, …   every fitted variant's run directory
+
+    ``place``: where the fits run (``distributed.runner.executor``; default this process).
+    ``prior_scaling``: also run the power-scaling prior-sensitivity check on the base run.
+    Progress goes to ``echo``, one line per variant, unless ``quiet``.
     """
-    from bayes_densing.figures import plots
+    from bayes_densing.figures.sweeps import tornado
 
     variants = prepare(base, vary, data_path)
     say = (lambda s: None) if quiet else echo
@@ -515,7 +513,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
         if out is not None:
             root = Path(out)
             _write(root, res, vary)
-            fig, paths = plots.tornado(table, base_median, root / "tornado")
+            fig, paths = tornado(table, base_median, root / "tornado")
             rundir.record_derived(root, [p.name for p in paths])
             res.figures.extend(root / p.name for p in paths)
             res.out = root

@@ -1,8 +1,8 @@
 """Benchmark subsets: how does the doubling time move with the benchmarks it is measured on?
 
 Every non-empty subset of the given benchmarks (31 for five) is fitted with one compiled
-model (``sweep.py``: the subset is a 0/1 weight vector; under ``model.curves = "cut"`` both
-of the cut's modules, ``cut.CutSampler``), and for each the table gives the
+model (``inference/sweep.py``: the subset is a 0/1 weight vector; under ``model.curves =
+"cut"`` both of the cut's modules, ``cut.CutSampler``), and for each the table gives the
 doubling time (median, 90% HDI, P(T ≤ 3.3/3.5)), the sampler's diagnostics over the
 parameters that subset informs, and the Spearman rank correlation of the per-model densities
 with the fit on all the benchmarks (over the targets scored in both).
@@ -35,7 +35,9 @@ MAX_BENCHMARKS = 8   # 255 subsets
 COLUMNS = ["subset", "n_benchmarks", "n_targets", "doubling_median", "hdi_low", "hdi_high",
            "p_leq_3.3", "p_leq_3.5", "p_no_growth", "rank_corr_with_all", "divergences",
            "max_rhat", "min_ess", "diagnostics", "wall_s", "worker"]
-WARM_TUNE = 300      # warm-up iterations of a warm-started subset (benchmarks/README.md)
+# warm-up iterations of a warm-started subset: shorter leaves a worse step size and saves
+# nothing (benchmarks/README.md, "Benchmark-subset sweep (one compiled model)")
+WARM_TUNE = 300
 
 
 def all_subsets(benchmarks: list[str], min_size: int = 1) -> list[tuple[str, ...]]:
@@ -234,14 +236,14 @@ def table_of(sweep, subsets: list[Subset]) -> pd.DataFrame:
 def write(table: pd.DataFrame, out: str | Path, config: Config) -> Path:
     """subsets.csv, subsets.json, config.toml and the forest plot into the sweep directory
     ``out`` (each file replaced whole), then its manifest."""
-    from bayes_densing.figures import plots
+    from bayes_densing.figures.sweeps import forest
 
     out = Path(out)
     rundir.write_atomic(out / "subsets.csv", table.to_csv(index=False))
     rundir.write_atomic(out / "subsets.json", json.dumps(
         {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
     rundir.write_atomic(out / "config.toml", config.to_toml())
-    plots.forest(table, out / "forest")
+    forest(table, out / "forest")
     rundir.write_manifest(out, "subsets", ["subsets.csv", "subsets.json", "config.toml",
                                            store.SWEEP])
     rundir.record_derived(out, ["forest.png", "forest.svg"])
