@@ -107,7 +107,7 @@ def test_log_effective_size_inverts_a_reference_curve():
              "z_gain": np.array([[3.0, 2.0], [4.0, 1.5]]),
              "alpha": np.array([[0.3, 0.25], [0.35, 0.3]]),
              "b": np.array([0.5, 0.4]), "beta": np.array([0.28, 0.3])}
-    from bayes_densing.model.build import curve_parameters
+    from bayes_densing.model.curves import curve_parameters
 
     refs = data.references.params.to_numpy(dtype=float)
     coefs, l, gamma, c = curve_parameters(draws, refs, data.chance, 1.0, xp=np)
