@@ -5,7 +5,7 @@
 >>> print(result.summary)  # doctest: +SKIP
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["Config", "load_config", "fit", "__version__"]
 
 
