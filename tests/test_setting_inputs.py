@@ -15,6 +15,7 @@ from bayes_densing.analyses import sbc
 from bayes_densing.config import Config
 from bayes_densing.model.build import build_model
 from bayes_densing.model.inputs import setting_inputs, setting_values
+from bayes_densing.model.priors import INPUTS
 
 
 def _config(data_term: str = "off", likelihood: str = "betabinomial") -> Config:
@@ -42,13 +43,13 @@ def test_the_model_with_setting_inputs_is_the_model_built_with_those_settings(
     rng = np.random.default_rng(0)
     start = build_model(design, base).initial_point()
     for _ in range(3):
-        # every prior setting moved at once, each by up to a factor of 2 (z_centre, a location,
-        # by ±1), and D0 (which moves the scores only through the data term)
+        # every input prior setting moved at once, each by up to a factor of 2 (z_centre, a
+        # location, by ±1), and D0 (which moves the scores only through the data term)
         other = _config(data_term, likelihood)
         other.priors = dataclasses.replace(base.priors, **{
             f.name: (getattr(base.priors, f.name) + rng.uniform(-1, 1) if f.name == "z_centre"
                      else getattr(base.priors, f.name) * rng.uniform(0.5, 2.0))
-            for f in dataclasses.fields(base.priors)})
+            for f in dataclasses.fields(base.priors) if f.name in INPUTS})
         other.priors.outlier_rate = min(other.priors.outlier_rate, 0.4)
         other.model.d0 = float(rng.uniform(0.2, 5.0))
         point = {n: start[n] + rng.normal(0, 0.3, np.shape(start[n])) for n in start}
@@ -78,3 +79,20 @@ def test_a_cut_fit_given_other_priors_samples_under_them(design):
                                stats.norm(0.0, tight.priors.slope_sd).logpdf(a_tight), rtol=1e-8)
     with pytest.raises(ValueError, match="setting_inputs=True"):
         cut.CutSampler(design, cfg).target_args(settings=tight)
+
+
+def test_the_hyperpriors_shapes_are_compiled_in_and_a_grid_of_one_gets_its_own_program():
+    """Only ``priors.INPUTS`` (and D0) are inputs of the shared program; the other settings
+    keep the config's number, so a sensitivity variant of one of them is not fitted on the
+    base's program (it would run under the base's value)."""
+    from bayes_densing.analyses.sensitivity import SETTING_KEYS
+    from bayes_densing.model.priors import DEFAULT_PRIORS
+
+    cfg = Config()
+    cfg.set("priors.beta_sd", 0.7)
+    vector, (P, d0) = setting_inputs(cfg)
+    assert P.beta_sd == 0.7 and not isinstance(P.slope_sd, float)
+    assert len(setting_values(cfg)) == len(INPUTS) + 1
+    compiled_in = {f"priors.{k}" for k in set(DEFAULT_PRIORS) - set(INPUTS)}
+    assert compiled_in and not compiled_in & SETTING_KEYS
+    assert {"priors.slope_sd", "model.d0", "sampler.seed"} <= SETTING_KEYS

@@ -38,6 +38,7 @@ from bayes_densing.distributed import runner, store
 from bayes_densing.inference.sample import SamplerError
 from bayes_densing.model import ModelError
 from bayes_densing.model.loss_law import data_term_on
+from bayes_densing.model.priors import INPUTS
 
 ALIASES = {
     "reference": "data.reference", "d0": "model.d0", "trend": "model.trend",
@@ -322,7 +323,7 @@ def same_posterior(a: dict, b: dict) -> bool:
 
 # settings that are inputs of one compiled program (``sweep.compile_sweep(...,
 # setting_inputs=True)``): variants differing from the base in these alone share it
-SETTING_KEYS = ("priors.", "model.d0", "sampler.seed")
+SETTING_KEYS = frozenset({*(f"priors.{k}" for k in INPUTS), "model.d0", "sampler.seed"})
 
 
 def _settings_only(v: Variant, base: Variant) -> bool:
@@ -331,7 +332,7 @@ def _settings_only(v: Variant, base: Variant) -> bool:
             or v.data.describe() != base.data.describe():
         return False
     a, b = store.flat(v.config.to_dict()), store.flat(base.config.to_dict())
-    return all(a[k] == b[k] for k in a if not k.startswith(SETTING_KEYS))
+    return all(a[k] == b[k] for k in a if k not in SETTING_KEYS)
 
 
 @dataclass

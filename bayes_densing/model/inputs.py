@@ -6,10 +6,12 @@ grids)."""
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
 
 import numpy as np
+
+from bayes_densing.model.priors import INPUTS
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -28,21 +30,22 @@ class Inputs:
 
 
 def setting_inputs(config) -> tuple:
-    """A vector input holding every prior setting (the fields of ``config.priors``, in order)
-    and then D0, with ``(priors, d0)`` built from its elements for ``build_model(...,
-    settings=...)``; :func:`setting_values` gives the vector's values.
+    """A vector input holding the prior settings of ``priors.INPUTS`` and then D0, with
+    ``(priors, d0)`` built from its elements (and ``config``'s other settings, as numbers) for
+    ``build_model(..., settings=...)``; :func:`setting_values` gives the vector's values.
     Returns ``(vector, (priors, d0))``."""
     import pytensor.tensor as pt
 
     vector = pt.vector("settings")
-    names = [f.name for f in fields(config.priors)]
-    priors = SimpleNamespace(**{name: vector[i] for i, name in enumerate(names)})
-    return vector, (priors, vector[len(names)])
+    values = {f.name: getattr(config.priors, f.name) for f in fields(config.priors)}
+    values.update({name: vector[i] for i, name in enumerate(INPUTS)})
+    return vector, (SimpleNamespace(**values), vector[len(INPUTS)])
 
 
 def setting_values(config) -> np.ndarray:
     """The values of :func:`setting_inputs`' vector under ``config``."""
-    return np.asarray(astuple(config.priors) + (config.model.d0,), dtype=float)
+    return np.asarray([getattr(config.priors, name) for name in INPUTS] + [config.model.d0],
+                      dtype=float)
 
 
 def log_of(x):

@@ -57,6 +57,13 @@ def defaults(component: str) -> dict[str, float]:
 PERFORMANCE_MAP, TREND, LOSS_LAW, LIKELIHOOD = (defaults(c) for c in COMPONENTS)
 DEFAULT_PRIORS = {key: value for _, key, value, _ in TABLE}
 
+# the settings a family of fits takes as runtime inputs (model/inputs.py: a sensitivity grid of
+# them shares one program); the rest, the hyperpriors' spreads and shapes, are compiled in as
+# constants, as they were before they were settings, so the shared program's draws stay 0.2's
+# (a variant of one of them fits on a program of its own)
+INPUTS = ("slope_sd", "intercept_sd", "sigma_v", "sigma_u", "sigma_mean", "alpha", "alpha_tau",
+          "z_centre", "z_centre_sd", "z_gain", "ceiling_a", "ceiling_b", "phi", "phi_reference",
+          "data_coef", "beta", "outlier_rate", "offset_sd", "group_sd")
 # z_centre is a location; every other setting is a scale, a shape or a median
 SIGNED = {"z_centre"}
 
