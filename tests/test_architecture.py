@@ -58,6 +58,33 @@ def test_no_import_cycle():
             visit(m, [m])
 
 
+# which stages a stage may import (direct imports, in functions too): the sampler stands alone,
+# the data layer needs only the configuration, and only the pipeline's driver and the command
+# line draw figures (a sweep's figure is drawn by the CLI after the analysis wrote its tables)
+MAY_IMPORT = {
+    "sampling": {"sampling"},
+    "data": {"data", "config"},
+    "analyses": lambda stage: stage not in {"figures", "cli"},
+    "results": lambda stage: stage not in {"analyses", "figures", "cli", "run"},
+    "figures": lambda stage: stage != "cli",
+}
+
+
+def test_each_stage_imports_only_what_it_may():
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        stage = name.split(".")[1] if "." in name else ""
+        rule = MAY_IMPORT.get(stage)
+        if rule is None:
+            continue
+        allowed = rule if callable(rule) else rule.__contains__
+        for dep in _imports(name, path, modules):
+            if not allowed(dep.split(".")[1]):
+                wrong.append(f"{name} imports {dep}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_no_function_is_longer_than_80_lines():
     long = []
     for path in sorted(PACKAGE.rglob("*.py")):

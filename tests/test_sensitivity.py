@@ -20,6 +20,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 import bayes_densing.run as run_mod
+from bayes_densing.figures.run_set import draw_sweep
 from bayes_densing.results import rundir
 from bayes_densing.analyses import sensitivity as sens
 from bayes_densing.analyses.prior_sensitivity import THRESHOLD, power_scaling, verdict
@@ -200,6 +201,7 @@ def sweep(tmp_path_factory, synth, small_config):
     result = sens.sensitivity(small_config(), ["priors.slope_sd=0.3,1.0", "since=2099-01-01",
                                                "d0=3"],
                               synth.csv, out=out, prior_scaling=False, echo=lines.append)
+    result.figures = draw_sweep(out)        # as the CLI does after the sweep
     return result, out, lines
 
 

@@ -14,6 +14,7 @@ from bayes_densing.cli.app import app
 from bayes_densing.config import ConfigError
 from bayes_densing.data import load
 from bayes_densing.model.build import build_model
+from bayes_densing.figures.run_set import draw_sweep
 from bayes_densing.figures.sweeps import forest
 from bayes_densing.sampling import conditional_metric
 from bayes_densing.sampling.families import state_from_arrays
@@ -256,6 +257,7 @@ def test_sweep_fits_every_subset_and_writes_table_and_forest(sweeps, synth3, sma
     assert ((table["p_leq_3.3"] >= 0) & (table["p_leq_3.3"] <= 1)).all()
     assert (table.n_targets <= 12).all()
     write(table, out, small_config())
+    draw_sweep(out)                         # the CLI draws the forest after the table
     assert {p.name for p in out.iterdir()} >= {"subsets.csv", "subsets.json", "forest.png",
                                                "forest.svg", "config.toml", "sweep.json",
                                                "variants"}

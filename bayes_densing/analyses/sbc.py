@@ -386,8 +386,9 @@ def summary_text(result: SBCResult) -> str:
 
 
 def write(result: SBCResult, out, extra: dict | None = None) -> list[Path]:
-    """sbc.json (the ranks, p-values, per-fit records and coverage; ``extra`` added) and the
-    rank histograms (sbc.png) into ``out`` (a sweep directory: then its manifest too)."""
+    """sbc.json (the ranks, p-values, per-fit records and coverage; ``extra`` added) into
+    ``out`` (a sweep directory: then its manifest too); the rank histograms are
+    ``figures.sbc.write_ranks``'."""
     import json
 
     from bayes_densing.results import rundir
@@ -397,10 +398,6 @@ def write(result: SBCResult, out, extra: dict | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     record = {**result.to_dict(), "coverage": coverage_summary(result.fits), **(extra or {})}
     rundir.write_atomic(out / "sbc.json", json.dumps(json_safe(record), indent=1))
-    from bayes_densing.figures.sbc import rank_figure
-
-    rank_figure(result).savefig(out / "sbc.png", dpi=130)
     if (out / "sweep.json").is_file():
         rundir.write_manifest(out, "sbc", ["sbc.json", "sweep.json"])
-        rundir.record_derived(out, ["sbc.png"])
-    return [out / "sbc.json", out / "sbc.png"]
+    return [out / "sbc.json"]

@@ -476,8 +476,6 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
     ``prior_scaling``: also run the power-scaling prior-sensitivity check on the base run.
     Progress goes to ``echo``, one line per variant, unless ``quiet``.
     """
-    from bayes_densing.figures.sweeps import tornado
-
     variants = prepare(base, vary, data_path)
     say = (lambda s: None) if quiet else echo
     base_v = variants[0]
@@ -495,7 +493,7 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
         done = sweep.done()
         if done[BASE]["error"]:
             raise SamplerError(f"the base fit failed: {done[BASE]['error']}")
-        table, base_median = _table(variants, done, kept=out is not None)
+        table, _ = _table(variants, done, kept=out is not None)
         base_run = results.load_run(sweep.path(BASE))
         base_fit = run.FitResult(idata=base_run.idata, data=base_v.data, models=base_run.models,
                                  trend=base_run.trend,
@@ -514,9 +512,6 @@ def sensitivity(base: Config, vary: list[str], data_path: str | Path | None = No
         if out is not None:
             root = Path(out)
             _write(root, res, vary)
-            fig, paths = tornado(table, base_median, root / "tornado")
-            rundir.record_derived(root, [p.name for p in paths])
-            res.figures.extend(root / p.name for p in paths)
             res.out = root
     return res
 

@@ -234,19 +234,15 @@ def table_of(sweep, subsets: list[Subset]) -> pd.DataFrame:
 
 
 def write(table: pd.DataFrame, out: str | Path, config: Config) -> Path:
-    """subsets.csv, subsets.json, config.toml and the forest plot into the sweep directory
-    ``out`` (each file replaced whole), then its manifest."""
-    from bayes_densing.figures.sweeps import forest
-
+    """subsets.csv, subsets.json and config.toml into the sweep directory ``out`` (each file
+    replaced whole), then its manifest; its forest plot is ``figures.run_set.draw_sweep``'s."""
     out = Path(out)
     rundir.write_atomic(out / "subsets.csv", table.to_csv(index=False))
     rundir.write_atomic(out / "subsets.json", json.dumps(
         {"rows": json.loads(table.to_json(orient="records")), **table.attrs}, indent=2))
     rundir.write_atomic(out / "config.toml", config.to_toml())
-    forest(table, out / "forest")
     rundir.write_manifest(out, "subsets", ["subsets.csv", "subsets.json", "config.toml",
                                            store.SWEEP])
-    rundir.record_derived(out, ["forest.png", "forest.svg"])
     return out
 
 

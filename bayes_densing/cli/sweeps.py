@@ -54,6 +54,7 @@ def sensitivity(
     """
     import_stack()
     from bayes_densing.analyses.sensitivity import sensitivity as run_sensitivity
+    from bayes_densing.figures.run_set import draw_sweep
     from bayes_densing.distributed import runner
 
     if not vary:
@@ -65,6 +66,8 @@ def sensitivity(
             result = run_sensitivity(cfg, vary, data, out=out, force=force,
                                      prior_scaling=prior_scaling, quiet=quiet,
                                      echo=lambda line: typer.echo(line, err=True), place=place)
+        if result.out is not None:
+            result.figures = draw_sweep(result.out)
     except (*fit_errors(), runner.SweepIncomplete) as exc:
         fail(exc)
     typer.echo(result.text())
@@ -162,6 +165,7 @@ def subsets(
     """
     import_stack()
     from bayes_densing.analyses.subsets import WARM_TUNE, run_subsets, text, write
+    from bayes_densing.figures.run_set import draw_sweep
     from bayes_densing.distributed import runner
 
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
@@ -175,6 +179,7 @@ def subsets(
                                 warm_tune=WARM_TUNE if warm_tune is None else warm_tune,
                                 out=out, force=force, place=place)
         write(table, out, cfg)
+        draw_sweep(out)
     except (*fit_errors(), runner.SweepIncomplete) as exc:
         fail(exc)
     typer.echo(text(table))
@@ -228,6 +233,7 @@ def sbc(
     """
     import_stack()
     from bayes_densing.analyses import sbc as sbc_mod
+    from bayes_densing.figures.sbc import write_ranks
     from bayes_densing.config import ConfigError
     from bayes_densing.distributed import runner
 
@@ -250,6 +256,7 @@ def sbc(
                                  offsets=shift, out=out, force=force, place=place,
                                  progress=None if quiet else typer.echo)
         sbc_mod.write(result, out)
+        write_ranks(result, out)
     except (*fit_errors(), runner.SweepIncomplete) as exc:
         fail(exc)
     typer.echo(sbc_mod.summary_text(result))

@@ -103,9 +103,10 @@ def figures_ok(run_dir: str | Path) -> bool:
     return "figures/index.json" in files and rundir.derived_ok(Path(run_dir), files)
 
 
-def _redraw_sweep(directory: Path) -> list[Path] | None:
-    """The forest of a subsets directory or the tornado of a sensitivity directory, redrawn;
-    None when ``directory`` is neither."""
+def draw_sweep(directory: Path) -> list[Path] | None:
+    """The forest of a subsets directory or the tornado of a sensitivity directory, drawn from
+    its table and recorded as derived; None when ``directory`` is neither."""
+    directory = Path(directory)
     if (directory / "subsets.csv").exists():
         rundir.verify(directory, "subsets")
         forest(pd.read_csv(directory / "subsets.csv"), directory / "forest")
@@ -134,7 +135,7 @@ def plot_directory(directory: str | Path, progress=None) -> list[Path]:
             index = run_figures(run, tmp, progress)
         record_figures(directory)
         return [directory / e["png"] for e in index if "png" in e]
-    written = _redraw_sweep(directory)
+    written = draw_sweep(directory)
     if written is not None:
         return written
     if not directory.is_dir():

@@ -3,8 +3,12 @@ panel each, against the band a uniform histogram stays in (``analyses/sbc.py`` r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy import stats
+
+from bayes_densing.results import rundir
 
 
 def rank_figure(result):
@@ -47,3 +51,13 @@ def rank_figure(result):
                     f"~ N({off[0]:g}, {off[1]:g}); their truths the reference-relative sizes"
                     if off else ""), fontsize=10)
     return fig
+
+
+def write_ranks(result, out) -> Path:
+    """sbc.png into ``out``, after ``analyses.sbc.write``; recorded as derived in a sweep
+    directory."""
+    out = Path(out)
+    rank_figure(result).savefig(out / "sbc.png", dpi=130)
+    if (out / "sweep.json").is_file():
+        rundir.record_derived(out, ["sbc.png"])
+    return out / "sbc.png"
