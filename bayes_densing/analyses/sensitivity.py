@@ -298,7 +298,7 @@ NO_DATA_TERM = ("D0 enters only through the data term b·D0^-β, which is off fo
 
 def posterior_key(config: Config, data: data_mod.ScoreData) -> dict:
     """``config.to_dict()`` with what cannot change the posterior on ``data`` blanked: D0,
-    when the loss law has no data term (``model.data_term_on``), enters nothing."""
+    when the loss law has no data term (``loss_law.data_term_on``), enters nothing."""
     key = config.to_dict()
     try:
         on = data_term_on(data, config)
@@ -312,7 +312,7 @@ def posterior_key(config: Config, data: data_mod.ScoreData) -> dict:
 def same_posterior(a: dict, b: dict) -> bool:
     """Whether two resolved configs (``Config.to_dict()``) sample the same posterior: the
     ``envelope`` trend samples the ``mean`` trend's model and reads its draws differently
-    (``model.build_model``, ``results.slope_draws``)."""
+    (``build.build_model``, ``results.slope_draws``)."""
     def sampled(c: dict) -> dict:
         trend = "mean" if c["model"]["trend"] == "envelope" else c["model"]["trend"]
         return {**c, "model": {**c["model"], "trend": trend}}

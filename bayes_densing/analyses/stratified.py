@@ -86,7 +86,7 @@ def integrated_loglik(idata: xr.DataTree, data: ScoreData, config: Config, per: 
                       grid_at: tuple | None = None) -> np.ndarray:
     """log p(y_i | ψ, θ) of every target i for every draw: its scores' likelihood (the
     beta-binomial, or the robust mixture) times the trend prior of its ln ρ_i, integrated over
-    ln ρ_i on a grid (the model's formulas: ``model.score_probability``, ``model.betabinomial_logp``,
+    ln ρ_i on a grid (the model's formulas: ``curves.score_probability``, ``likelihood.score_logp``,
     ``results.trend_prior_logpdf``). ``per``: how many consecutive draws share their θ (a
     stratum's draws; 1 for a run's own; target offsets δ vary within a stratum, so with them
     each draw is its own). ``grid_at``: each target's grid centre and scale

@@ -112,34 +112,34 @@ class SubsetFamily:
             idata = sampler.sample(obs_w, bench_w, seed, warm=warm, tune=tune)
             if warm is None:
                 arrays["state"] = state_arrays(sampler.last, subset.name)
-        record, arrays["posterior"] = summarise(idata, self.data, self.config, subset, obs_w,
-                                                [rv.name for rv in sampler.model.free_RVs])
+        record, arrays["posterior"] = self.summarise(idata, subset, obs_w,
+                                                     [rv.name for rv in sampler.model.free_RVs])
         return record, arrays
 
-
-def summarise(idata, data, config: Config, subset: Subset, obs_w: np.ndarray,
-              free: list[str]) -> tuple[dict, dict]:
-    """A subset's row (doubling time, diagnostics over what it informs: its benchmarks and its
-    scored targets) and its slimmed posterior."""
-    obs_m = data.obs.model_idx.to_numpy()
-    scored = np.zeros(data.n_target, bool)
-    scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
-    targets = data.targets.model.to_numpy()[scored]
-    informed = idata.sel(benchmark=list(subset.benchmarks), target=list(targets))
-    slope = results.slope_draws(informed, config, data.targets.t.to_numpy(dtype=float)[scored])
-    doubling = results.doubling_summary(slope)
-    diag = diagnose(informed, free)
-    lo, hi = doubling["hdi_months"]
-    row = {"subset": subset.name, "n_benchmarks": len(subset.benchmarks),
-           "n_targets": int(scored.sum()), "doubling_median": doubling["median_months"],
-           "hdi_low": lo, "hdi_high": hi, "p_leq_3.3": doubling["p_leq"]["3.3"],
-           "p_leq_3.5": doubling["p_leq"]["3.5"], "p_no_growth": doubling["p_no_growth"],
-           "divergences": diag["divergences"], "max_rhat": diag["max_rhat"],
-           "min_ess": min(diag["min_ess_bulk"], diag["min_ess_tail"]),
-           "diagnostics": "OK" if not diag["problems"] else "; ".join(diag["problems"])}
-    posterior = {"slope": np.asarray(slope), "targets": np.asarray(targets, dtype=str),
-                 "log_density_median": np.median(results.draws(informed, "log_density"), axis=0)}
-    return results.json_safe(row), posterior
+    def summarise(self, idata, subset: Subset, obs_w: np.ndarray, free: list[str]
+                  ) -> tuple[dict, dict]:
+        """A subset's row (doubling time, diagnostics over what it informs: its benchmarks and its
+        scored targets) and its slimmed posterior."""
+        data, config = self.data, self.config
+        obs_m = data.obs.model_idx.to_numpy()
+        scored = np.zeros(data.n_target, bool)
+        scored[obs_m[(obs_w > 0) & (obs_m >= data.n_ref)] - data.n_ref] = True
+        targets = data.targets.model.to_numpy()[scored]
+        informed = idata.sel(benchmark=list(subset.benchmarks), target=list(targets))
+        slope = results.slope_draws(informed, config, data.targets.t.to_numpy(dtype=float)[scored])
+        doubling = results.doubling_summary(slope)
+        diag = diagnose(informed, free)
+        lo, hi = doubling["hdi_months"]
+        row = {"subset": subset.name, "n_benchmarks": len(subset.benchmarks),
+               "n_targets": int(scored.sum()), "doubling_median": doubling["median_months"],
+               "hdi_low": lo, "hdi_high": hi, "p_leq_3.3": doubling["p_leq"]["3.3"],
+               "p_leq_3.5": doubling["p_leq"]["3.5"], "p_no_growth": doubling["p_no_growth"],
+               "divergences": diag["divergences"], "max_rhat": diag["max_rhat"],
+               "min_ess": min(diag["min_ess_bulk"], diag["min_ess_tail"]),
+               "diagnostics": "OK" if not diag["problems"] else "; ".join(diag["problems"])}
+        posterior = {"slope": np.asarray(slope), "targets": np.asarray(targets, dtype=str),
+                     "log_density_median": np.median(results.draws(informed, "log_density"), axis=0)}
+        return results.json_safe(row), posterior
 
 
 def _line(outcome) -> str:

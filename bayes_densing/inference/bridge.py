@@ -64,7 +64,7 @@ def run(model, sampler: dense_nuts.Sampler, starts: list[dict], *,
 def posterior_function(model, inputs=()):
     """A jitted function of unconstrained draws (chain, draw, ...) and the ``inputs``' values
     → (the free variables on their own scale and the deterministics, by name; the log density
-    of each prior term, by name: ``model.prior_terms``). One program for both, compiled once."""
+    of each prior term, by name: ``build.prior_terms``). One program for both, compiled once."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
 

@@ -1,7 +1,7 @@
 """Cut inference (Plummer 2015), ``model.curves = "cut"``: the curves from the reference
 models alone, every target's effective size given them.
 
-Two modules of the one model (``model.build_model``):
+Two modules of the one model (``build.build_model``):
 
 * the **curve module** θ (the exponents and their hierarchy, the performance maps, the
   ceiling, φ_reference, the references' outlier rate, the data and loss terms when on) sees

@@ -251,7 +251,7 @@ def sample(model: pm.Model, cfg: SamplerConfig, *, progressbar: bool = True) -> 
 
 def log_prior_group(model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
     """The ``log_prior`` group of draws on the variables' own scale (what PyMC's samplers
-    return): each of ``model.prior_terms``' log density per draw, by a jaxified graph of the
+    return): each of ``build.prior_terms``' log density per draw, by a jaxified graph of the
     model without its transforms. (The default sampler computes the same terms with its
     draws' program: ``bridge.posterior_function``.)"""
     import jax

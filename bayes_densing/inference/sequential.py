@@ -37,6 +37,7 @@ from bayes_densing.inference.sample import chain_method, diagnose, rhat_text, se
 from bayes_densing.model.curves import P_EPS, curve_parameters
 from bayes_densing.model.likelihood import concentration, log_binomial, outlier_rate, score_logp
 from bayes_densing.model.loss_law import exponents
+from bayes_densing.model.performance import PerformanceMap
 
 PREFIX = "unanchored_"          # the stage-2 variables' names in the run's posterior
 GRID_POINTS, GRID_HALF_WIDTH = 1601, 10.0   # stage 3: ln N̂ over ln N ± 10 (ρ in e^±10)
@@ -72,7 +73,7 @@ def task_chance(data: ScoreData) -> np.ndarray:
 
 def task_probability(params, x, bj, chance, anchors, d0: float, xp=pt):
     """Expected score of a model of log effective size ``x`` on unanchored task ``bj``: the
-    curves of ``model.curve_parameters`` with the shared models' sizes ``anchors`` in place
+    curves of ``curves.curve_parameters`` with the shared models' sizes ``anchors`` in place
     of the reference sizes (only their range and centre matter, as the parametrisation's
     anchors) and every model at D0 (the data term, the same for all of them, is absorbed by
     the curves' level)."""
@@ -102,12 +103,9 @@ def anchoring_model(data: ScoreData, config: Config, sizes: np.ndarray):
     binomln = log_binomial(n, k)
     eta = pt.vector("shared_log_effective_size")
     with pm.Model(coords={"benchmark": names}) as model:
-        params = {"z_centre": pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark"),
-                  "z_gain": pm.HalfNormal("z_gain", P.z_gain, dims="benchmark"),
-                  "alpha": exponents(P, len(names))}
-        if M.ceiling == "free":
-            params["ceiling_frac"] = pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
-                                             dims="benchmark")
+        curves = PerformanceMap(M.ceiling)
+        # in the order the model created them before (the sampler's vector is laid out by it)
+        params = {**curves.anchors(P), "alpha": exponents(P, len(names)), **curves.ceilings(P)}
         phi = concentration(P, "phi_target", reference=False)
         p = task_probability(params, eta[mi], bj, task_chance(data), sizes, M.d0)
         outliers = ((outlier_rate(P, "outlier_rate_target"), P.outlier_phi)

@@ -70,7 +70,7 @@ class SweepSampler:
         return tuple(args[:2]) + tuple(args[4:])
 
     def initial_points(self, chains: int, seed: int, args: tuple) -> list[dict]:
-        """``inference.unconstrained_starts`` of the model, its finiteness checked at the
+        """``sample.unconstrained_starts`` of the model, its finiteness checked at the
         inputs' values ``args`` by the sampler's start-up program."""
         return unconstrained_starts(self.model, chains, seed,
                                     finite=lambda point: self.sampler.finite(point, args),
@@ -151,7 +151,7 @@ class SweepSampler:
 def compile_sweep(data: ScoreData, config: Config,
                   setting_inputs: bool = False) -> SweepSampler:
     """Build the weighted model for ``data`` and its sampler (compiled on the first fit);
-    ``setting_inputs``: the priors and D0 inputs too (``model.setting_inputs``), so that fits
+    ``setting_inputs``: the priors and D0 inputs too (``inputs.setting_inputs``), so that fits
     under other priors or another D0 share the program (off by default: as constants they
     are folded into it)."""
     s = config.sampler

@@ -2,8 +2,8 @@
 
 Every function here is a pure array function that works on numpy arrays, jax arrays and
 pytensor tensors alike (the namespace is picked from the argument types). The Bayesian model
-(`model.py`), the paper's point pipeline (`classic.py`) and the simulator (`simulate.py`) all
-call these, so the formulas cannot drift apart.
+(`model/build.py` and its components), the paper's point pipeline (`analyses/classic.py`) and
+the simulator (`model/simulate.py`) all call these, so the formulas cannot drift apart.
 
 Units: N (parameters) in billions, D (training tokens) in trillions, t in months.
 

@@ -158,14 +158,14 @@ class Likelihood:
         """Add the scores' likelihood given each score's expected value ``p``."""
         import pymc as pm
 
-        k, n = self.data.obs.k.to_numpy(), self.data.obs.n.to_numpy()
         outliers = None
         if self.robust:
             pi = obs_outlier_rate(outlier_rate(P, "outlier_rate_reference"),
                                   outlier_rate(P, "outlier_rate_target"), self.data)
             outliers = (pi, P.outlier_phi)
         if self.inputs.weights is not None:
-            return self._weighted(k, n, p, phi, phi_term, outliers)
+            return self._weighted(p, phi, phi_term, outliers)
+        k, n = self.data.obs.k.to_numpy(), self.data.obs.n.to_numpy()
         if self.inputs.counts is not None:
             raise ModelError("counts as an input need weights (the sweep's model)")
         binomln = log_binomial(n, k)
@@ -179,12 +179,17 @@ class Likelihood:
 
         pm.CustomDist("correct", p, phi, phi_term, *rate, logp=logp, observed=k, dims="obs")
 
-    def _weighted(self, k, n, p, phi, phi_term, outliers) -> None:
+    def _weighted(self, p, phi, phi_term, outliers) -> None:
+        """One log-likelihood term per score, times its weight (no observed variable)."""
         import pymc as pm
         import pytensor.tensor as pt
 
-        weight = self.inputs.weights[0]
-        k, binomln = self.inputs.counts if self.inputs.counts is not None else (k, log_binomial(n, k))
+        weight, n = self.inputs.weights[0], self.data.obs.n.to_numpy()
+        if self.inputs.counts is not None:
+            k, binomln = self.inputs.counts
+        else:
+            k = self.data.obs.k.to_numpy()
+            binomln = log_binomial(n, k)
         # an unweighted observation's terms get harmless inputs: its parameters are free
         # (standard normal) and may put p at 0 or 1, where 0 · ∞ (or its gradient) is NaN
         used = pt.gt(weight, 0.0)

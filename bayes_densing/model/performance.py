@@ -21,11 +21,20 @@ class PerformanceMap:
         self.ceiling = ceiling
 
     def build(self, P) -> dict:
+        return {**self.anchors(P), **self.ceilings(P)}
+
+    def anchors(self, P) -> dict:
+        """Each benchmark's (z_centre, z_gain)."""
         import pymc as pm
 
-        params = {"z_centre": pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark"),
-                  "z_gain": pm.HalfNormal("z_gain", P.z_gain, dims="benchmark")}
-        if self.ceiling == "free":
-            params["ceiling_frac"] = pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
-                                             dims="benchmark")
-        return params
+        return {"z_centre": pm.Normal("z_centre", P.z_centre, P.z_centre_sd, dims="benchmark"),
+                "z_gain": pm.HalfNormal("z_gain", P.z_gain, dims="benchmark")}
+
+    def ceilings(self, P) -> dict:
+        """Each benchmark's ceiling fraction where the ceiling is free; none where it is fixed."""
+        import pymc as pm
+
+        if self.ceiling != "free":
+            return {}
+        return {"ceiling_frac": pm.Beta("ceiling_frac", P.ceiling_a, P.ceiling_b,
+                                        dims="benchmark")}

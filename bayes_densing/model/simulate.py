@@ -1,6 +1,6 @@
 """Synthetic scores from the generative model, with the truth written beside them.
 
-The scores are drawn through the same functions the model uses (``model.score_probability`` →
+The scores are drawn through the same functions the model uses (``curves.score_probability`` →
 ``laws``), so a fit to simulated data tests the inference, not a second copy of the formulas.
 
 >>> df, truth = simulate(n_models=10, n_benchmarks=2, seed=0)

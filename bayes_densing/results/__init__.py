@@ -4,11 +4,15 @@ directory it is written to (``rundir``). ``results.X`` is ``results.posterior.X`
 use: the run directory's checks (``rundir``) must not import ArviZ and PyMC."""
 
 import importlib
-import importlib.util
+import pkgutil
+
+_SUBMODULES = {m.name for m in pkgutil.iter_modules(__path__)}
 
 
 def __getattr__(name: str):
     # a submodule (``from bayes_densing.results import rundir``) is left to the import system
-    if name.startswith("__") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+    if name.startswith("__") or name in _SUBMODULES:
         raise AttributeError(name)
-    return getattr(importlib.import_module(f"{__name__}.posterior"), name)
+    value = getattr(importlib.import_module(f"{__name__}.posterior"), name)
+    globals()[name] = value     # looked up once, not at every call
+    return value

@@ -107,7 +107,7 @@ def change_times(idata: xr.DataTree, config: Config) -> np.ndarray:
     """Each draw's change time (months from the date origin) of a ``changepoint`` trend: the
     configured date, or, with the date marginalised (``model.changepoint = "marginal"``), one
     draw of the candidate dates from their conditional posterior given the draw's other
-    parameters (``changepoint_weight``; ``model.resolve_change_date`` drew it), so that each
+    parameters (``changepoint_weight``; ``trend.resolve_change_date`` drew it), so that each
     draw is one of the joint posterior."""
     if config.model.changepoint != MARGINAL:
         return np.full(draws(idata, "A_after").shape[0],
@@ -311,7 +311,7 @@ CURVE_PARAMS = ("log_effective_size", "alpha", "z_centre", "z_gain", "ceiling_fr
 
 def curve_draws(idata: xr.DataTree, thin: int = 1) -> dict[str, np.ndarray]:
     """The posterior draws the curves and the likelihood's mean are built from (every
-    ``thin``-th draw), keyed as ``model.score_probability`` / ``curve_parameters`` expect."""
+    ``thin``-th draw), keyed as ``curves.score_probability`` / ``curve_parameters`` expect."""
     return {n: draws(idata, n)[::thin] for n in CURVE_PARAMS if n in idata.posterior}
 
 
